@@ -1,0 +1,192 @@
+//! `Idempotency-Key`: a builder that retries a run must not start a second job.
+//!
+//! Calls with the same key (per API key) are serialised in-process; the first one's job id is
+//! recorded in an [`IdempotencyStore`] together with a hash of the normalised request. A replay
+//! with the same request gets the same job id and nothing is sent upstream; the same key with a
+//! different request is refused. A failed call records nothing, so it can be retried.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::http::error::{ApiError, FieldError};
+
+/// What a key was first used for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub request_hash: String,
+    pub job_id: String,
+}
+
+/// Where idempotency records are kept.
+#[async_trait::async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// The live record of `key` within `scope`, if any.
+    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, ApiError>;
+    /// Records `key`'s first use.
+    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError>;
+}
+
+/// In-memory records that expire after a time to live (24 h in production).
+pub struct MemoryIdempotencyStore {
+    ttl: Duration,
+    records: Mutex<HashMap<(String, String), (Instant, IdempotencyRecord)>>,
+}
+
+impl MemoryIdempotencyStore {
+    /// A store whose records live for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, records: Mutex::default() }
+    }
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for MemoryIdempotencyStore {
+    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, ApiError> {
+        let records = self.records.lock().expect("idempotency map poisoned");
+        let live = records.get(&(scope.to_owned(), key.to_owned())).filter(|(at, _)| at.elapsed() < self.ttl);
+        Ok(live.map(|(_, r)| r.clone()))
+    }
+
+    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError> {
+        let mut records = self.records.lock().expect("idempotency map poisoned");
+        records.retain(|_, (at, _)| at.elapsed() < self.ttl);
+        records.insert((scope.to_owned(), key.to_owned()), (Instant::now(), record));
+        Ok(())
+    }
+}
+
+/// The idempotent way to start a job.
+pub struct Idempotency {
+    store: Arc<dyn IdempotencyStore>,
+    in_progress: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Idempotency {
+    /// Idempotency over the given store.
+    pub fn new(store: Arc<dyn IdempotencyStore>) -> Self {
+        Self { store, in_progress: Mutex::default() }
+    }
+
+    /// Runs `start` once per (`scope`, `key`); replays get the first job id back.
+    pub async fn run<F, Fut>(
+        &self,
+        scope: &str,
+        key: Option<&IdempotencyKey>,
+        request: &serde_json::Value,
+        start: F,
+    ) -> Result<String, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<String, ApiError>>,
+    {
+        let Some(key) = key else { return start().await };
+        let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(request).expect("JSON serialises")));
+        let slot = (scope.to_owned(), key.0.clone());
+        let lock =
+            self.in_progress.lock().expect("idempotency locks poisoned").entry(slot.clone()).or_default().clone();
+        let outcome = async {
+            let _serialised = lock.lock().await;
+            if let Some(record) = self.store.get(scope, &key.0).await? {
+                return if record.request_hash == request_hash {
+                    Ok(record.job_id)
+                } else {
+                    Err(ApiError::IdempotencyConflict)
+                };
+            }
+            let job_id = start().await?;
+            self.store.put(scope, &key.0, IdempotencyRecord { request_hash, job_id: job_id.clone() }).await?;
+            Ok(job_id)
+        }
+        .await;
+        let mut locks = self.in_progress.lock().expect("idempotency locks poisoned");
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(&slot); // nobody else is waiting on this key
+        }
+        outcome
+    }
+}
+
+/// A validated `Idempotency-Key` header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl TryFrom<&str> for IdempotencyKey {
+    type Error = FieldError;
+
+    fn try_from(value: &str) -> Result<Self, FieldError> {
+        let value = value.trim();
+        if value.is_empty() || value.len() > 255 || !value.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+            return Err(FieldError::new(
+                "invalid_idempotency_key",
+                "Idempotency-Key",
+                "The Idempotency-Key header must be 1 to 255 printable ASCII characters, e.g. the workflow run id.",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn concurrent_calls_with_one_key_start_one_job() {
+        let idem = Arc::new(Idempotency::new(Arc::new(MemoryIdempotencyStore::new(Duration::from_secs(60)))));
+        let starts = Arc::new(AtomicUsize::new(0));
+        let key = IdempotencyKey::try_from("run-1").unwrap();
+        let calls = (0..8).map(|_| {
+            let (idem, starts, key) = (idem.clone(), starts.clone(), key.clone());
+            tokio::spawn(async move {
+                idem.run("scope", Some(&key), &json!({"a": 1}), || async move {
+                    let n = starts.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    Ok(format!("job-{n}"))
+                })
+                .await
+            })
+        });
+        let ids: Vec<String> =
+            futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+        assert!(ids.iter().all(|id| id == "job-0"));
+        let other = idem.run("scope", Some(&key), &json!({"a": 2}), || async { Ok("x".to_owned()) }).await;
+        assert!(matches!(other, Err(ApiError::IdempotencyConflict)));
+        let other_scope = idem.run("scope-2", Some(&key), &json!({"a": 2}), || async { Ok("y".to_owned()) }).await;
+        assert_eq!(other_scope.unwrap(), "y");
+        assert!(idem.in_progress.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_records_nothing() {
+        let idem = Idempotency::new(Arc::new(MemoryIdempotencyStore::new(Duration::from_secs(60))));
+        let key = IdempotencyKey::try_from("k").unwrap();
+        let failed = idem.run("s", Some(&key), &json!({}), || async { Err(ApiError::Internal("boom".into())) }).await;
+        assert!(failed.is_err());
+        assert_eq!(idem.run("s", Some(&key), &json!({}), || async { Ok("j".to_owned()) }).await.unwrap(), "j");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_expire() {
+        let store = MemoryIdempotencyStore::new(Duration::from_secs(24 * 3600));
+        let record = IdempotencyRecord { request_hash: "h".into(), job_id: "j".into() };
+        store.put("s", "k", record.clone()).await.unwrap();
+        assert_eq!(store.get("s", "k").await.unwrap(), Some(record));
+        tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+        assert_eq!(store.get("s", "k").await.unwrap(), None);
+    }
+
+    #[test]
+    fn key_validation() {
+        assert!(IdempotencyKey::try_from("run 42 / item 3").is_ok());
+        assert_eq!(IdempotencyKey::try_from("").unwrap_err().code, "invalid_idempotency_key");
+        assert!(IdempotencyKey::try_from("x".repeat(256).as_str()).is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! The application state every handler shares: built once at start-up, read-only afterwards.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use md5::{Digest, Md5};
+use serde_json::json;
+
+use crate::action::idempotency::{Idempotency, IdempotencyKey};
+use crate::backend::{Backend, Caller, JobRequest};
+use crate::config::{Config, Secret};
+use crate::http::error::ApiError;
+use crate::upstream::LimiterKey;
+
+/// Everything the server holds for its lifetime.
+pub struct App {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// Where jobs run (`local`, `hume` or `hume-batch`).
+    pub backend: Arc<dyn Backend>,
+    /// Replays of an `Idempotency-Key` get the first job id back.
+    pub idempotency: Idempotency,
+}
+
+/// Cheap-to-clone handle on [`App`], the axum state.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl App {
+    /// The caller of this request: its `X-Hume-Api-Key`, else the server's `HUME_API_KEY`.
+    pub fn caller(&self, headers: &HeaderMap) -> Caller {
+        let from_header =
+            headers.get("x-hume-api-key").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<Secret>().ok());
+        Caller { api_key: from_header.or_else(|| self.config.hume_api_key.clone()) }
+    }
+
+    /// Starts a job on the backend, at most once per idempotency key.
+    pub async fn start_job(
+        &self,
+        caller: &Caller,
+        key: Option<IdempotencyKey>,
+        job: JobRequest,
+    ) -> Result<String, ApiError> {
+        let scope = caller
+            .api_key
+            .as_ref()
+            .map_or_else(|| "anonymous".to_owned(), |k| LimiterKey::for_api_key(k.expose()).as_str().to_owned());
+        let files: Vec<String> = job.files.iter().map(|f| hex::encode(Md5::digest(&f.bytes))).collect();
+        let fingerprint = json!({ "request": job.request, "files": files });
+        self.idempotency.run(&scope, key.as_ref(), &fingerprint, || self.backend.submit(caller, job)).await
+    }
+}

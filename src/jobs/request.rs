@@ -1,0 +1,107 @@
+//! The v0 `InferenceBaseRequest`, as `POST /v0/batch/jobs` takes it, checked at the edge.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::action::input::MAX_URLS;
+use crate::http::error::FieldError;
+
+/// The most `text` items one job takes.
+pub const MAX_TEXTS: usize = 100;
+
+/// Model names v0 knows.
+pub const MODEL_NAMES: [&str; 6] = ["face", "burst", "prosody", "language", "ner", "facemesh"];
+
+/// A v0 job request. Unknown fields are ignored, as v0 did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InferenceRequest {
+    /// Model name to its settings; absent means every model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<serde_json::Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<bool>,
+}
+
+impl InferenceRequest {
+    /// Parses and checks a v0 request body; `has_files` when files come with it (multipart).
+    pub fn parse(value: Value, has_files: bool) -> Result<Self, FieldError> {
+        let mut request: Self = serde_json::from_value(value).map_err(|e| {
+            FieldError::new(
+                "invalid_request",
+                "body",
+                format!("The job request does not match Hume's v0 InferenceBaseRequest: {e}."),
+            )
+        })?;
+        if let Some(models) = &mut request.models {
+            models.retain(|_, cfg| !cfg.is_null());
+            if let Some(unknown) = models.keys().find(|k| !MODEL_NAMES.contains(&k.as_str())) {
+                return Err(FieldError::new(
+                    "invalid_model",
+                    format!("models.{unknown}"),
+                    format!("Unknown model {unknown:?}; use one of {}.", MODEL_NAMES.join(", ")),
+                ));
+            }
+            if let Some((name, _)) = models.iter().find(|(_, cfg)| !cfg.is_object()) {
+                return Err(FieldError::new(
+                    "invalid_model",
+                    format!("models.{name}"),
+                    format!("models.{name} must be an object of settings, e.g. {{}}."),
+                ));
+            }
+        }
+        for (i, url) in request.urls.iter().enumerate() {
+            let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(FieldError::new(
+                    "invalid_url",
+                    format!("urls[{i}]"),
+                    format!("urls[{i}] must be an http or https URL; got {url:?}."),
+                ));
+            }
+        }
+        if let Some(callback) = &request.callback_url {
+            if url::Url::parse(callback).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+                return Err(FieldError::new(
+                    "invalid_url",
+                    "callback_url",
+                    "callback_url must be an http or https URL.",
+                ));
+            }
+        }
+        if request.urls.len() > MAX_URLS {
+            return Err(FieldError::new(
+                "too_many_urls",
+                "urls",
+                format!("At most {MAX_URLS} URLs per job; send an archive or split the job."),
+            ));
+        }
+        if request.text.len() > MAX_TEXTS {
+            return Err(FieldError::new(
+                "too_many_texts",
+                "text",
+                format!("At most {MAX_TEXTS} text items per job; split the job."),
+            ));
+        }
+        if request.urls.is_empty() && request.text.is_empty() && !has_files {
+            return Err(FieldError::new(
+                "missing_input",
+                "urls",
+                "Give at least one of urls, text or an uploaded file.",
+            ));
+        }
+        Ok(request)
+    }
+
+    /// The request as v0 JSON (only the fields given).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("request serialises")
+    }
+}

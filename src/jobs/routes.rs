@@ -1,0 +1,120 @@
+//! The v0-compatible batch routes (`/v0/batch/jobs...`), served by whichever backend is set.
+
+use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::request::InferenceRequest;
+use crate::action::handlers::idempotency_key;
+use crate::app::AppState;
+use crate::backend::{JobRequest, RawBody, UploadedFile};
+use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::JsonBody;
+
+/// `POST /v0/batch/jobs`, as JSON or as multipart (`json` part plus `file` parts).
+pub async fn start(State(app): State<AppState>, headers: HeaderMap, request: Request) -> Result<Json<Value>, ApiError> {
+    let is_multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let job = if is_multipart {
+        from_multipart(Multipart::from_request(request, &()).await.map_err(multipart_error)?).await?
+    } else {
+        let JsonBody(body) = JsonBody::<Value>::from_request(request, &()).await?;
+        JobRequest { request: InferenceRequest::parse(body, false)?.to_value(), files: Vec::new() }
+    };
+    let job_id = app.start_job(&app.caller(&headers), idempotency_key(&headers)?, job).await?;
+    Ok(Json(json!({ "job_id": job_id })))
+}
+
+/// `GET /v0/batch/jobs`.
+pub async fn list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<RawBody, ApiError> {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    app.backend.list_jobs(&app.caller(&headers), &pairs).await
+}
+
+/// `GET /v0/batch/jobs/{id}`.
+pub async fn details(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<RawBody, ApiError> {
+    app.backend.job(&app.caller(&headers), &id).await
+}
+
+/// `GET /v0/batch/jobs/{id}/predictions`.
+pub async fn predictions(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<RawBody, ApiError> {
+    app.backend.predictions(&app.caller(&headers), &id).await
+}
+
+/// `GET /v0/batch/jobs/{id}/artifacts`.
+pub async fn artifacts(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<RawBody, ApiError> {
+    app.backend.artifacts(&app.caller(&headers), &id).await
+}
+
+async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
+    let mut request = Value::Object(Default::default());
+    let mut files = Vec::new();
+    while let Some(part) = parts.next_field().await.map_err(multipart_error)? {
+        match part.name().unwrap_or_default() {
+            // The `json` part comes as a text field (TS SDK, curl) or as a file part (Python SDK).
+            "json" => {
+                let bytes = part.bytes().await.map_err(multipart_error)?;
+                request = serde_json::from_slice(&bytes).map_err(|e| {
+                    FieldError::new("invalid_json", "json", format!("The `json` part is not valid JSON: {e}."))
+                })?;
+            }
+            "file" => {
+                let filename = part.file_name().map(str::to_owned);
+                let content_type = part.content_type().map(str::to_owned);
+                let bytes = part.bytes().await.map_err(multipart_error)?;
+                files.push(UploadedFile { filename, content_type, bytes });
+            }
+            _ => {}
+        }
+    }
+    if files.is_empty() {
+        return Err(FieldError::new("missing_file", "file", "A multipart job needs at least one `file` part.").into());
+    }
+    if files.len() > super::request::MAX_TEXTS {
+        return Err(FieldError::new("too_many_files", "file", "At most 100 files per job; split the job.").into());
+    }
+    Ok(JobRequest { request: InferenceRequest::parse(request, true)?.to_value(), files })
+}
+
+fn multipart_error(e: impl std::fmt::Display + HasStatus) -> ApiError {
+    let status = e.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "invalid_multipart" };
+    ApiError::BadRequest { status, code, message: format!("The multipart body could not be read: {e}.") }
+}
+
+/// Multipart errors and rejections both know their HTTP status.
+trait HasStatus {
+    fn status(&self) -> StatusCode;
+}
+
+impl HasStatus for axum::extract::multipart::MultipartError {
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+}
+
+impl HasStatus for axum::extract::multipart::MultipartRejection {
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+}

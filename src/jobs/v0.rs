@@ -1,0 +1,127 @@
+//! The v0 job object (`GET /v0/batch/jobs/{id}`) and the request echo with v0's defaults.
+
+use serde_json::{json, Map, Value};
+
+use super::request::{InferenceRequest, MODEL_NAMES};
+
+/// A job's state, as v0 reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    Queued { created_ms: i64 },
+    InProgress { created_ms: i64, started_ms: i64 },
+    Completed { created_ms: i64, started_ms: i64, ended_ms: i64, num_predictions: i64, num_errors: i64 },
+    Failed { created_ms: i64, started_ms: i64, ended_ms: i64, message: String },
+}
+
+impl JobState {
+    /// `QUEUED`, `IN_PROGRESS`, `COMPLETED` or `FAILED`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Queued { .. } => "QUEUED",
+            Self::InProgress { .. } => "IN_PROGRESS",
+            Self::Completed { .. } => "COMPLETED",
+            Self::Failed { .. } => "FAILED",
+        }
+    }
+
+    /// The v0 `state` object.
+    pub fn to_json(&self) -> Value {
+        let status = self.status();
+        match self {
+            Self::Queued { created_ms } => json!({"status": status, "created_timestamp_ms": created_ms}),
+            Self::InProgress { created_ms, started_ms } => {
+                json!({"status": status, "created_timestamp_ms": created_ms, "started_timestamp_ms": started_ms})
+            }
+            Self::Completed { created_ms, started_ms, ended_ms, num_predictions, num_errors } => json!({
+                "status": status, "created_timestamp_ms": created_ms, "started_timestamp_ms": started_ms,
+                "ended_timestamp_ms": ended_ms, "num_predictions": num_predictions, "num_errors": num_errors,
+            }),
+            Self::Failed { created_ms, started_ms, ended_ms, message } => json!({
+                "status": status, "created_timestamp_ms": created_ms, "started_timestamp_ms": started_ms,
+                "ended_timestamp_ms": ended_ms, "message": message,
+            }),
+        }
+    }
+}
+
+/// v0's defaults for each model's settings, as its job echo shows them.
+fn model_defaults(name: &str) -> Value {
+    match name {
+        "face" => json!({"fps_pred": 3, "prob_threshold": 0.99, "identify_faces": false, "min_face_size": 60,
+                          "facs": null, "descriptions": null, "save_faces": false}),
+        "prosody" => json!({"granularity": "utterance", "identify_speakers": false, "window": null}),
+        "language" => json!({"granularity": "word", "identify_speakers": false, "sentiment": null, "toxicity": null}),
+        "ner" => json!({"identify_speakers": false}),
+        _ => json!({}),
+    }
+}
+
+/// The request as the job echoes it: every chosen model (all six when none was chosen) with
+/// v0's defaults under the caller's settings, plus `files`, `text`, `urls`, `callback_url`, `notify`.
+pub fn request_echo(request: &InferenceRequest, files: Vec<Value>) -> Value {
+    let chosen: Vec<(String, Value)> = match &request.models {
+        Some(models) => models.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        None => MODEL_NAMES.iter().map(|n| (n.to_string(), json!({}))).collect(),
+    };
+    let models: Map<String, Value> = chosen
+        .into_iter()
+        .map(|(name, given)| {
+            let mut settings = model_defaults(&name);
+            if let (Some(settings), Some(given)) = (settings.as_object_mut(), given.as_object()) {
+                settings.extend(given.clone());
+            }
+            (name, settings)
+        })
+        .collect();
+    let mut echo = json!({
+        "models": models,
+        "urls": request.urls,
+        "text": request.text,
+        "files": files,
+        "callback_url": request.callback_url,
+        "notify": request.notify.unwrap_or(false),
+    });
+    if let Some(transcription) = &request.transcription {
+        echo["transcription"] = transcription.clone();
+    }
+    echo
+}
+
+/// The v0 job object.
+pub fn job_json(id: &str, request: &Value, state: &JobState) -> Value {
+    json!({"type": "INFERENCE", "job_id": id, "request": request, "state": state.to_json()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_fills_defaults_under_the_callers_settings() {
+        let request = InferenceRequest::parse(
+            json!({"text": ["hi"], "models": {"language": {"granularity": "sentence"}}}),
+            false,
+        )
+        .unwrap();
+        let echo = request_echo(&request, vec![]);
+        assert_eq!(
+            echo["models"],
+            json!({"language": {"granularity": "sentence", "identify_speakers": false, "sentiment": null, "toxicity": null}})
+        );
+        assert_eq!(echo["files"], json!([]));
+        assert_eq!(echo["callback_url"], Value::Null);
+        let all = request_echo(&InferenceRequest::parse(json!({"text": ["hi"]}), false).unwrap(), vec![]);
+        assert_eq!(all["models"].as_object().unwrap().len(), 6);
+        assert_eq!(all["models"]["face"]["fps_pred"], 3);
+    }
+
+    #[test]
+    fn states_carry_exactly_v0s_fields() {
+        let s = JobState::Completed { created_ms: 1, started_ms: 2, ended_ms: 3, num_predictions: 4, num_errors: 0 };
+        assert_eq!(s.to_json().as_object().unwrap().len(), 6);
+        assert_eq!(
+            JobState::Queued { created_ms: 1 }.to_json(),
+            json!({"status": "QUEUED", "created_timestamp_ms": 1})
+        );
+    }
+}

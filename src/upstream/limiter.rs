@@ -1,0 +1,329 @@
+//! Per-API-key rate limit over a *sliding* window, by queueing rather than failing.
+//!
+//! Hume counts requests by arrival, and we cannot see when a request arrived, only when it left
+//! and when its answer came back. So a slot is taken when a request leaves and is given back one
+//! full window after its response came back: whatever the transit jitter, no window at Hume can
+//! hold more than `limit` of our requests. A burst up to the limit goes out at once; later calls
+//! wait in FIFO order. (GCRA, as in `governor`'s `Quota::per_minute(50)`, would let a full burst
+//! *plus* a window's worth of refill through in the first window: about twice the limit.)
+//!
+//! The [`RateLimiter`] trait is the seam for a limiter shared across replicas later.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Which budget a request counts against: a hash of the API key, never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LimiterKey(String);
+
+impl LimiterKey {
+    /// The budget of the given API key.
+    pub fn for_api_key(api_key: &str) -> Self {
+        Self(hex::encode(&Sha256::digest(api_key.as_bytes())[..16]))
+    }
+
+    /// A short, log-safe identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The queue would make this call wait longer than allowed.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("rate-limit queue full; estimated wait {retry_after:?}")]
+pub struct QueueFull {
+    /// The estimated wait, a fair `Retry-After`.
+    pub retry_after: Duration,
+}
+
+/// Admission to send one upstream request. Drop it when the response has come back.
+#[must_use = "a permit counts from when it is dropped"]
+pub struct Permit {
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Permit {
+    /// A permit that runs `release` when dropped.
+    pub fn new(release: impl FnOnce() + Send + 'static) -> Self {
+        Self { release: Some(Box::new(release)) }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
+
+/// A rate limiter keyed by API key.
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Waits (FIFO) until a request may leave, or refuses at once if the wait would be too long.
+    async fn acquire(&self, key: &LimiterKey) -> Result<Permit, QueueFull>;
+    /// Holds every request of `key` back for `duration` (upstream said 429 with `Retry-After`).
+    fn pause(&self, key: &LimiterKey, duration: Duration);
+}
+
+/// The in-process sliding-window limiter.
+pub struct SlidingWindowLimiter {
+    limit: usize,
+    window: Duration,
+    max_wait: Duration,
+    keys: Mutex<HashMap<LimiterKey, Arc<KeyQueue>>>,
+}
+
+/// One key's slots and queue.
+struct KeyQueue {
+    /// Held by the head of the queue; tokio's mutex is fair, so waiters are served FIFO.
+    head: tokio::sync::Mutex<()>,
+    slots: Mutex<Slots>,
+    /// Signalled when an in-flight request gives its slot a release time.
+    released: Notify,
+    /// Callers that have not yet got their permit (the head included).
+    waiting: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Slots {
+    /// Requests sent whose response has not come back yet.
+    in_flight: usize,
+    /// When each finished request's slot frees up, ascending.
+    frees_at: VecDeque<Instant>,
+    paused_until: Option<Instant>,
+}
+
+impl Slots {
+    fn forget_expired(&mut self, now: Instant) {
+        while self.frees_at.front().is_some_and(|t| *t <= now) {
+            self.frees_at.pop_front();
+        }
+    }
+
+    fn used(&self) -> usize {
+        self.in_flight + self.frees_at.len()
+    }
+
+    fn paused_at(&self, now: Instant) -> Option<Instant> {
+        self.paused_until.filter(|t| *t > now)
+    }
+
+    /// When the caller at `position` in the queue (0 = head) can expect its slot. In-flight
+    /// requests are assumed to answer at once, so this is a lower bound.
+    fn estimate(&self, position: usize, now: Instant, limit: usize, window: Duration) -> Instant {
+        let free_now = limit.saturating_sub(self.used());
+        let slot_times = std::iter::repeat_n(now, free_now)
+            .chain(self.frees_at.iter().copied())
+            .chain(std::iter::repeat_n(now + window, self.in_flight));
+        let base = slot_times.clone().nth(position % limit).unwrap_or(now);
+        let rounds = u32::try_from(position / limit).unwrap_or(u32::MAX);
+        let at = base + window.saturating_mul(rounds);
+        at.max(self.paused_at(now).unwrap_or(now))
+    }
+}
+
+impl SlidingWindowLimiter {
+    /// At most `limit` requests per key in any `window`; refuse calls that would wait over `max_wait`.
+    pub fn new(limit: u32, window: Duration, max_wait: Duration) -> Self {
+        Self { limit: limit.max(1) as usize, window, max_wait, keys: Mutex::default() }
+    }
+
+    fn queue(&self, key: &LimiterKey) -> Arc<KeyQueue> {
+        let mut keys = self.keys.lock().expect("limiter map poisoned");
+        keys.entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(KeyQueue {
+                    head: tokio::sync::Mutex::new(()),
+                    slots: Mutex::default(),
+                    released: Notify::new(),
+                    waiting: AtomicUsize::new(0),
+                })
+            })
+            .clone()
+    }
+
+    fn permit(&self, queue: Arc<KeyQueue>) -> Permit {
+        let window = self.window;
+        Permit::new(move || {
+            let mut slots = queue.slots.lock().expect("limiter slots poisoned");
+            slots.in_flight -= 1;
+            slots.frees_at.push_back(Instant::now() + window);
+            drop(slots);
+            queue.released.notify_one();
+        })
+    }
+}
+
+/// Decrements the waiting count however the wait ends (granted, refused or cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for SlidingWindowLimiter {
+    async fn acquire(&self, key: &LimiterKey) -> Result<Permit, QueueFull> {
+        let queue = self.queue(key);
+        let position = queue.waiting.fetch_add(1, Ordering::SeqCst);
+        let waiting = Waiting(&queue.waiting);
+        {
+            let now = Instant::now();
+            let slots = queue.slots.lock().expect("limiter slots poisoned");
+            let wait = slots.estimate(position, now, self.limit, self.window) - now;
+            if wait > self.max_wait {
+                return Err(QueueFull { retry_after: wait });
+            }
+        }
+        let _head = queue.head.lock().await;
+        loop {
+            let released = queue.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            let next_change = {
+                let now = Instant::now();
+                let mut slots = queue.slots.lock().expect("limiter slots poisoned");
+                slots.forget_expired(now);
+                match slots.paused_at(now) {
+                    Some(until) => Some(until),
+                    None if slots.used() < self.limit => {
+                        slots.in_flight += 1;
+                        drop(slots);
+                        drop(waiting);
+                        return Ok(self.permit(queue.clone()));
+                    }
+                    None => slots.frees_at.front().copied(),
+                }
+            };
+            match next_change {
+                Some(at) => tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = &mut released => {}
+                },
+                None => released.await,
+            }
+        }
+    }
+
+    fn pause(&self, key: &LimiterKey, duration: Duration) {
+        let queue = self.queue(key);
+        let mut slots = queue.slots.lock().expect("limiter slots poisoned");
+        let until = Instant::now() + duration;
+        slots.paused_until = Some(slots.paused_until.map_or(until, |t| t.max(until)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> LimiterKey {
+        LimiterKey::for_api_key("k")
+    }
+
+    /// Grants `n` acquisitions made in order and returns their grant times (virtual clock).
+    async fn grant_times(limiter: Arc<SlidingWindowLimiter>, n: usize, hold: Duration) -> Vec<(usize, Instant)> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..n {
+            let (limiter, tx) = (limiter.clone(), tx.clone());
+            tokio::spawn(async move {
+                let permit = limiter.acquire(&key()).await.expect("queued");
+                tx.send((i, Instant::now())).unwrap();
+                tokio::time::sleep(hold).await;
+                drop(permit);
+            });
+            tokio::task::yield_now().await; // let task i join the queue before task i+1
+        }
+        drop(tx);
+        let mut out = Vec::new();
+        while let Some(x) = rx.recv().await {
+            out.push(x);
+        }
+        out
+    }
+
+    fn max_in_any_window(times: &[Instant], window: Duration) -> usize {
+        times.iter().map(|t| times.iter().filter(|u| **u >= *t && **u < *t + window).count()).max().unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_goes_at_once_then_fifo_one_window_after_each_response() {
+        let window = Duration::from_secs(2);
+        let limiter = Arc::new(SlidingWindowLimiter::new(10, window, Duration::from_secs(600)));
+        let start = Instant::now();
+        let hold = Duration::from_millis(100); // each request takes 100 ms to answer
+        let granted = grant_times(limiter, 100, hold).await;
+        let order: Vec<usize> = granted.iter().map(|(i, _)| *i).collect();
+        assert_eq!(order, (0..100).collect::<Vec<_>>(), "FIFO");
+        let times: Vec<Instant> = granted.iter().map(|(_, t)| *t).collect();
+        assert!(times[..10].iter().all(|t| *t == start), "the first 10 go at once");
+        assert_eq!(times[10] - start, hold + window, "slot frees a window after the response");
+        // Judged against arrival at upstream anywhere between send and response:
+        let late_arrivals: Vec<Instant> = times.iter().map(|t| *t + hold).collect();
+        assert!(max_in_any_window(&times, window) <= 10);
+        assert!(max_in_any_window(&[&times[..50], &late_arrivals[50..]].concat(), window) <= 10);
+        let total = times[99] - start;
+        assert_eq!(total, (hold + window) * 9, "sustained rate is limit per (window + latency)");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refuses_calls_that_would_wait_too_long_with_an_estimate() {
+        let window = Duration::from_secs(2);
+        let limiter = SlidingWindowLimiter::new(2, window, Duration::from_secs(3));
+        let held: Vec<Permit> = vec![limiter.acquire(&key()).await.unwrap(), limiter.acquire(&key()).await.unwrap()];
+        drop(held);
+        // Two slots free at +2 s; a third and fourth caller would get them then; the fifth at +4 s.
+        let limiter = Arc::new(limiter);
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let l = limiter.clone();
+                tokio::spawn(async move { l.acquire(&key()).await.map(drop) })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let refused = limiter.acquire(&key()).await.err().expect("would wait 4 s > 3 s");
+        assert_eq!(refused.retry_after, Duration::from_secs(4));
+        for q in queued {
+            q.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_holds_every_request_of_that_key_only() {
+        let limiter = SlidingWindowLimiter::new(10, Duration::from_secs(1), Duration::from_secs(60));
+        let start = Instant::now();
+        limiter.pause(&key(), Duration::from_secs(5));
+        drop(limiter.acquire(&LimiterKey::for_api_key("other")).await.unwrap());
+        assert_eq!(Instant::now(), start);
+        drop(limiter.acquire(&key()).await.unwrap());
+        assert_eq!(Instant::now() - start, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_waiter_leaves_the_queue() {
+        let limiter = Arc::new(SlidingWindowLimiter::new(1, Duration::from_secs(10), Duration::from_secs(15)));
+        let _held = limiter.acquire(&key()).await.unwrap();
+        let l = limiter.clone();
+        let waiter = tokio::spawn(async move { l.acquire(&key()).await.map(drop) });
+        tokio::task::yield_now().await;
+        waiter.abort();
+        let _ = waiter.await;
+        assert_eq!(limiter.queue(&key()).waiting.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn key_is_a_hash_not_the_secret() {
+        let k = LimiterKey::for_api_key("super-secret-key");
+        assert!(!k.as_str().contains("secret"));
+        assert_eq!(k, LimiterKey::for_api_key("super-secret-key"));
+    }
+}

@@ -1,0 +1,131 @@
+//! Spawning the app on port 0 beside a fake Hume (wiremock), and capturing its logs.
+
+use std::io::Write;
+use std::sync::{Arc, LazyLock, Mutex, Once};
+use std::time::Duration;
+
+use hume_action::config::{BackendKind, Config};
+use hume_action::startup::Application;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use wiremock::MockServer;
+
+/// Every log line any test app wrote, at TRACE level.
+pub static LOGS: LazyLock<Arc<Mutex<Vec<u8>>>> = LazyLock::new(Default::default);
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .init();
+    });
+}
+
+/// The whole captured log, as text.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+/// A running app and its fake upstream.
+pub struct TestApp {
+    pub address: String,
+    pub upstream: MockServer,
+    pub client: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The configuration tests start from: the given backend, fast retries, a fake key.
+pub fn test_config(backend: BackendKind, upstream: &MockServer, data_dir: &std::path::Path) -> Config {
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.backend = backend;
+    config.hume_batch_base_url = upstream.uri().parse().unwrap();
+    config.hume_api_key = Some("test-key".parse().unwrap());
+    config.retry_base_ms = 5;
+    config.data_dir = data_dir.to_owned();
+    config.upstream_timeout_secs = 5.0;
+    config
+}
+
+/// Spawns the app with the `hume-batch` backend against a fresh fake upstream.
+pub async fn spawn_batch_app(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let upstream = MockServer::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(BackendKind::HumeBatch, &upstream, data_dir.path());
+    tweak(&mut config);
+    spawn_with(config, upstream, data_dir).await
+}
+
+/// Spawns the app with the given configuration.
+pub async fn spawn_with(config: Config, upstream: MockServer, data_dir: tempfile::TempDir) -> TestApp {
+    capture_logs();
+    let app = Application::build(config).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp { address, upstream, client: reqwest::Client::new(), data_dir, shutdown: Some(tx), server: Some(server) }
+}
+
+impl TestApp {
+    /// POSTs a JSON body to the action.
+    pub async fn start(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/actions/hume-expression-measurement", self.address))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GETs a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{}", self.address, path)).send().await.unwrap()
+    }
+
+    /// Signals shutdown and waits for the server to finish its in-flight calls.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(30), server).await.expect("stops in time").unwrap().unwrap();
+        }
+    }
+}
+
+/// The JSON body of a response, with its status.
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Waits (bounded) until the fake upstream has received at least `n` requests.
+pub async fn wait_for_upstream_requests(app: &TestApp, n: usize) {
+    for _ in 0..1000 {
+        if app.upstream.received_requests().await.unwrap_or_default().len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the upstream never received {n} requests");
+}

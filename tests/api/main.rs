@@ -1,0 +1,9 @@
+//! The integration tests: one binary, the app on port 0, Hume faked by wiremock.
+
+mod action;
+mod helpers;
+mod manifest;
+mod operations;
+mod passthrough;
+mod ratelimit;
+mod retries;

@@ -1,0 +1,84 @@
+//! Health, request ids, secrets kept out of logs, graceful shutdown.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wiremock::matchers::method;
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::{captured_logs, spawn_batch_app, status_and_json, wait_for_upstream_requests};
+
+#[tokio::test]
+async fn health_readiness_and_request_ids() {
+    let app = spawn_batch_app(|_| {}).await;
+    assert_eq!(status_and_json(app.get("/healthz").await).await, (200, json!({"status": "ok"})));
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let response = app.get("/v1/actions").await;
+    assert!(!response.headers()["x-request-id"].is_empty());
+    let given = app.client.get(format!("{}/nope", app.address)).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(given.headers()["x-request-id"], "abc-123");
+}
+
+#[tokio::test]
+async fn api_keys_and_tokens_never_reach_logs_or_errors() {
+    let key = "sk-very-secret-hume-key-4711";
+    let token = "server-token-very-secret-0815";
+    let app = spawn_batch_app(|c| {
+        c.hume_api_key = Some(key.parse().unwrap());
+        c.token = Some(token.parse().unwrap());
+    })
+    .await;
+    // Upstream echoes the key it was sent in its error, as some gateways do.
+    Mock::given(method("POST"))
+        .respond_with(|r: &wiremock::Request| {
+            let sent = r.headers["x-hume-api-key"].to_str().unwrap();
+            ResponseTemplate::new(401).set_body_json(json!({"message": format!("Invalid ApiKey {sent}")}))
+        })
+        .mount(&app.upstream)
+        .await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(503)).mount(&app.upstream).await;
+    let url = format!("{}/v1/actions/hume-expression-measurement", app.address);
+    let mut bodies = Vec::new();
+    for request in [
+        app.client.post(&url).bearer_auth(token).json(&json!({"urls": "https://a.test/x"})),
+        app.client
+            .post(&url)
+            .bearer_auth(token)
+            .header("X-Hume-Api-Key", "sk-header-secret-99")
+            .json(&json!({"urls": "https://a.test/x"})),
+        app.client.post(&url).bearer_auth("wrong-token").json(&json!({"urls": "https://a.test/x"})),
+        app.client.get(format!("{}/v0/batch/jobs/j", app.address)).bearer_auth(token),
+    ] {
+        bodies.push(request.send().await.unwrap().text().await.unwrap());
+    }
+    let logs = captured_logs();
+    assert!(logs.contains("upstream attempt failed"), "the log was captured");
+    for secret in [key, token, "sk-header-secret-99"] {
+        assert!(!logs.contains(secret), "{secret} leaked into the log");
+        assert!(bodies.iter().all(|b| !b.contains(secret)), "{secret} leaked into an answer: {bodies:?}");
+    }
+    assert!(bodies[0].contains("[redacted]") && bodies[1].contains("[redacted]"));
+    assert!(!format!("{:?}", hume_action::config::Config::defaults()).contains("sk-"));
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_calls_finish() {
+    let mut app = spawn_batch_app(|_| {}).await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"job_id": "finished"}))
+                .set_delay(Duration::from_millis(500)),
+        )
+        .mount(&app.upstream)
+        .await;
+    let request = app
+        .client
+        .post(format!("{}/v1/actions/hume-expression-measurement", app.address))
+        .json(&json!({"urls": "https://a.test/x"}));
+    let in_flight = tokio::spawn(request.send());
+    wait_for_upstream_requests(&app, 1).await;
+    app.stop().await;
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(status_and_json(response).await, (200, json!({"job_id": "finished"})));
+}
