@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::action::idempotency::{Idempotency, MemoryIdempotencyStore};
+use crate::action::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
 use crate::app::{App, AppState};
-use crate::backend::{batch::BatchBackend, Backend};
+use crate::backend::{batch::BatchBackend, local::LocalBackend, Backend};
 use crate::config::{BackendKind, Config};
+use crate::fetch::{FetchConfig, Fetcher};
+use crate::jobs::{callback::Callbacks, engine::Engine, store::SqliteStore, worker::WorkerPool};
+use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
 use crate::upstream::v0::HumeV0Client;
 use crate::upstream::{RateLimiter, RetryPolicy, SlidingWindowLimiter};
 
@@ -20,12 +23,43 @@ const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("The `{0}` backend is not built yet; set HUME_ACTION_BACKEND to `local` or `hume-batch`.")]
+    #[error("The `{0}` backend is not built yet; set HUME_ACTION_BACKEND to `local` (the default) or `hume-batch`.")]
     BackendNotBuilt(&'static str),
     #[error("Could not listen on {addr}: {source}")]
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Other(String),
+}
+
+/// The embedded engine: SQLite jobs, the language model, workers already running.
+async fn local_backend(
+    config: &Config,
+    policy: RetryPolicy,
+) -> Result<(Arc<dyn Backend>, Arc<dyn IdempotencyStore>), StartupError> {
+    let store = Arc::new(SqliteStore::open(&config.data_dir).await.map_err(|e| StartupError::Other(e.to_string()))?);
+    let model_dir = config.model_dir().join(MODEL_DIR_NAME);
+    let language = tokio::task::spawn_blocking(move || LanguageModel::load(&model_dir))
+        .await
+        .map_err(|e| StartupError::Other(e.to_string()))?
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let fetcher = Fetcher::new(FetchConfig {
+        allow_private: config.allow_private_urls,
+        max_bytes: config.max_download_bytes,
+        timeout: Duration::from_secs_f64(config.download_timeout_secs),
+        retry: policy.clone(),
+        ..FetchConfig::default()
+    })
+    .map_err(|e| StartupError::Other(e.to_string()))?;
+    let callbacks = Arc::new(Callbacks {
+        fetcher: fetcher.clone(),
+        secret: config.callback_secret.clone(),
+        policy,
+        store: store.clone(),
+    });
+    let engine = Arc::new(Engine { fetcher, language: Arc::new(language), store: store.clone() });
+    let workers = WorkerPool::new(store.clone(), engine, callbacks);
+    workers.start(config.workers()).await.map_err(|e| StartupError::Other(e.to_string()))?;
+    Ok((Arc::new(LocalBackend::new(store.clone(), workers)), store))
 }
 
 /// A built, bound, not yet running server.
@@ -46,17 +80,20 @@ impl Application {
             config.rate_limit_window(),
             config.max_queue_wait(),
         ));
-        let backend: Arc<dyn Backend> = match config.backend {
+        let (backend, idempotency_store): (Arc<dyn Backend>, Arc<dyn IdempotencyStore>) = match config.backend {
             BackendKind::HumeBatch => {
                 let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
                 let client = HumeV0Client::new(config.hume_batch_base_url.clone(), timeout, limiter, policy)
                     .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
-                Arc::new(BatchBackend::new(Arc::new(client)))
+                (Arc::new(BatchBackend::new(Arc::new(client))), Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)))
             }
-            BackendKind::Local => return Err(StartupError::BackendNotBuilt("local")),
+            BackendKind::Local => {
+                let (backend, store) = local_backend(&config, policy).await?;
+                (backend, store)
+            }
             BackendKind::Hume => return Err(StartupError::BackendNotBuilt("hume")),
         };
-        let idempotency = Idempotency::new(Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)));
+        let idempotency = Idempotency::new(idempotency_store);
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: config.listen, source })?;

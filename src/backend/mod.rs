@@ -2,6 +2,7 @@
 //! so the action and the `/v0/batch/jobs` routes never care which one is configured.
 
 pub mod batch;
+pub mod local;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

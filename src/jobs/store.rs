@@ -188,7 +188,7 @@ impl Store for SqliteStore {
 
     async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError> {
         let sql = format!(
-            "UPDATE jobs SET status = 'IN_PROGRESS', started_ms = ?, runs = runs + 1
+            "UPDATE jobs SET status = 'IN_PROGRESS', started_ms = MAX(?, created_ms), runs = runs + 1
              WHERE id = (SELECT id FROM jobs WHERE status = 'QUEUED' ORDER BY created_ms, id LIMIT 1)
              RETURNING {JOB_COLUMNS}"
         );

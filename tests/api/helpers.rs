@@ -46,7 +46,7 @@ pub struct TestApp {
     pub address: String,
     pub upstream: MockServer,
     pub client: reqwest::Client,
-    pub data_dir: tempfile::TempDir,
+    pub _data_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -82,7 +82,14 @@ pub async fn spawn_with(config: Config, upstream: MockServer, data_dir: tempfile
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    TestApp { address, upstream, client: reqwest::Client::new(), data_dir, shutdown: Some(tx), server: Some(server) }
+    TestApp {
+        address,
+        upstream,
+        client: reqwest::Client::new(),
+        _data_dir: data_dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
 }
 
 impl TestApp {
@@ -128,4 +135,55 @@ pub async fn wait_for_upstream_requests(app: &TestApp, n: usize) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the upstream never received {n} requests");
+}
+
+/// Where the test model files are: `HUME_ACTION_MODEL_DIR`, else `./data/models` (what
+/// `scripts/install-models.sh` fills).
+pub fn model_dir() -> std::path::PathBuf {
+    std::env::var_os("HUME_ACTION_MODEL_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models"))
+}
+
+/// Spawns the app on the local engine; URLs on this machine are allowed (the fake hosts are
+/// on loopback) unless the tweak says otherwise.
+pub async fn spawn_local_app(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let upstream = MockServer::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(BackendKind::Local, &upstream, data_dir.path());
+    config.model_dir = Some(model_dir());
+    config.allow_private_urls = true;
+    config.workers = Some(2);
+    tweak(&mut config);
+    spawn_with(config, upstream, data_dir).await
+}
+
+impl TestApp {
+    /// Polls the job until its status is one of `statuses` (bounded), and returns it.
+    pub async fn wait_for_job(&self, id: &str, statuses: &[&str]) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..1200 {
+            last = self.get(&format!("/v0/batch/jobs/{id}")).await.json().await.unwrap();
+            if statuses.iter().any(|s| last["state"]["status"] == *s) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {id} never reached {statuses:?}: {last}");
+    }
+
+    /// Starts a v0 job with a JSON body and returns its id.
+    pub async fn start_v0(&self, body: &Value) -> String {
+        let response = self.client.post(format!("{}/v0/batch/jobs", self.address)).json(body).send().await.unwrap();
+        let (status, answer) = status_and_json(response).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["job_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The predictions of an ended job.
+    pub async fn predictions(&self, id: &str) -> Value {
+        let (status, body) = status_and_json(self.get(&format!("/v0/batch/jobs/{id}/predictions")).await).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
 }

@@ -114,6 +114,7 @@ fn missing_or_corrupt_model_files_name_the_install_script() {
     assert!(corrupt.contains("config.json") && corrupt.contains("sha256"), "{corrupt}");
     assert!(corrupt.contains("scripts/install-models.sh"), "{corrupt}");
 
+    std::fs::copy(source.join("config.json"), dir.path().join("config.json")).unwrap();
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
     let missing = error(dir.path());
     assert!(missing.contains("model.safetensors") && missing.contains("missing"), "{missing}");

@@ -1,0 +1,166 @@
+//! The `local` backend (the default): jobs stored in SQLite and run by the embedded engine.
+//!
+//! The job is committed before its id is returned; workers fetch, measure and store in the
+//! background. Reads are answered from the database in v0's shapes.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use md5::{Digest, Md5};
+use serde_json::{json, Value};
+
+use crate::backend::{Backend, Caller, JobRequest, RawBody};
+use crate::http::error::{ApiError, FieldError};
+use crate::jobs::artifacts::zip_predictions;
+use crate::jobs::now_ms;
+use crate::jobs::request::InferenceRequest;
+use crate::jobs::store::{JobRecord, ListFilter, NewJob, SortBy, Store};
+use crate::jobs::v0::{job_json, request_echo, JobState};
+use crate::jobs::worker::WorkerPool;
+
+/// Jobs run here, on embedded models.
+pub struct LocalBackend {
+    store: Arc<dyn Store>,
+    workers: WorkerPool,
+}
+
+impl LocalBackend {
+    /// A backend over a store and a (started) worker pool.
+    pub fn new(store: Arc<dyn Store>, workers: WorkerPool) -> Self {
+        Self { store, workers }
+    }
+
+    async fn ended_job(&self, id: &str) -> Result<JobRecord, ApiError> {
+        let job = self.store.get(id).await?.ok_or_else(|| not_found(id))?;
+        match job.state {
+            JobState::Completed { .. } | JobState::Failed { .. } => Ok(job),
+            ref state => Err(ApiError::BadRequest {
+                status: StatusCode::BAD_REQUEST,
+                code: "job_not_finished",
+                message: format!(
+                    "Job {id} is {}; its predictions are ready once it is COMPLETED. Poll GET /v0/batch/jobs/{id}.",
+                    state.status()
+                ),
+            }),
+        }
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("job not found: no job with id {id:?}"))
+}
+
+#[async_trait::async_trait]
+impl Backend for LocalBackend {
+    async fn submit(&self, _caller: &Caller, job: JobRequest) -> Result<String, ApiError> {
+        let request = InferenceRequest::parse(job.request, !job.files.is_empty())?;
+        let files: Vec<Value> = job
+            .files
+            .iter()
+            .map(|f| json!({"filename": f.filename, "content_type": f.content_type, "md5sum": hex::encode(Md5::digest(&f.bytes))}))
+            .collect();
+        let id = uuid::Uuid::new_v4().to_string();
+        let new = NewJob {
+            id: id.clone(),
+            request: request_echo(&request, files),
+            created_ms: now_ms(),
+            callback_url: request.callback_url.clone(),
+            files: job.files,
+        };
+        self.store.insert(new).await?;
+        self.workers.wake();
+        Ok(id)
+    }
+
+    async fn list_jobs(&self, _caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError> {
+        let filter = list_filter(query)?;
+        let jobs: Vec<Value> =
+            self.store.list(&filter).await?.iter().map(|j| job_json(&j.id, &j.request, &j.state)).collect();
+        Ok(RawBody::json(Value::Array(jobs).to_string()))
+    }
+
+    async fn job(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+        let job = self.store.get(id).await?.ok_or_else(|| not_found(id))?;
+        Ok(RawBody::json(job_json(&job.id, &job.request, &job.state).to_string()))
+    }
+
+    async fn predictions(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+        let job = self.ended_job(id).await?;
+        let predictions = self.store.predictions(&job.id).await?.unwrap_or_else(|| json!([]));
+        Ok(RawBody::json(predictions.to_string()))
+    }
+
+    async fn artifacts(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+        let job = self.ended_job(id).await?;
+        let predictions = self.store.predictions(&job.id).await?.unwrap_or_else(|| json!([]));
+        let zip = tokio::task::spawn_blocking(move || zip_predictions(&predictions))
+            .await
+            .map_err(|e| ApiError::internal("artifact zip task failed", e))?
+            .map_err(|e| ApiError::internal("could not build the artifacts zip", e))?;
+        Ok(RawBody { content_type: "application/octet-stream".into(), bytes: zip.into() })
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        self.store.ping().await.map_err(|e| e.to_string())
+    }
+
+    async fn shutdown(&self) {
+        self.workers.shutdown().await;
+    }
+}
+
+/// The filters of `GET /v0/batch/jobs`, with v0's defaults (50 jobs, newest first).
+fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
+    let mut filter = ListFilter {
+        limit: 50,
+        statuses: Vec::new(),
+        created_after: None,
+        timestamp_ms: now_ms(),
+        sort_by: SortBy::Created,
+        ascending: false,
+    };
+    let invalid =
+        |field: &str, allowed: &str| FieldError::new("invalid_query", field, format!("{field} must be {allowed}."));
+    for (key, value) in query {
+        match key.as_str() {
+            "limit" => {
+                filter.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| invalid("limit", "a whole number from 1 to 1000"))?
+            }
+            "status" => match value.as_str() {
+                "QUEUED" | "IN_PROGRESS" | "COMPLETED" | "FAILED" => filter.statuses.push(value.clone()),
+                _ => return Err(invalid("status", "QUEUED, IN_PROGRESS, COMPLETED or FAILED")),
+            },
+            "when" => {
+                filter.created_after = Some(match value.as_str() {
+                    "created_after" => true,
+                    "created_before" => false,
+                    _ => return Err(invalid("when", "created_before or created_after")),
+                })
+            }
+            "timestamp_ms" => {
+                filter.timestamp_ms = value.parse().map_err(|_| invalid("timestamp_ms", "Unix epoch milliseconds"))?
+            }
+            "sort_by" => {
+                filter.sort_by = match value.as_str() {
+                    "created" => SortBy::Created,
+                    "started" => SortBy::Started,
+                    "ended" => SortBy::Ended,
+                    _ => return Err(invalid("sort_by", "created, started or ended")),
+                }
+            }
+            "direction" => {
+                filter.ascending = match value.as_str() {
+                    "asc" => true,
+                    "desc" => false,
+                    _ => return Err(invalid("direction", "asc or desc")),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(filter)
+}

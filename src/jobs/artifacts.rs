@@ -1,0 +1,122 @@
+//! `GET /v0/batch/jobs/{id}/artifacts`: the predictions as a zip with one CSV per model.
+//!
+//! Each row is one prediction: where it came from (source, file, group id), its position or
+//! time, then one column per score (`emotion:Joy`, `sentiment:5`, `toxicity:insult`, ...).
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Write};
+
+use serde_json::Value;
+use zip::write::SimpleFileOptions;
+
+/// Flattens predictions into `<model>.csv` files inside a zip.
+pub fn zip_predictions(predictions: &Value) -> Result<Vec<u8>, String> {
+    let mut tables: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
+    for (index, source) in predictions.as_array().into_iter().flatten().enumerate() {
+        let source_name = source["source"]["url"]
+            .as_str()
+            .or(source["source"]["filename"].as_str())
+            .map_or_else(|| format!("text[{index}]"), str::to_owned);
+        for file in source["results"]["predictions"].as_array().into_iter().flatten() {
+            for (model, output) in file["models"].as_object().into_iter().flatten() {
+                for group in output["grouped_predictions"].as_array().into_iter().flatten() {
+                    for prediction in group["predictions"].as_array().into_iter().flatten() {
+                        let mut row = BTreeMap::new();
+                        row.insert("0:source".to_owned(), source_name.clone());
+                        row.insert("1:file".to_owned(), file["file"].as_str().unwrap_or_default().to_owned());
+                        row.insert("2:id".to_owned(), group["id"].as_str().unwrap_or_default().to_owned());
+                        flatten(prediction, &mut row);
+                        tables.entry(model.clone()).or_default().push(row);
+                    }
+                }
+            }
+        }
+    }
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (model, rows) in tables {
+        let mut columns: Vec<String> = rows.iter().flat_map(|r| r.keys().cloned()).collect();
+        columns.sort_by_key(|c| (column_rank(c), c.clone()));
+        columns.dedup();
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        csv.write_record(
+            columns
+                .iter()
+                .map(|c| c.split_once(':').map_or(c.as_str(), |(rank, name)| if rank.len() == 1 { name } else { c })),
+        )
+        .map_err(|e| e.to_string())?;
+        for row in &rows {
+            csv.write_record(columns.iter().map(|c| row.get(c).map_or("", String::as_str)))
+                .map_err(|e| e.to_string())?;
+        }
+        let bytes = csv.into_inner().map_err(|e| e.to_string())?;
+        zip.start_file(format!("{model}.csv"), SimpleFileOptions::default()).map_err(|e| e.to_string())?;
+        zip.write_all(&bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+}
+
+/// Identity columns first, then plain fields, then scores.
+fn column_rank(column: &str) -> u8 {
+    match column.split_once(':') {
+        Some((rank, _)) if rank.len() == 1 => 0,
+        Some(_) => 2,
+        None => 1,
+    }
+}
+
+/// Scalars become `field` / `field.sub` columns; score lists become `list:name` columns.
+fn flatten(prediction: &Value, row: &mut BTreeMap<String, String>) {
+    for (key, value) in prediction.as_object().into_iter().flatten() {
+        match value {
+            Value::Array(scores) => {
+                for score in scores {
+                    if let (Some(name), Some(s)) = (score["name"].as_str(), score["score"].as_f64()) {
+                        let list = if key == "emotions" { "emotion" } else { key.as_str() };
+                        row.insert(format!("{list}:{name}"), s.to_string());
+                    }
+                }
+            }
+            Value::Object(fields) => {
+                for (sub, v) in fields {
+                    row.insert(format!("{key}.{sub}"), scalar(v));
+                }
+            }
+            Value::Null => {}
+            other => {
+                row.insert(key.clone(), scalar(other));
+            }
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::io::Read;
+
+    #[test]
+    fn one_csv_per_model_with_a_column_per_score() {
+        let predictions = json!([{"source": {"type": "text"}, "results": {"errors": [], "predictions": [{"file": "text", "models": {
+        "language": {"metadata": null, "grouped_predictions": [{"id": "unknown", "predictions": [
+            {"text": "so, great", "position": {"begin": 0, "end": 9}, "time": null,
+             "emotions": [{"name": "Joy", "score": 0.5}, {"name": "Anger", "score": 0.25}], "sentiment": null}
+        ]}]}}}]}}]);
+        let bytes = zip_predictions(&predictions).unwrap();
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        assert_eq!(archive.len(), 1);
+        let mut text = String::new();
+        archive.by_name("language.csv").unwrap().read_to_string(&mut text).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next().unwrap(), "source,file,id,position.begin,position.end,text,emotion:Anger,emotion:Joy");
+        assert_eq!(lines.next().unwrap(), "text[0],text,unknown,0,9,\"so, great\",0.25,0.5");
+    }
+}

@@ -1,0 +1,127 @@
+//! The worker pool: claims queued jobs, runs them, stores the outcome, sends callbacks.
+//!
+//! On start it puts jobs a stopped process left `IN_PROGRESS` back in the queue and re-sends
+//! callbacks that were never delivered. On shutdown, workers stop claiming and abandon the job
+//! at hand, which stays `IN_PROGRESS` and runs again on the next start: a job's run has no
+//! effect outside this database until it is finished, so running it twice is safe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::callback::Callbacks;
+use super::engine::Engine;
+use super::now_ms;
+use super::store::{Store, StoreError};
+
+/// How long an idle worker sleeps before looking at the queue without being woken.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// Runs jobs in the background.
+pub struct WorkerPool {
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    callbacks: Arc<Callbacks>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl WorkerPool {
+    /// A pool over the given parts; nothing runs until [`WorkerPool::start`].
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>, callbacks: Arc<Callbacks>) -> Self {
+        Self {
+            store,
+            engine,
+            callbacks,
+            wake: Arc::new(Notify::new()),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Recovers interrupted work, then starts `workers` workers.
+    pub async fn start(&self, workers: usize) -> Result<(), StoreError> {
+        let requeued = self.store.requeue_interrupted().await?;
+        if requeued > 0 {
+            tracing::info!(requeued, "jobs interrupted by the last stop are queued again");
+        }
+        for job in self.store.pending_callbacks().await? {
+            let (callbacks, store) = (self.callbacks.clone(), self.store.clone());
+            self.tasks.spawn(async move {
+                if let Ok(Some(predictions)) = store.predictions(&job.id).await {
+                    callbacks.deliver(&job, &predictions).await;
+                }
+            });
+        }
+        for worker in 0..workers {
+            let (store, engine, callbacks) = (self.store.clone(), self.engine.clone(), self.callbacks.clone());
+            let (wake, stop, tasks) = (self.wake.clone(), self.stop.clone(), self.tasks.clone());
+            self.tasks.spawn(async move {
+                while !stop.is_cancelled() {
+                    let job = match store.claim_next(now_ms()).await {
+                        Ok(Some(job)) => job,
+                        Ok(None) => {
+                            tokio::select! {
+                                _ = wake.notified() => {}
+                                _ = stop.cancelled() => {}
+                                _ = tokio::time::sleep(IDLE_POLL) => {}
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::error!(worker, error = %e, "cannot claim a job; retrying");
+                            tokio::time::sleep(IDLE_POLL).await;
+                            continue;
+                        }
+                    };
+                    let span = tracing::info_span!("job", job_id = %job.id, worker);
+                    let _entered = span.enter();
+                    tracing::info!("job started");
+                    let outcome = tokio::select! {
+                        outcome = engine.run(&job) => outcome,
+                        _ = stop.cancelled() => {
+                            tracing::info!("shutting down: the job will run again on the next start");
+                            break;
+                        }
+                    };
+                    let (state, predictions) = match outcome {
+                        Ok(done) => done,
+                        Err(e) => {
+                            tracing::error!(error = %e, "job could not run; it will run again on the next start");
+                            continue;
+                        }
+                    };
+                    if let Err(e) = store.finish(&job.id, &state, &predictions).await {
+                        tracing::error!(error = %e, "could not store the job's outcome; it will run again on the next start");
+                        continue;
+                    }
+                    tracing::info!(status = state.status(), "job ended");
+                    if job.callback_url.is_some() {
+                        let job = super::store::JobRecord { state, ..job };
+                        let callbacks = callbacks.clone();
+                        tasks.spawn(async move { callbacks.deliver(&job, &predictions).await });
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Tells an idle worker that a job was queued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops the workers and waits (bounded) for them and for callbacks under way.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+            tracing::warn!("background work did not stop within 10 s; leaving it to the next start");
+        }
+    }
+}
