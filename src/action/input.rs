@@ -248,6 +248,13 @@ fn check_template(field: &str, text: &str) -> Result<(), FieldError> {
 
 fn parse_http_url(field: &str, raw: &str) -> Result<Url, FieldError> {
     check_template(field, raw)?;
+    if raw.contains(char::is_whitespace) {
+        return Err(FieldError::new(
+            "invalid_url",
+            field,
+            format!("{field} contains a space: {raw}. Separate URLs with commas or new lines, and encode spaces inside a URL as %20."),
+        ));
+    }
     let url = Url::parse(raw).map_err(|e| {
         FieldError::new(
             "invalid_url",

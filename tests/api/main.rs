@@ -7,4 +7,6 @@ mod manifest;
 mod operations;
 mod passthrough;
 mod ratelimit;
+mod recovery;
 mod retries;
+mod sdk;

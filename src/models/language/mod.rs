@@ -222,7 +222,7 @@ impl LanguageModel {
     }
 }
 
-/// sha256 of a file as lowercase hex.
+/// sha256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

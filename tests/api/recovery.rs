@@ -1,0 +1,119 @@
+//! Nothing accepted is lost: the real binary is killed (SIGKILL) mid-job and started again.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::model_dir;
+
+/// The `hume-action` binary, running on a data directory.
+struct Server {
+    child: Child,
+    address: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hume-action"))
+            .env("HUME_ACTION_LISTEN", "127.0.0.1:0")
+            .env("HUME_ACTION_BACKEND", "local")
+            .env("HUME_ACTION_DATA_DIR", data_dir)
+            .env("HUME_ACTION_MODEL_DIR", model_dir())
+            .env("HUME_ACTION_ALLOW_PRIVATE_URLS", "true")
+            .env("HUME_ACTION_WORKERS", "1")
+            .env("HUME_ACTION_LOG_JSON", "true")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Reads the bound address from the start-up line, then keeps draining the pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    if event["message"] == "hume-action listening" {
+                        let _ = tx.send(event["addr"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(120)).expect("the server said where it listens");
+        Self { child, address: format!("http://{addr}"), client: reqwest::Client::new() }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no shutdown code runs
+        self.child.wait().unwrap();
+    }
+
+    async fn start_job(&self, url: &str, idempotency_key: &str) -> String {
+        let response = self
+            .client
+            .post(format!("{}/v1/actions/hume-expression-measurement", self.address))
+            .header("Idempotency-Key", idempotency_key)
+            .json(&json!({"urls": url, "models_language": "Yes", "models_prosody": "No"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn status(&self, id: &str) -> String {
+        let job: Value =
+            self.client.get(format!("{}/v0/batch/jobs/{id}", self.address)).send().await.unwrap().json().await.unwrap();
+        job["state"]["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn wait_for(&self, id: &str, status: &str) {
+        for _ in 0..1200 {
+            if self.status(id).await == status {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {id} never became {status} (is {})", self.status(id).await);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_no_accepted_job() {
+    let upstream = MockServer::start().await;
+    let slow = Mock::given(method("GET")).and(path("/slow.txt")).respond_with(
+        ResponseTemplate::new(200).set_body_string("This is taking forever.").set_delay(Duration::from_secs(300)),
+    );
+    upstream.register(slow).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let (slow_url, queued_url) = (format!("{}/slow.txt", upstream.uri()), format!("{}/queued.txt", upstream.uri()));
+
+    let first = Server::start(data_dir.path());
+    let running = first.start_job(&slow_url, "run-a").await;
+    first.wait_for(&running, "IN_PROGRESS").await;
+    let queued = first.start_job(&queued_url, "run-b").await;
+    assert_eq!(first.status(&queued).await, "QUEUED", "one worker, busy with the first job");
+    first.kill();
+
+    upstream.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("Finally, it works."))
+        .mount(&upstream)
+        .await;
+    let second = Server::start(data_dir.path());
+    second.wait_for(&running, "COMPLETED").await;
+    second.wait_for(&queued, "COMPLETED").await;
+    assert_eq!(second.start_job(&slow_url, "run-a").await, running, "idempotency keys survive a restart too");
+}
