@@ -1,14 +1,12 @@
-//! These tests need the model files: set `HUME_ACTION_MODEL_DIR` to the directory holding
-//! `all-minilm-l6-v2/` (filled by `scripts/install-models.sh`).
+//! These tests need the model files, which `scripts/install-models.sh` puts in
+//! `./data/models/all-minilm-l6-v2/`; `HUME_ACTION_MODEL_DIR` may name another parent folder.
 
 use super::*;
 use std::sync::OnceLock;
 
 fn model_dir() -> PathBuf {
-    let root = std::env::var_os("HUME_ACTION_MODEL_DIR").expect(
-        "HUME_ACTION_MODEL_DIR is not set: run `scripts/install-models.sh \"$HUME_ACTION_MODEL_DIR/all-minilm-l6-v2\"` \
-         and point HUME_ACTION_MODEL_DIR at the directory holding all-minilm-l6-v2/",
-    );
+    let root = std::env::var_os("HUME_ACTION_MODEL_DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models"), PathBuf::from);
     Path::new(&root).join(MODEL_DIR_NAME)
 }
 

