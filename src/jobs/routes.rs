@@ -19,7 +19,7 @@ pub async fn start(State(app): State<AppState>, headers: HeaderMap, request: Req
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     let job = if is_multipart {
-        from_multipart(Multipart::from_request(request, &()).await.map_err(multipart_error)?).await?
+        from_multipart(Multipart::from_request(request, &()).await.map_err(|e| multipart_error(e.status(), e))?).await?
     } else {
         let JsonBody(body) = JsonBody::<Value>::from_request(request, &()).await?;
         JobRequest { request: InferenceRequest::parse(body, false)?.to_value(), files: Vec::new() }
@@ -69,11 +69,11 @@ pub async fn artifacts(
 async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
     let mut request = Value::Object(Default::default());
     let mut files = Vec::new();
-    while let Some(part) = parts.next_field().await.map_err(multipart_error)? {
+    while let Some(part) = parts.next_field().await.map_err(|e| multipart_error(e.status(), e))? {
         match part.name().unwrap_or_default() {
             // The `json` part comes as a text field (TS SDK, curl) or as a file part (Python SDK).
             "json" => {
-                let bytes = part.bytes().await.map_err(multipart_error)?;
+                let bytes = part.bytes().await.map_err(|e| multipart_error(e.status(), e))?;
                 request = serde_json::from_slice(&bytes).map_err(|e| {
                     FieldError::new("invalid_json", "json", format!("The `json` part is not valid JSON: {e}."))
                 })?;
@@ -81,7 +81,7 @@ async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
             "file" => {
                 let filename = part.file_name().map(str::to_owned);
                 let content_type = part.content_type().map(str::to_owned);
-                let bytes = part.bytes().await.map_err(multipart_error)?;
+                let bytes = part.bytes().await.map_err(|e| multipart_error(e.status(), e))?;
                 files.push(UploadedFile { filename, content_type, bytes });
             }
             _ => {}
@@ -96,25 +96,7 @@ async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
     Ok(JobRequest { request: InferenceRequest::parse(request, true)?.to_value(), files })
 }
 
-fn multipart_error(e: impl std::fmt::Display + HasStatus) -> ApiError {
-    let status = e.status();
+fn multipart_error(status: StatusCode, detail: impl std::fmt::Display) -> ApiError {
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "invalid_multipart" };
-    ApiError::BadRequest { status, code, message: format!("The multipart body could not be read: {e}.") }
-}
-
-/// Multipart errors and rejections both know their HTTP status.
-trait HasStatus {
-    fn status(&self) -> StatusCode;
-}
-
-impl HasStatus for axum::extract::multipart::MultipartError {
-    fn status(&self) -> StatusCode {
-        self.status()
-    }
-}
-
-impl HasStatus for axum::extract::multipart::MultipartRejection {
-    fn status(&self) -> StatusCode {
-        self.status()
-    }
+    ApiError::BadRequest { status, code, message: format!("The multipart body could not be read: {detail}.") }
 }

@@ -82,3 +82,12 @@ async fn shutdown_lets_in_flight_calls_finish() {
     let response = in_flight.await.unwrap().unwrap();
     assert_eq!(status_and_json(response).await, (200, json!({"job_id": "finished"})));
 }
+
+#[tokio::test]
+async fn a_backend_that_is_not_built_yet_stops_start_up_with_a_message() {
+    let upstream = wiremock::MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::helpers::test_config(hume_action::config::BackendKind::Hume, &upstream, dir.path());
+    let error = hume_action::startup::Application::build(config).await.err().expect("refused");
+    assert!(error.to_string().contains("`hume` backend is not built yet"), "{error}");
+}

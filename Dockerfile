@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t hume-action .
+# Run:   docker run -p 8080:8080 -v hume-data:/data hume-action
+
+FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin hume-action \
+ && scripts/install-models.sh /models/all-minilm-l6-v2
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /data hume \
+ && mkdir -p /data && chown hume /data
+COPY --from=build /src/target/release/hume-action /usr/local/bin/hume-action
+COPY --from=build /models /models
+ENV HUME_ACTION_LISTEN=0.0.0.0:8080 \
+    HUME_ACTION_DATA_DIR=/data \
+    HUME_ACTION_MODEL_DIR=/models \
+    HUME_ACTION_LOG_JSON=true \
+    RUST_LOG=info
+USER hume
+VOLUME /data
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/hume-action"]
