@@ -177,9 +177,13 @@ impl Embedder {
 
     /// Mean-pooled, L2-normalised embeddings ([`EMBEDDING_DIM`] values per text).
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LanguageModelError> {
-        let mut embeddings = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(BATCH_SIZE) {
-            let encodings = self.tokenizer.encode_batch(batch.to_vec(), true).map_err(LanguageModelError::Tokenizer)?;
+        // Batch texts of similar length together, so little compute goes to padding.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut embeddings = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(BATCH_SIZE) {
+            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+            let encodings = self.tokenizer.encode_batch(inputs, true).map_err(LanguageModelError::Tokenizer)?;
             let rows = |f: fn(&tokenizers::Encoding) -> &[u32]| {
                 let rows = encodings.iter().map(|e| Tensor::new(f(e), &Device::Cpu)).collect::<Result<Vec<_>, _>>()?;
                 Tensor::stack(&rows, 0)
@@ -190,7 +194,9 @@ impl Embedder {
             let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
             let mean = hidden.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&mask.sum(1)?)?;
             let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
-            embeddings.extend(mean.broadcast_div(&norm)?.to_vec2::<f32>()?);
+            for (&i, embedding) in batch.iter().zip(mean.broadcast_div(&norm)?.to_vec2::<f32>()?) {
+                embeddings[i] = embedding;
+            }
         }
         Ok(embeddings)
     }
