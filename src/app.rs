@@ -20,7 +20,7 @@ pub struct App {
     /// Where jobs run (`local`, `hume` or `hume-batch`).
     pub backend: Arc<dyn Backend>,
     /// Replays of an `Idempotency-Key` get the first job id back.
-    pub idempotency: Idempotency,
+    pub idempotency: Arc<Idempotency>,
 }
 
 /// Cheap-to-clone handle on [`App`], the axum state.
@@ -55,6 +55,8 @@ impl App {
             .map_or_else(|| "anonymous".to_owned(), |k| LimiterKey::for_api_key(k.expose()).as_str().to_owned());
         let files: Vec<String> = job.files.iter().map(|f| hex::encode(Md5::digest(&f.bytes))).collect();
         let fingerprint = json!({ "request": job.request, "files": files });
-        self.idempotency.run(&scope, key.as_ref(), &fingerprint, || self.backend.submit(caller, job)).await
+        let (backend, caller) = (self.backend.clone(), caller.clone());
+        let start = async move { backend.submit(&caller, job).await };
+        self.idempotency.run(&scope, key.as_ref(), &fingerprint, start).await
     }
 }

@@ -93,7 +93,7 @@ impl Application {
             }
             BackendKind::Hume => return Err(StartupError::BackendNotBuilt("hume")),
         };
-        let idempotency = Idempotency::new(idempotency_store);
+        let idempotency = Arc::new(Idempotency::new(idempotency_store));
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: config.listen, source })?;

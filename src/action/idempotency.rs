@@ -73,41 +73,47 @@ impl Idempotency {
     }
 
     /// Runs `start` once per (`scope`, `key`); replays get the first job id back.
-    pub async fn run<F, Fut>(
-        &self,
+    ///
+    /// The start and its record run in their own task, so a caller that hangs up midway
+    /// (a builder's timeout) cannot leave a started job without its record.
+    pub async fn run<Fut>(
+        self: &Arc<Self>,
         scope: &str,
         key: Option<&IdempotencyKey>,
         request: &serde_json::Value,
-        start: F,
+        start: Fut,
     ) -> Result<String, ApiError>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<String, ApiError>>,
+        Fut: Future<Output = Result<String, ApiError>> + Send + 'static,
     {
-        let Some(key) = key else { return start().await };
+        let Some(key) = key else { return start.await };
         let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(request).expect("JSON serialises")));
         let slot = (scope.to_owned(), key.0.clone());
-        let lock =
-            self.in_progress.lock().expect("idempotency locks poisoned").entry(slot.clone()).or_default().clone();
-        let outcome = async {
-            let _serialised = lock.lock().await;
-            if let Some(record) = self.store.get(scope, &key.0).await? {
-                return if record.request_hash == request_hash {
-                    Ok(record.job_id)
-                } else {
-                    Err(ApiError::IdempotencyConflict)
-                };
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let lock =
+                this.in_progress.lock().expect("idempotency locks poisoned").entry(slot.clone()).or_default().clone();
+            let outcome = async {
+                let _serialised = lock.lock().await;
+                if let Some(record) = this.store.get(&slot.0, &slot.1).await? {
+                    return if record.request_hash == request_hash {
+                        Ok(record.job_id)
+                    } else {
+                        Err(ApiError::IdempotencyConflict)
+                    };
+                }
+                let job_id = start.await?;
+                this.store.put(&slot.0, &slot.1, IdempotencyRecord { request_hash, job_id: job_id.clone() }).await?;
+                Ok(job_id)
             }
-            let job_id = start().await?;
-            self.store.put(scope, &key.0, IdempotencyRecord { request_hash, job_id: job_id.clone() }).await?;
-            Ok(job_id)
-        }
-        .await;
-        let mut locks = self.in_progress.lock().expect("idempotency locks poisoned");
-        if Arc::strong_count(&lock) == 2 {
-            locks.remove(&slot); // nobody else is waiting on this key
-        }
-        outcome
+            .await;
+            let mut locks = this.in_progress.lock().expect("idempotency locks poisoned");
+            if Arc::strong_count(&lock) == 2 {
+                locks.remove(&slot); // nobody else is waiting on this key
+            }
+            outcome
+        });
+        task.await.map_err(|e| ApiError::internal("the idempotent start task failed", e))?
     }
 }
 
@@ -145,7 +151,7 @@ mod tests {
         let calls = (0..8).map(|_| {
             let (idem, starts, key) = (idem.clone(), starts.clone(), key.clone());
             tokio::spawn(async move {
-                idem.run("scope", Some(&key), &json!({"a": 1}), || async move {
+                idem.run("scope", Some(&key), &json!({"a": 1}), async move {
                     let n = starts.fetch_add(1, Ordering::SeqCst);
                     tokio::task::yield_now().await;
                     Ok(format!("job-{n}"))
@@ -157,20 +163,44 @@ mod tests {
             futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
         assert_eq!(starts.load(Ordering::SeqCst), 1);
         assert!(ids.iter().all(|id| id == "job-0"));
-        let other = idem.run("scope", Some(&key), &json!({"a": 2}), || async { Ok("x".to_owned()) }).await;
+        let other = idem.run("scope", Some(&key), &json!({"a": 2}), async { Ok("x".to_owned()) }).await;
         assert!(matches!(other, Err(ApiError::IdempotencyConflict)));
-        let other_scope = idem.run("scope-2", Some(&key), &json!({"a": 2}), || async { Ok("y".to_owned()) }).await;
+        let other_scope = idem.run("scope-2", Some(&key), &json!({"a": 2}), async { Ok("y".to_owned()) }).await;
         assert_eq!(other_scope.unwrap(), "y");
         assert!(idem.in_progress.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn a_failed_call_records_nothing() {
-        let idem = Idempotency::new(Arc::new(MemoryIdempotencyStore::new(Duration::from_secs(60))));
+        let idem = Arc::new(Idempotency::new(Arc::new(MemoryIdempotencyStore::new(Duration::from_secs(60)))));
         let key = IdempotencyKey::try_from("k").unwrap();
-        let failed = idem.run("s", Some(&key), &json!({}), || async { Err(ApiError::Internal("boom".into())) }).await;
+        let failed = idem.run("s", Some(&key), &json!({}), async { Err(ApiError::Internal("boom".into())) }).await;
         assert!(failed.is_err());
-        assert_eq!(idem.run("s", Some(&key), &json!({}), || async { Ok("j".to_owned()) }).await.unwrap(), "j");
+        assert_eq!(idem.run("s", Some(&key), &json!({}), async { Ok("j".to_owned()) }).await.unwrap(), "j");
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_hangs_up_still_gets_its_job_recorded() {
+        let idem = Arc::new(Idempotency::new(Arc::new(MemoryIdempotencyStore::new(Duration::from_secs(60)))));
+        let key = IdempotencyKey::try_from("k").unwrap();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+        let call = {
+            let (idem, key) = (idem.clone(), key.clone());
+            tokio::spawn(async move {
+                idem.run("s", Some(&key), &json!({}), async move {
+                    started.send(()).unwrap();
+                    released.await.unwrap();
+                    Ok("first".to_owned())
+                })
+                .await
+            })
+        };
+        has_started.await.unwrap();
+        call.abort(); // the builder timed out and hung up
+        release.send(()).unwrap();
+        let replay = idem.run("s", Some(&key), &json!({}), async { Ok("second".to_owned()) }).await.unwrap();
+        assert_eq!(replay, "first");
     }
 
     #[tokio::test(start_paused = true)]

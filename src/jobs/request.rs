@@ -18,8 +18,9 @@ pub struct InferenceRequest {
     /// Model name to its settings; absent means every model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<serde_json::Map<String, Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transcription: Option<Value>,
+    /// Absent: automatic; `null`: transcription off (v0 tells the two apart).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub transcription: Option<Option<Value>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -103,5 +104,24 @@ impl InferenceRequest {
     /// The request as v0 JSON (only the fields given).
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("request serialises")
+    }
+}
+
+/// Deserialises a field that is present, even as `null`, to `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn transcription_null_is_kept_apart_from_absent() {
+        let off = InferenceRequest::parse(json!({"text": ["hi"], "transcription": null}), false).unwrap();
+        assert_eq!(off.to_value(), json!({"text": ["hi"], "transcription": null}));
+        let auto = InferenceRequest::parse(json!({"text": ["hi"]}), false).unwrap();
+        assert_eq!(auto.to_value(), json!({"text": ["hi"]}));
     }
 }

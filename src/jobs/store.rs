@@ -17,6 +17,9 @@ use crate::action::idempotency::{IdempotencyRecord, IdempotencyStore};
 use crate::backend::UploadedFile;
 use crate::http::error::ApiError;
 
+/// Runs a job gets before an interrupted one is failed rather than queued again.
+pub const MAX_RUNS: i64 = 3;
+
 /// A storage failure (the database is unreadable, full, or gone).
 #[derive(Debug, thiserror::Error)]
 #[error("job store: {0}")]
@@ -81,8 +84,11 @@ pub trait Store: Send + Sync {
     async fn insert(&self, job: NewJob) -> Result<(), StoreError>;
     /// Moves the oldest `QUEUED` job to `IN_PROGRESS` and returns it.
     async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError>;
-    /// Puts jobs a stopped process left `IN_PROGRESS` back in the queue; returns how many.
-    async fn requeue_interrupted(&self) -> Result<u64, StoreError>;
+    /// Puts jobs a stopped process left `IN_PROGRESS` back in the queue; returns how many. A job
+    /// that has already been started [`MAX_RUNS`] times fails instead (it may be what crashes us).
+    async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError>;
+    /// Puts one `IN_PROGRESS` job back in the queue (its run could not finish).
+    async fn requeue(&self, id: &str) -> Result<(), StoreError>;
     /// Records a job's end (`Completed` or `Failed`) with its predictions; drops its uploads.
     async fn finish(&self, id: &str, state: &JobState, predictions: &Value) -> Result<(), StoreError>;
     /// One job.
@@ -196,11 +202,30 @@ impl Store for SqliteStore {
         row.as_ref().map(record).transpose()
     }
 
-    async fn requeue_interrupted(&self) -> Result<u64, StoreError> {
+    async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'FAILED', ended_ms = ?, predictions = '[]',
+                 message = 'The job was interrupted ' || runs || ' times while running and was given up; start it again, perhaps with fewer or smaller sources.'
+             WHERE status = 'IN_PROGRESS' AND runs >= ?",
+        )
+        .bind(now_ms)
+        .bind(MAX_RUNS)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("UPDATE jobs SET status = 'QUEUED', started_ms = NULL WHERE status = 'IN_PROGRESS'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn requeue(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET status = 'QUEUED', started_ms = NULL WHERE id = ? AND status = 'IN_PROGRESS'")
+            .bind(id)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        Ok(())
     }
 
     async fn finish(&self, id: &str, state: &JobState, predictions: &Value) -> Result<(), StoreError> {

@@ -82,7 +82,7 @@ pub fn request_echo(request: &InferenceRequest, files: Vec<Value>) -> Value {
         "notify": request.notify.unwrap_or(false),
     });
     if let Some(transcription) = &request.transcription {
-        echo["transcription"] = transcription.clone();
+        echo["transcription"] = transcription.clone().unwrap_or(Value::Null);
     }
     echo
 }

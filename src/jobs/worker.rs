@@ -8,14 +8,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::callback::Callbacks;
 use super::engine::Engine;
 use super::now_ms;
-use super::store::{Store, StoreError};
+use super::store::{JobRecord, Store, StoreError};
+use super::v0::JobState;
 
 /// How long an idle worker sleeps before looking at the queue without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -45,7 +49,7 @@ impl WorkerPool {
 
     /// Recovers interrupted work, then starts `workers` workers.
     pub async fn start(&self, workers: usize) -> Result<(), StoreError> {
-        let requeued = self.store.requeue_interrupted().await?;
+        let requeued = self.store.requeue_interrupted(now_ms()).await?;
         if requeued > 0 {
             tracing::info!(requeued, "jobs interrupted by the last stop are queued again");
         }
@@ -79,29 +83,46 @@ impl WorkerPool {
                         }
                     };
                     let span = tracing::info_span!("job", job_id = %job.id, worker);
-                    let _entered = span.enter();
-                    tracing::info!("job started");
-                    let outcome = tokio::select! {
-                        outcome = engine.run(&job) => outcome,
-                        _ = stop.cancelled() => {
-                            tracing::info!("shutting down: the job will run again on the next start");
-                            break;
+                    let run = async {
+                        tracing::info!("job started");
+                        // A panic in a model must not take the worker down with it.
+                        let run = std::panic::AssertUnwindSafe(engine.run(&job)).catch_unwind();
+                        let outcome = tokio::select! {
+                            outcome = run => outcome,
+                            _ = stop.cancelled() => {
+                                tracing::info!("shutting down: the job will run again on the next start");
+                                return None;
+                            }
+                        };
+                        let (state, predictions) = match outcome {
+                            Ok(Ok(done)) => done,
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "job could not run; queued again");
+                                let _ = store.requeue(&job.id).await;
+                                return Some(None);
+                            }
+                            Err(_) => {
+                                tracing::error!("job panicked; failing it");
+                                failed_by_panic(&job)
+                            }
+                        };
+                        if let Err(e) = store.finish(&job.id, &state, &predictions).await {
+                            tracing::error!(error = %e, "could not store the job's outcome; queued again");
+                            let _ = store.requeue(&job.id).await;
+                            return Some(None);
                         }
-                    };
-                    let (state, predictions) = match outcome {
-                        Ok(done) => done,
-                        Err(e) => {
-                            tracing::error!(error = %e, "job could not run; it will run again on the next start");
-                            continue;
-                        }
-                    };
-                    if let Err(e) = store.finish(&job.id, &state, &predictions).await {
-                        tracing::error!(error = %e, "could not store the job's outcome; it will run again on the next start");
-                        continue;
+                        tracing::info!(status = state.status(), "job ended");
+                        Some(Some((state, predictions)))
                     }
-                    tracing::info!(status = state.status(), "job ended");
+                    .instrument(span)
+                    .await;
+                    let Some(ended) = run else { break };
+                    let Some((state, predictions)) = ended else {
+                        tokio::time::sleep(IDLE_POLL).await; // the store is failing: give it a moment
+                        continue;
+                    };
                     if job.callback_url.is_some() {
-                        let job = super::store::JobRecord { state, ..job };
+                        let job = JobRecord { state, ..job };
                         let callbacks = callbacks.clone();
                         tasks.spawn(async move { callbacks.deliver(&job, &predictions).await });
                     }
@@ -124,4 +145,16 @@ impl WorkerPool {
             tracing::warn!("background work did not stop within 10 s; leaving it to the next start");
         }
     }
+}
+
+/// The end of a job whose run panicked.
+fn failed_by_panic(job: &JobRecord) -> (JobState, serde_json::Value) {
+    let (created_ms, started_ms) = match job.state {
+        JobState::InProgress { created_ms, started_ms } => (created_ms, started_ms),
+        _ => (now_ms(), now_ms()),
+    };
+    let message =
+        "An internal error stopped this job; it was not retried. Start it again, and report it if it repeats."
+            .to_owned();
+    (JobState::Failed { created_ms, started_ms, ended_ms: now_ms(), message }, json!([]))
 }

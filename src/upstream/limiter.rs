@@ -72,6 +72,9 @@ pub trait RateLimiter: Send + Sync {
     fn pause(&self, key: &LimiterKey, duration: Duration);
 }
 
+/// Keys kept before idle ones are swept out of the map.
+const IDLE_SWEEP_AT: usize = 1024;
+
 /// The in-process sliding-window limiter.
 pub struct SlidingWindowLimiter {
     limit: usize,
@@ -107,6 +110,11 @@ impl Slots {
         }
     }
 
+    /// Nothing in flight, nothing counted in the window, no pause: forgetting it changes nothing.
+    fn is_idle(&self, now: Instant) -> bool {
+        self.in_flight == 0 && self.frees_at.back().is_none_or(|t| *t <= now) && self.paused_at(now).is_none()
+    }
+
     fn used(&self) -> usize {
         self.in_flight + self.frees_at.len()
     }
@@ -137,6 +145,13 @@ impl SlidingWindowLimiter {
 
     fn queue(&self, key: &LimiterKey) -> Arc<KeyQueue> {
         let mut keys = self.keys.lock().expect("limiter map poisoned");
+        if !keys.contains_key(key) && keys.len() >= IDLE_SWEEP_AT {
+            // Forget keys nobody is using, so callers cannot grow the map without bound.
+            let now = Instant::now();
+            keys.retain(|_, q| {
+                Arc::strong_count(q) > 1 || !q.slots.lock().expect("limiter slots poisoned").is_idle(now)
+            });
+        }
         keys.entry(key.clone())
             .or_insert_with(|| {
                 Arc::new(KeyQueue {
@@ -178,7 +193,8 @@ impl RateLimiter for SlidingWindowLimiter {
         let waiting = Waiting(&queue.waiting);
         {
             let now = Instant::now();
-            let slots = queue.slots.lock().expect("limiter slots poisoned");
+            let mut slots = queue.slots.lock().expect("limiter slots poisoned");
+            slots.forget_expired(now);
             let wait = slots.estimate(position, now, self.limit, self.window) - now;
             if wait > self.max_wait {
                 return Err(QueueFull { retry_after: wait });

@@ -5,6 +5,7 @@
 //! blindly sent again: first the key's recent jobs are searched for one with the same request,
 //! and that job is adopted.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,7 +37,12 @@ pub struct HumeV0Client {
     base_url: Url,
     limiter: Arc<dyn RateLimiter>,
     policy: RetryPolicy,
+    /// Job ids this client has handed out lately, never adopted for another request.
+    handed_out: Mutex<VecDeque<String>>,
 }
+
+/// How many handed-out job ids are remembered.
+const HANDED_OUT_MEMORY: usize = 10_000;
 
 /// One failed attempt.
 #[derive(Debug)]
@@ -100,7 +106,7 @@ impl HumeV0Client {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("hume-action/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, base_url, limiter, policy })
+        Ok(Self { http, base_url, limiter, policy, handed_out: Mutex::default() })
     }
 
     /// `POST /v0/batch/jobs`: starts a job and returns Hume's job id.
@@ -128,7 +134,22 @@ impl HumeV0Client {
                 retry_after: None,
             })
         };
-        self.with_retries(attempt, &attempts).await
+        let result = match self.with_retries(attempt, &attempts).await {
+            // The last attempt's fate is unknown too: look once more before reporting failure.
+            Err(e) if *uncertain.lock().unwrap() => match self.find_same_job(api_key, request, first_sent_ms).await {
+                Ok(Some(job_id)) => Ok(job_id),
+                _ => Err(e),
+            },
+            other => other,
+        };
+        if let Ok(job_id) = &result {
+            let mut handed_out = self.handed_out.lock().unwrap();
+            handed_out.push_back(job_id.clone());
+            if handed_out.len() > HANDED_OUT_MEMORY {
+                handed_out.pop_front();
+            }
+        }
+        result
     }
 
     /// `GET` a v0 path (job details, predictions, artifacts, job list), body passed on unchanged.
@@ -274,14 +295,13 @@ fn upstream_message(body: &[u8], api_key: &str) -> String {
             .unwrap_or_else(|| v.to_string()),
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
-    let mut text: String = text.chars().take(500).collect();
+    let text = if api_key.is_empty() { text } else { text.replace(api_key, "[redacted]") };
+    let text: String = text.chars().take(500).collect();
     if text.trim().is_empty() {
-        text = "no message".into();
+        "no message".into()
+    } else {
+        text
     }
-    if !api_key.is_empty() {
-        text = text.replace(api_key, "[redacted]");
-    }
-    text
 }
 
 fn describe_transport_error(e: &reqwest::Error) -> String {

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use hume_action::jobs::store::{SqliteStore, Store};
 use md5::Digest;
 
 use serde_json::{json, Value};
@@ -385,4 +386,14 @@ async fn by_default_urls_and_callbacks_on_private_addresses_are_refused() {
     assert_eq!(job["state"]["status"], "FAILED");
     let message = job["state"]["message"].as_str().unwrap();
     assert!(message.contains("HUME_ACTION_ALLOW_PRIVATE_URLS"), "{message}");
+    // The callback's fate is recorded once it has been tried; then nothing may have reached the fake.
+    let store = SqliteStore::open(app.data_dir.path()).await.unwrap();
+    for _ in 0..600 {
+        if store.pending_callbacks().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(store.pending_callbacks().await.unwrap().is_empty(), "the callback was never tried");
+    assert!(app.upstream.received_requests().await.unwrap().is_empty(), "a private address was contacted");
 }

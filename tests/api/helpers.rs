@@ -46,7 +46,7 @@ pub struct TestApp {
     pub address: String,
     pub upstream: MockServer,
     pub client: reqwest::Client,
-    pub _data_dir: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -82,14 +82,7 @@ pub async fn spawn_with(config: Config, upstream: MockServer, data_dir: tempfile
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    TestApp {
-        address,
-        upstream,
-        client: reqwest::Client::new(),
-        _data_dir: data_dir,
-        shutdown: Some(tx),
-        server: Some(server),
-    }
+    TestApp { address, upstream, client: reqwest::Client::new(), data_dir, shutdown: Some(tx), server: Some(server) }
 }
 
 impl TestApp {

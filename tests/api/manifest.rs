@@ -101,3 +101,44 @@ async fn input_error_codes_answer_with_the_listed_status() {
         assert_eq!(answer["error"]["retryable"], entry["retryable"], "{code}");
     }
 }
+
+/// Every error code the source can answer with, read from the source itself.
+fn codes_in_source() -> Vec<String> {
+    let mut codes = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let in_error_module = path.ends_with("http/error.rs") || path.ends_with("upstream/mod.rs");
+        for marker in
+            ["FieldError::new(", "code: \"", "code = if"].into_iter().chain(in_error_module.then_some("=> \""))
+        {
+            for (at, _) in text.match_indices(marker) {
+                let rest = text[at + marker.len()..].trim_start().trim_start_matches('"');
+                let rest = if marker == "code = if" { rest.split_once('"').map_or("", |(_, r)| r) } else { rest };
+                let code: String = rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                if code.len() > 3 && code.contains('_')
+                    || ["unauthorized", "unavailable", "internal"].contains(&code.as_str())
+                {
+                    codes.push(code);
+                }
+            }
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+#[test]
+fn every_error_code_the_server_uses_is_listed_in_the_manifest() {
+    let m = manifest();
+    let listed: Vec<&str> = m["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
+    let used = codes_in_source();
+    assert!(used.len() > 20, "the scan found the codes: {used:?}");
+    let missing: Vec<&String> = used.iter().filter(|c| !listed.contains(&c.as_str())).collect();
+    assert!(missing.is_empty(), "codes missing from action-manifest.json: {missing:?}");
+}

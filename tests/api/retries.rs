@@ -145,3 +145,23 @@ async fn an_uncertain_post_with_no_matching_job_is_sent_again() {
         .await;
     assert_eq!(status_and_json(app.start(&body()).await).await, (200, json!({"job_id": "second"})));
 }
+
+#[tokio::test]
+async fn an_uncertain_last_attempt_is_checked_before_failing() {
+    let app = spawn_batch_app(|c| c.max_attempts = 2).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(504)).expect(2).mount(&app.upstream).await;
+    let adopted = json!([{"job_id": "made-it", "type": "INFERENCE", "request": {"urls": ["https://a.test/x.mp3"], "text": [], "callback_url": null, "models": {"prosody": {}}}, "state": {"status": "QUEUED", "created_timestamp_ms": 5}}]);
+    // Before the second attempt the job is not there yet; after it, it is.
+    Mock::given(method("GET"))
+        .and(path("/v0/batch/jobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .up_to_n_times(1)
+        .mount(&app.upstream)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v0/batch/jobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(adopted))
+        .mount(&app.upstream)
+        .await;
+    assert_eq!(status_and_json(app.start(&body()).await).await, (200, json!({"job_id": "made-it"})));
+}
