@@ -56,7 +56,7 @@ impl App {
         let files: Vec<String> = job.files.iter().map(|f| hex::encode(Md5::digest(&f.bytes))).collect();
         let fingerprint = json!({ "request": job.request, "files": files });
         let (backend, caller) = (self.backend.clone(), caller.clone());
-        let start = async move { backend.submit(&caller, job).await };
+        let start = move |claim| async move { backend.submit(&caller, JobRequest { idempotency: claim, ..job }).await };
         self.idempotency.run(&scope, key.as_ref(), &fingerprint, start).await
     }
 }

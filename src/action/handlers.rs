@@ -47,6 +47,6 @@ impl From<ActionInput> for JobRequest {
         if let Some(callback) = input.callback_url {
             request["callback_url"] = json!(callback.as_str());
         }
-        Self { request, files: Vec::new() }
+        Self::new(request)
     }
 }

@@ -22,6 +22,15 @@ pub struct IdempotencyRecord {
     pub job_id: String,
 }
 
+/// A key's first use, handed to the start so that a store able to record it in the same
+/// transaction as the job does (the local engine), leaving no window for a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
 /// Where idempotency records are kept.
 #[async_trait::async_trait]
 pub trait IdempotencyStore: Send + Sync {
@@ -60,10 +69,13 @@ impl IdempotencyStore for MemoryIdempotencyStore {
     }
 }
 
+/// A key within its scope: (scope, key).
+type Slot = (String, String);
+
 /// The idempotent way to start a job.
 pub struct Idempotency {
     store: Arc<dyn IdempotencyStore>,
-    in_progress: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    in_progress: Mutex<HashMap<Slot, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Idempotency {
@@ -76,17 +88,18 @@ impl Idempotency {
     ///
     /// The start and its record run in their own task, so a caller that hangs up midway
     /// (a builder's timeout) cannot leave a started job without its record.
-    pub async fn run<Fut>(
+    pub async fn run<F, Fut>(
         self: &Arc<Self>,
         scope: &str,
         key: Option<&IdempotencyKey>,
         request: &serde_json::Value,
-        start: Fut,
+        start: F,
     ) -> Result<String, ApiError>
     where
+        F: FnOnce(Option<IdempotencyClaim>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<String, ApiError>> + Send + 'static,
     {
-        let Some(key) = key else { return start.await };
+        let Some(key) = key else { return start(None).await };
         let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(request).expect("JSON serialises")));
         let slot = (scope.to_owned(), key.0.clone());
         let this = self.clone();
@@ -102,7 +115,9 @@ impl Idempotency {
                         Err(ApiError::IdempotencyConflict)
                     };
                 }
-                let job_id = start.await?;
+                let claim =
+                    IdempotencyClaim { scope: slot.0.clone(), key: slot.1.clone(), request_hash: request_hash.clone() };
+                let job_id = start(Some(claim)).await?;
                 this.store.put(&slot.0, &slot.1, IdempotencyRecord { request_hash, job_id: job_id.clone() }).await?;
                 Ok(job_id)
             }
@@ -151,7 +166,7 @@ mod tests {
         let calls = (0..8).map(|_| {
             let (idem, starts, key) = (idem.clone(), starts.clone(), key.clone());
             tokio::spawn(async move {
-                idem.run("scope", Some(&key), &json!({"a": 1}), async move {
+                idem.run("scope", Some(&key), &json!({"a": 1}), |_| async move {
                     let n = starts.fetch_add(1, Ordering::SeqCst);
                     tokio::task::yield_now().await;
                     Ok(format!("job-{n}"))
@@ -163,9 +178,9 @@ mod tests {
             futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
         assert_eq!(starts.load(Ordering::SeqCst), 1);
         assert!(ids.iter().all(|id| id == "job-0"));
-        let other = idem.run("scope", Some(&key), &json!({"a": 2}), async { Ok("x".to_owned()) }).await;
+        let other = idem.run("scope", Some(&key), &json!({"a": 2}), |_| async { Ok("x".to_owned()) }).await;
         assert!(matches!(other, Err(ApiError::IdempotencyConflict)));
-        let other_scope = idem.run("scope-2", Some(&key), &json!({"a": 2}), async { Ok("y".to_owned()) }).await;
+        let other_scope = idem.run("scope-2", Some(&key), &json!({"a": 2}), |_| async { Ok("y".to_owned()) }).await;
         assert_eq!(other_scope.unwrap(), "y");
         assert!(idem.in_progress.lock().unwrap().is_empty());
     }
@@ -174,9 +189,9 @@ mod tests {
     async fn a_failed_call_records_nothing() {
         let idem = Arc::new(Idempotency::new(Arc::new(MemoryIdempotencyStore::new(Duration::from_secs(60)))));
         let key = IdempotencyKey::try_from("k").unwrap();
-        let failed = idem.run("s", Some(&key), &json!({}), async { Err(ApiError::Internal("boom".into())) }).await;
+        let failed = idem.run("s", Some(&key), &json!({}), |_| async { Err(ApiError::Internal("boom".into())) }).await;
         assert!(failed.is_err());
-        assert_eq!(idem.run("s", Some(&key), &json!({}), async { Ok("j".to_owned()) }).await.unwrap(), "j");
+        assert_eq!(idem.run("s", Some(&key), &json!({}), |_| async { Ok("j".to_owned()) }).await.unwrap(), "j");
     }
 
     #[tokio::test]
@@ -188,7 +203,7 @@ mod tests {
         let call = {
             let (idem, key) = (idem.clone(), key.clone());
             tokio::spawn(async move {
-                idem.run("s", Some(&key), &json!({}), async move {
+                idem.run("s", Some(&key), &json!({}), |_| async move {
                     started.send(()).unwrap();
                     released.await.unwrap();
                     Ok("first".to_owned())
@@ -199,7 +214,7 @@ mod tests {
         has_started.await.unwrap();
         call.abort(); // the builder timed out and hung up
         release.send(()).unwrap();
-        let replay = idem.run("s", Some(&key), &json!({}), async { Ok("second".to_owned()) }).await.unwrap();
+        let replay = idem.run("s", Some(&key), &json!({}), |_| async { Ok("second".to_owned()) }).await.unwrap();
         assert_eq!(replay, "first");
     }
 

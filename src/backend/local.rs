@@ -66,6 +66,7 @@ impl Backend for LocalBackend {
             created_ms: now_ms(),
             callback_url: request.callback_url.clone(),
             files: job.files,
+            idempotency: job.idempotency,
         };
         self.store.insert(new).await?;
         self.workers.wake();

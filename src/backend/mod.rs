@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::action::idempotency::IdempotencyClaim;
 use crate::config::Secret;
 use crate::http::error::ApiError;
 
@@ -19,6 +20,15 @@ pub struct JobRequest {
     pub request: Value,
     /// Files uploaded with a multipart request.
     pub files: Vec<UploadedFile>,
+    /// The `Idempotency-Key` this start claims, for a backend that records it with the job.
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+impl JobRequest {
+    /// A request with no uploads.
+    pub fn new(request: Value) -> Self {
+        Self { request, files: Vec::new(), idempotency: None }
+    }
 }
 
 /// One uploaded file.

@@ -133,7 +133,7 @@ impl Engine {
                 ("language", MediaKind::Text) => match self.language_predictions(&loaded.bytes, settings).await {
                     Ok((output, skipped)) => {
                         outputs.insert(name.clone(), output);
-                        errors.extend(skipped.map(|m| error(m)));
+                        errors.extend(skipped.map(&error));
                     }
                     Err(message) => errors.push(error(message)),
                 },
@@ -145,7 +145,7 @@ impl Engine {
                 )),
                 ("face" | "facemesh", MediaKind::Image | MediaKind::Video) | ("prosody" | "burst", MediaKind::Audio | MediaKind::Video) => {
                     errors.push(error(format!(
-                        "The {name} model is not available on the local backend yet; start the server with HUME_ACTION_BACKEND=hume (Hume's v1 API) to run it."
+                        "The {name} model is not available on the local backend yet; a v0-compatible batch service runs it (start the server with HUME_ACTION_BACKEND=hume-batch and HUME_BATCH_BASE_URL), and Hume's v1 API will (HUME_ACTION_BACKEND=hume, not built yet)."
                     )))
                 }
                 _ => {} // the model does not apply to this kind of file, as on Hume

@@ -22,7 +22,7 @@ pub async fn start(State(app): State<AppState>, headers: HeaderMap, request: Req
         from_multipart(Multipart::from_request(request, &()).await.map_err(|e| multipart_error(e.status(), e))?).await?
     } else {
         let JsonBody(body) = JsonBody::<Value>::from_request(request, &()).await?;
-        JobRequest { request: InferenceRequest::parse(body, false)?.to_value(), files: Vec::new() }
+        JobRequest::new(InferenceRequest::parse(body, false)?.to_value())
     };
     let job_id = app.start_job(&app.caller(&headers), idempotency_key(&headers)?, job).await?;
     Ok(Json(json!({ "job_id": job_id })))
@@ -93,7 +93,7 @@ async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
     if files.len() > super::request::MAX_TEXTS {
         return Err(FieldError::new("too_many_files", "file", "At most 100 files per job; split the job.").into());
     }
-    Ok(JobRequest { request: InferenceRequest::parse(request, true)?.to_value(), files })
+    Ok(JobRequest { files, ..JobRequest::new(InferenceRequest::parse(request, true)?.to_value()) })
 }
 
 fn multipart_error(status: StatusCode, detail: impl std::fmt::Display) -> ApiError {

@@ -13,7 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use super::v0::JobState;
-use crate::action::idempotency::{IdempotencyRecord, IdempotencyStore};
+use crate::action::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
 use crate::backend::UploadedFile;
 use crate::http::error::ApiError;
 
@@ -46,6 +46,8 @@ pub struct NewJob {
     pub created_ms: i64,
     pub callback_url: Option<String>,
     pub files: Vec<UploadedFile>,
+    /// Recorded in the same transaction as the job.
+    pub idempotency: Option<IdempotencyClaim>,
 }
 
 /// A stored job, without its predictions.
@@ -185,6 +187,16 @@ impl Store for SqliteStore {
                 .bind(&file.content_type)
                 .bind(hex::encode(md5::Md5::digest(&file.bytes)))
                 .bind(file.bytes.as_ref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(claim) = &job.idempotency {
+            sqlx::query("INSERT OR REPLACE INTO idempotency_keys (scope, key, request_hash, job_id, created_ms) VALUES (?, ?, ?, ?, ?)")
+                .bind(&claim.scope)
+                .bind(&claim.key)
+                .bind(&claim.request_hash)
+                .bind(&job.id)
+                .bind(job.created_ms)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -374,3 +386,32 @@ impl IdempotencyStore for SqliteStore {
 }
 
 use md5::Digest as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_job_and_its_idempotency_key_commit_together_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let claim = IdempotencyClaim { scope: "s".into(), key: "k".into(), request_hash: "h".into() };
+        let job = NewJob {
+            id: "job-1".into(),
+            request: json!({"text": ["hi"]}),
+            created_ms: super::super::now_ms(),
+            callback_url: None,
+            files: vec![],
+            idempotency: Some(claim),
+        };
+        store.insert(job).await.unwrap();
+        drop(store);
+        let reopened = SqliteStore::open(dir.path()).await.unwrap();
+        let record = IdempotencyStore::get(&reopened, "s", "k").await.unwrap();
+        assert_eq!(record, Some(IdempotencyRecord { request_hash: "h".into(), job_id: "job-1".into() }));
+        assert!(matches!(Store::get(&reopened, "job-1").await.unwrap().unwrap().state, JobState::Queued { .. }));
+        assert!(reopened.claim_next(0).await.unwrap().is_some());
+        assert_eq!(reopened.requeue_interrupted(0).await.unwrap(), 1);
+    }
+}

@@ -49,9 +49,8 @@ pub fn sniff(bytes: &[u8], content_type: Option<&str>, filename: Option<&str>) -
 
 fn from_magic(b: &[u8]) -> Option<MediaKind> {
     let at = |offset: usize, magic: &[u8]| b.get(offset..offset + magic.len()) == Some(magic);
-    let kind = if at(0, b"ID3") || (b.len() > 1 && b[0] == 0xFF && b[1] & 0xE0 == 0xE0) {
-        MediaKind::Audio // MP3 (tagged, or an MPEG audio frame sync)
-    } else if (at(0, b"RIFF") && at(8, b"WAVE")) || at(0, b"fLaC") || at(0, b"OggS") || at(0, b"#!AMR") {
+    let mp3 = at(0, b"ID3") || (b.len() > 1 && b[0] == 0xFF && b[1] & 0xE0 == 0xE0); // tagged, or an MPEG frame sync
+    let kind = if mp3 || (at(0, b"RIFF") && at(8, b"WAVE")) || at(0, b"fLaC") || at(0, b"OggS") || at(0, b"#!AMR") {
         MediaKind::Audio
     } else if at(4, b"ftyp") {
         if at(8, b"M4A ") || at(8, b"M4B ") {

@@ -287,7 +287,7 @@ async fn list_filters_sort_and_limit() {
     assert_eq!(list("?status=COMPLETED").await, newest_first);
     assert_eq!(list("?status=COMPLETED&direction=asc").await, ids);
     assert_eq!(list("?status=COMPLETED&limit=2&sort_by=ended&direction=asc").await, ids[..2]);
-    assert_eq!(list("?status=FAILED").await, [failed.clone()]);
+    assert_eq!(list("?status=FAILED").await, std::slice::from_ref(&failed));
     assert_eq!(list("?status=FAILED&status=COMPLETED").await.len(), 4);
     assert!(list("?status=QUEUED&status=IN_PROGRESS").await.is_empty());
     let created = |id: &str| {
