@@ -36,6 +36,7 @@ async fn local_backend(
     config: &Config,
     policy: RetryPolicy,
 ) -> Result<(Arc<dyn Backend>, Arc<dyn IdempotencyStore>), StartupError> {
+    let lock = lock_data_dir(&config.data_dir)?;
     let store = Arc::new(SqliteStore::open(&config.data_dir).await.map_err(|e| StartupError::Other(e.to_string()))?);
     let model_dir = config.model_dir().join(MODEL_DIR_NAME);
     let language = tokio::task::spawn_blocking(move || LanguageModel::load(&model_dir))
@@ -59,7 +60,22 @@ async fn local_backend(
     let engine = Arc::new(Engine { fetcher, language: Arc::new(language), store: store.clone() });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| StartupError::Other(e.to_string()))?;
-    Ok((Arc::new(LocalBackend::new(store.clone(), workers)), store))
+    Ok((Arc::new(LocalBackend::new(store.clone(), workers, lock)), store))
+}
+
+/// One server per data directory: a second one would re-run the first one's jobs as
+/// "interrupted". The lock is released when the process ends, however it ends.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartupError> {
+    let other = |e: std::io::Error| StartupError::Other(format!("cannot lock {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(other)?;
+    let file = std::fs::File::create(dir.join("hume-action.lock")).map_err(other)?;
+    file.try_lock().map_err(|_| {
+        StartupError::Other(format!(
+            "another hume-action is running on HUME_ACTION_DATA_DIR={}; stop it or give this one its own data directory",
+            dir.display()
+        ))
+    })?;
+    Ok(file)
 }
 
 /// A built, bound, not yet running server.

@@ -22,12 +22,14 @@ use crate::jobs::worker::WorkerPool;
 pub struct LocalBackend {
     store: Arc<dyn Store>,
     workers: WorkerPool,
+    /// Held for the process's lifetime: one server per data directory.
+    _data_dir_lock: std::fs::File,
 }
 
 impl LocalBackend {
-    /// A backend over a store and a (started) worker pool.
-    pub fn new(store: Arc<dyn Store>, workers: WorkerPool) -> Self {
-        Self { store, workers }
+    /// A backend over a store, a (started) worker pool and the data directory's lock.
+    pub fn new(store: Arc<dyn Store>, workers: WorkerPool, data_dir_lock: std::fs::File) -> Self {
+        Self { store, workers, _data_dir_lock: data_dir_lock }
     }
 
     async fn ended_job(&self, id: &str) -> Result<JobRecord, ApiError> {

@@ -91,3 +91,13 @@ async fn a_backend_that_is_not_built_yet_stops_start_up_with_a_message() {
     let error = hume_action::startup::Application::build(config).await.err().expect("refused");
     assert!(error.to_string().contains("`hume` backend is not built yet"), "{error}");
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_is_refused() {
+    let first = crate::helpers::spawn_local_app(|_| {}).await;
+    let mut config =
+        crate::helpers::test_config(hume_action::config::BackendKind::Local, &first.upstream, first.data_dir.path());
+    config.model_dir = Some(crate::helpers::model_dir());
+    let error = hume_action::startup::Application::build(config).await.err().expect("refused");
+    assert!(error.to_string().contains("another hume-action is running"), "{error}");
+}
