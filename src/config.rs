@@ -130,7 +130,7 @@ impl Config {
         self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
     }
 
-    /// A configuration with every default, for tests and tools (`HUME_*` variables ignored).
+    /// The configuration with no flags given (environment variables still apply), for tests and tools.
     pub fn defaults() -> Self {
         Self::parse_from(["hume-action"])
     }
