@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use md5::{Digest, Md5};
 use serde_json::json;
 
-use crate::action::idempotency::{Idempotency, IdempotencyKey};
+use crate::action::idempotency::{Idempotency, IdempotencyKey, Started};
 use crate::backend::{Backend, Caller, JobRequest};
 use crate::config::{Config, Secret};
 use crate::http::error::ApiError;
@@ -56,7 +56,10 @@ impl App {
         let files: Vec<String> = job.files.iter().map(|f| hex::encode(Md5::digest(&f.bytes))).collect();
         let fingerprint = json!({ "request": job.request, "files": files });
         let (backend, caller) = (self.backend.clone(), caller.clone());
-        let start = move |claim| async move { backend.submit(&caller, JobRequest { idempotency: claim, ..job }).await };
+        let start = move |claim| async move {
+            let job_id = backend.submit(&caller, JobRequest { idempotency: claim, ..job }).await?;
+            Ok(Started { job_id, recorded: backend.records_idempotency_keys() })
+        };
         self.idempotency.run(&scope, key.as_ref(), &fingerprint, start).await
     }
 }

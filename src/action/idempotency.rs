@@ -31,6 +31,21 @@ pub struct IdempotencyClaim {
     pub request_hash: String,
 }
 
+/// What a start made: the job, and whether its key was already recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub job_id: String,
+    /// The backend committed the claim together with the job; no separate record is needed.
+    pub recorded: bool,
+}
+
+impl Started {
+    /// A job whose key still has to be recorded.
+    pub fn unrecorded(job_id: String) -> Self {
+        Self { job_id, recorded: false }
+    }
+}
+
 /// Where idempotency records are kept.
 #[async_trait::async_trait]
 pub trait IdempotencyStore: Send + Sync {
@@ -97,9 +112,9 @@ impl Idempotency {
     ) -> Result<String, ApiError>
     where
         F: FnOnce(Option<IdempotencyClaim>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<String, ApiError>> + Send + 'static,
+        Fut: Future<Output = Result<Started, ApiError>> + Send + 'static,
     {
-        let Some(key) = key else { return start(None).await };
+        let Some(key) = key else { return start(None).await.map(|s| s.job_id) };
         let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(request).expect("JSON serialises")));
         let slot = (scope.to_owned(), key.0.clone());
         let this = self.clone();
@@ -117,8 +132,12 @@ impl Idempotency {
                 }
                 let claim =
                     IdempotencyClaim { scope: slot.0.clone(), key: slot.1.clone(), request_hash: request_hash.clone() };
-                let job_id = start(Some(claim)).await?;
-                this.store.put(&slot.0, &slot.1, IdempotencyRecord { request_hash, job_id: job_id.clone() }).await?;
+                let Started { job_id, recorded } = start(Some(claim)).await?;
+                if !recorded {
+                    this.store
+                        .put(&slot.0, &slot.1, IdempotencyRecord { request_hash, job_id: job_id.clone() })
+                        .await?;
+                }
                 Ok(job_id)
             }
             .await;
@@ -169,7 +188,7 @@ mod tests {
                 idem.run("scope", Some(&key), &json!({"a": 1}), |_| async move {
                     let n = starts.fetch_add(1, Ordering::SeqCst);
                     tokio::task::yield_now().await;
-                    Ok(format!("job-{n}"))
+                    Ok(Started::unrecorded(format!("job-{n}")))
                 })
                 .await
             })
@@ -178,9 +197,13 @@ mod tests {
             futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
         assert_eq!(starts.load(Ordering::SeqCst), 1);
         assert!(ids.iter().all(|id| id == "job-0"));
-        let other = idem.run("scope", Some(&key), &json!({"a": 2}), |_| async { Ok("x".to_owned()) }).await;
+        let other = idem
+            .run("scope", Some(&key), &json!({"a": 2}), |_| async { Ok(Started::unrecorded("x".to_owned())) })
+            .await;
         assert!(matches!(other, Err(ApiError::IdempotencyConflict)));
-        let other_scope = idem.run("scope-2", Some(&key), &json!({"a": 2}), |_| async { Ok("y".to_owned()) }).await;
+        let other_scope = idem
+            .run("scope-2", Some(&key), &json!({"a": 2}), |_| async { Ok(Started::unrecorded("y".to_owned())) })
+            .await;
         assert_eq!(other_scope.unwrap(), "y");
         assert!(idem.in_progress.lock().unwrap().is_empty());
     }
@@ -191,7 +214,10 @@ mod tests {
         let key = IdempotencyKey::try_from("k").unwrap();
         let failed = idem.run("s", Some(&key), &json!({}), |_| async { Err(ApiError::Internal("boom".into())) }).await;
         assert!(failed.is_err());
-        assert_eq!(idem.run("s", Some(&key), &json!({}), |_| async { Ok("j".to_owned()) }).await.unwrap(), "j");
+        assert_eq!(
+            idem.run("s", Some(&key), &json!({}), |_| async { Ok(Started::unrecorded("j".to_owned())) }).await.unwrap(),
+            "j"
+        );
     }
 
     #[tokio::test]
@@ -206,7 +232,7 @@ mod tests {
                 idem.run("s", Some(&key), &json!({}), |_| async move {
                     started.send(()).unwrap();
                     released.await.unwrap();
-                    Ok("first".to_owned())
+                    Ok(Started::unrecorded("first".to_owned()))
                 })
                 .await
             })
@@ -214,7 +240,10 @@ mod tests {
         has_started.await.unwrap();
         call.abort(); // the builder timed out and hung up
         release.send(()).unwrap();
-        let replay = idem.run("s", Some(&key), &json!({}), |_| async { Ok("second".to_owned()) }).await.unwrap();
+        let replay = idem
+            .run("s", Some(&key), &json!({}), |_| async { Ok(Started::unrecorded("second".to_owned())) })
+            .await
+            .unwrap();
         assert_eq!(replay, "first");
     }
 

@@ -103,6 +103,10 @@ impl Backend for LocalBackend {
         Ok(RawBody { content_type: "application/octet-stream".into(), bytes: zip.into() })
     }
 
+    fn records_idempotency_keys(&self) -> bool {
+        true
+    }
+
     async fn ready(&self) -> Result<(), String> {
         self.store.ping().await.map_err(|e| e.to_string())
     }

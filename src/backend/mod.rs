@@ -85,6 +85,10 @@ pub trait Backend: Send + Sync {
     async fn predictions(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError>;
     /// `GET /v0/batch/jobs/{id}/artifacts` (a zip).
     async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError>;
+    /// Whether `submit` commits `JobRequest::idempotency` together with the job itself.
+    fn records_idempotency_keys(&self) -> bool {
+        false
+    }
     /// Whether the backend can take work now; the reason when not.
     async fn ready(&self) -> Result<(), String> {
         Ok(())

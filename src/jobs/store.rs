@@ -8,6 +8,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use md5::Digest as _;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
@@ -191,14 +192,7 @@ impl Store for SqliteStore {
                 .await?;
         }
         if let Some(claim) = &job.idempotency {
-            sqlx::query("INSERT OR REPLACE INTO idempotency_keys (scope, key, request_hash, job_id, created_ms) VALUES (?, ?, ?, ?, ?)")
-                .bind(&claim.scope)
-                .bind(&claim.key)
-                .bind(&claim.request_hash)
-                .bind(&job.id)
-                .bind(job.created_ms)
-                .execute(&mut *tx)
-                .await?;
+            record_key(&mut tx, claim, &job.id, job.created_ms).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -364,28 +358,38 @@ impl IdempotencyStore for SqliteStore {
     }
 
     async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError> {
-        let now = super::now_ms();
+        let claim =
+            IdempotencyClaim { scope: scope.to_owned(), key: key.to_owned(), request_hash: record.request_hash };
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_ms <= ?")
-            .bind(now - super::IDEMPOTENCY_TTL_MS)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        sqlx::query("INSERT OR REPLACE INTO idempotency_keys (scope, key, request_hash, job_id, created_ms) VALUES (?, ?, ?, ?, ?)")
-            .bind(scope)
-            .bind(key)
-            .bind(&record.request_hash)
-            .bind(&record.job_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+        record_key(&mut tx, &claim, &record.job_id, super::now_ms()).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
 }
 
-use md5::Digest as _;
+/// Records a key's first use, and forgets keys past their 24 h.
+async fn record_key(
+    tx: &mut sqlx::SqliteConnection,
+    claim: &IdempotencyClaim,
+    job_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE created_ms <= ?")
+        .bind(now_ms - super::IDEMPOTENCY_TTL_MS)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT OR REPLACE INTO idempotency_keys (scope, key, request_hash, job_id, created_ms) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&claim.scope)
+    .bind(&claim.key)
+    .bind(&claim.request_hash)
+    .bind(job_id)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
