@@ -66,11 +66,8 @@ impl Engine {
         let count =
             |key: &str| results.iter().map(|r| r["results"][key].as_array().map_or(0, Vec::len) as i64).sum::<i64>();
         let (num_predictions, num_errors) = (count("predictions"), count("errors"));
-        let (created_ms, started_ms) = match job.state {
-            JobState::InProgress { created_ms, started_ms } => (created_ms, started_ms),
-            _ => (job_created(job), now_ms()),
-        };
         let ended_ms = now_ms();
+        let (created_ms, started_ms) = job.state.created_and_started(ended_ms);
         let state = if num_predictions > 0 {
             JobState::Completed { created_ms, started_ms, ended_ms, num_predictions, num_errors }
         } else {
@@ -207,13 +204,6 @@ impl Engine {
             })
             .collect();
         Ok((json!({"metadata": null, "grouped_predictions": [{"id": "unknown", "predictions": predictions}]}), skipped))
-    }
-}
-
-fn job_created(job: &JobRecord) -> i64 {
-    match job.state {
-        JobState::Queued { created_ms } | JobState::InProgress { created_ms, .. } => created_ms,
-        JobState::Completed { created_ms, .. } | JobState::Failed { created_ms, .. } => created_ms,
     }
 }
 

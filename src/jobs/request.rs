@@ -9,6 +9,9 @@ use crate::http::error::FieldError;
 /// The most `text` items one job takes.
 pub const MAX_TEXTS: usize = 100;
 
+/// The most uploaded files one job takes.
+pub const MAX_FILES: usize = 100;
+
 /// Model names v0 knows.
 pub const MODEL_NAMES: [&str; 6] = ["face", "burst", "prosody", "language", "ner", "facemesh"];
 

@@ -90,7 +90,7 @@ async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
     if files.is_empty() {
         return Err(FieldError::new("missing_file", "file", "A multipart job needs at least one `file` part.").into());
     }
-    if files.len() > super::request::MAX_TEXTS {
+    if files.len() > super::request::MAX_FILES {
         return Err(FieldError::new("too_many_files", "file", "At most 100 files per job; split the job.").into());
     }
     Ok(JobRequest { files, ..JobRequest::new(InferenceRequest::parse(request, true)?.to_value()) })

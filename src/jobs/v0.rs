@@ -24,6 +24,16 @@ impl JobState {
         }
     }
 
+    /// When the job was created and started; `now_ms` stands in for a start not yet made.
+    pub fn created_and_started(&self, now_ms: i64) -> (i64, i64) {
+        match *self {
+            Self::Queued { created_ms } => (created_ms, now_ms.max(created_ms)),
+            Self::InProgress { created_ms, started_ms }
+            | Self::Completed { created_ms, started_ms, .. }
+            | Self::Failed { created_ms, started_ms, .. } => (created_ms, started_ms),
+        }
+    }
+
     /// The v0 `state` object.
     pub fn to_json(&self) -> Value {
         let status = self.status();

@@ -62,69 +62,38 @@ impl WorkerPool {
             });
         }
         for worker in 0..workers {
-            let (store, engine, callbacks) = (self.store.clone(), self.engine.clone(), self.callbacks.clone());
-            let (wake, stop, tasks) = (self.wake.clone(), self.stop.clone(), self.tasks.clone());
+            let worker = Worker {
+                id: worker,
+                store: self.store.clone(),
+                engine: self.engine.clone(),
+                callbacks: self.callbacks.clone(),
+                stop: self.stop.clone(),
+                tasks: self.tasks.clone(),
+            };
+            let wake = self.wake.clone();
             self.tasks.spawn(async move {
-                while !stop.is_cancelled() {
-                    let job = match store.claim_next(now_ms()).await {
+                while !worker.stop.is_cancelled() {
+                    let job = match worker.store.claim_next(now_ms()).await {
                         Ok(Some(job)) => job,
                         Ok(None) => {
                             tokio::select! {
                                 _ = wake.notified() => {}
-                                _ = stop.cancelled() => {}
+                                _ = worker.stop.cancelled() => {}
                                 _ = tokio::time::sleep(IDLE_POLL) => {}
                             }
                             continue;
                         }
                         Err(e) => {
-                            tracing::error!(worker, error = %e, "cannot claim a job; retrying");
+                            tracing::error!(worker = worker.id, error = %e, "cannot claim a job; retrying");
                             tokio::time::sleep(IDLE_POLL).await;
                             continue;
                         }
                     };
-                    let span = tracing::info_span!("job", job_id = %job.id, worker);
-                    let run = async {
-                        tracing::info!("job started");
-                        // A panic in a model must not take the worker down with it.
-                        let run = std::panic::AssertUnwindSafe(engine.run(&job)).catch_unwind();
-                        let outcome = tokio::select! {
-                            outcome = run => outcome,
-                            _ = stop.cancelled() => {
-                                tracing::info!("shutting down: the job will run again on the next start");
-                                return None;
-                            }
-                        };
-                        let (state, predictions) = match outcome {
-                            Ok(Ok(done)) => done,
-                            Ok(Err(e)) => {
-                                tracing::error!(error = %e, "job could not run; queued again");
-                                let _ = store.requeue(&job.id).await;
-                                return Some(None);
-                            }
-                            Err(_) => {
-                                tracing::error!("job panicked; failing it");
-                                failed_by_panic(&job)
-                            }
-                        };
-                        if let Err(e) = store.finish(&job.id, &state, &predictions).await {
-                            tracing::error!(error = %e, "could not store the job's outcome; queued again");
-                            let _ = store.requeue(&job.id).await;
-                            return Some(None);
-                        }
-                        tracing::info!(status = state.status(), "job ended");
-                        Some(Some((state, predictions)))
-                    }
-                    .instrument(span)
-                    .await;
-                    let Some(ended) = run else { break };
-                    let Some((state, predictions)) = ended else {
-                        tokio::time::sleep(IDLE_POLL).await; // the store is failing: give it a moment
-                        continue;
-                    };
-                    if job.callback_url.is_some() {
-                        let job = JobRecord { state, ..job };
-                        let callbacks = callbacks.clone();
-                        tasks.spawn(async move { callbacks.deliver(&job, &predictions).await });
+                    let span = tracing::info_span!("job", job_id = %job.id, worker = worker.id);
+                    match worker.run(job).instrument(span).await {
+                        Step::Ended => {}
+                        Step::Requeued => tokio::time::sleep(IDLE_POLL).await, // the store is failing: give it a moment
+                        Step::Stopped => break,
                     }
                 }
             });
@@ -147,14 +116,72 @@ impl WorkerPool {
     }
 }
 
+/// What became of a claimed job.
+enum Step {
+    /// Stored as COMPLETED or FAILED.
+    Ended,
+    /// Put back in the queue: it could not run or its outcome could not be stored.
+    Requeued,
+    /// Abandoned at shutdown; it runs again on the next start.
+    Stopped,
+}
+
+/// One worker's handles on the pool's parts.
+struct Worker {
+    id: usize,
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    callbacks: Arc<Callbacks>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Worker {
+    /// Runs one claimed job to its end, stores the outcome and sends its callback.
+    async fn run(&self, job: JobRecord) -> Step {
+        tracing::info!("job started");
+        // A panic in a model must not take the worker down with it.
+        let run = std::panic::AssertUnwindSafe(self.engine.run(&job)).catch_unwind();
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            _ = self.stop.cancelled() => {
+                tracing::info!("shutting down: the job will run again on the next start");
+                return Step::Stopped;
+            }
+        };
+        let (state, predictions) = match outcome {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "job could not run; queued again");
+                let _ = self.store.requeue(&job.id).await;
+                return Step::Requeued;
+            }
+            Err(_) => {
+                tracing::error!("job panicked; failing it");
+                failed_by_panic(&job)
+            }
+        };
+        if let Err(e) = self.store.finish(&job.id, &state, &predictions).await {
+            tracing::error!(error = %e, "could not store the job's outcome; queued again");
+            let _ = self.store.requeue(&job.id).await;
+            return Step::Requeued;
+        }
+        tracing::info!(status = state.status(), "job ended");
+        if job.callback_url.is_some() {
+            let job = JobRecord { state, ..job };
+            let callbacks = self.callbacks.clone();
+            self.tasks.spawn(async move { callbacks.deliver(&job, &predictions).await });
+        }
+        Step::Ended
+    }
+}
+
 /// The end of a job whose run panicked.
 fn failed_by_panic(job: &JobRecord) -> (JobState, serde_json::Value) {
-    let (created_ms, started_ms) = match job.state {
-        JobState::InProgress { created_ms, started_ms } => (created_ms, started_ms),
-        _ => (now_ms(), now_ms()),
-    };
+    let ended_ms = now_ms();
+    let (created_ms, started_ms) = job.state.created_and_started(ended_ms);
     let message =
         "An internal error stopped this job; it was not retried. Start it again, and report it if it repeats."
             .to_owned();
-    (JobState::Failed { created_ms, started_ms, ended_ms: now_ms(), message }, json!([]))
+    (JobState::Failed { created_ms, started_ms, ended_ms, message }, json!([]))
 }

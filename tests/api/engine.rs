@@ -18,6 +18,11 @@ fn text_file(body: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body.to_owned(), "text/plain; charset=utf-8")
 }
 
+/// Serves `response` for GETs of `path` on the test's fake host.
+async fn serve(app: &crate::helpers::TestApp, path_: &str, response: ResponseTemplate) {
+    Mock::given(method("GET")).and(path(path_)).respond_with(response).mount(&app.upstream).await;
+}
+
 fn top(prediction: &Value, n: usize) -> Vec<String> {
     let mut scores: Vec<(String, f64)> = prediction["emotions"]
         .as_array()
@@ -39,11 +44,7 @@ fn language_predictions(source: &Value) -> Vec<Value> {
 #[tokio::test]
 async fn the_action_answers_at_once_and_the_job_completes_with_v0_shapes() {
     let app = spawn_local_app(|_| {}).await;
-    Mock::given(method("GET"))
-        .and(path("/call-notes.txt"))
-        .respond_with(text_file("I am really upset with this service."))
-        .mount(&app.upstream)
-        .await;
+    serve(&app, "/call-notes.txt", text_file("I am really upset with this service.")).await;
     let url = format!("{}/call-notes.txt", app.upstream.uri());
     let (status, answer) =
         status_and_json(app.start(&json!({"urls": url, "models_language": "Yes", "models_prosody": "No"})).await).await;
@@ -139,20 +140,9 @@ async fn text_items_get_all_53_expressions_sentiment_toxicity_and_sensible_ranki
 #[tokio::test]
 async fn one_bad_url_is_a_source_error_not_a_failed_job_and_nothing_measurable_fails_it() {
     let app = spawn_local_app(|_| {}).await;
-    Mock::given(method("GET"))
-        .and(path("/good.txt"))
-        .respond_with(text_file("What a lovely surprise!"))
-        .mount(&app.upstream)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/gone.txt"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&app.upstream)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/call.wav"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(b"RIFF\0\0\0\0WAVEfmt ".to_vec(), "audio/wav"))
-        .mount(&app.upstream)
+    serve(&app, "/good.txt", text_file("What a lovely surprise!")).await;
+    serve(&app, "/gone.txt", ResponseTemplate::new(404)).await;
+    serve(&app, "/call.wav", ResponseTemplate::new(200).set_body_raw(b"RIFF\0\0\0\0WAVEfmt ".to_vec(), "audio/wav"))
         .await;
     let base = app.upstream.uri();
     let id = app

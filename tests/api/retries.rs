@@ -10,6 +10,11 @@ use crate::helpers::{spawn_batch_app, status_and_json};
 
 const BODY: &str = r#"{"urls": "https://a.test/x.mp3"}"#;
 
+/// The fake's answer to `GET /v0/batch/jobs` (the adoption lookup).
+fn job_list(jobs: serde_json::Value) -> Mock {
+    Mock::given(method("GET")).and(path("/v0/batch/jobs")).respond_with(ResponseTemplate::new(200).set_body_json(jobs))
+}
+
 fn body() -> serde_json::Value {
     serde_json::from_str(BODY).unwrap()
 }
@@ -19,11 +24,7 @@ async fn transient_statuses_are_retried_until_success() {
     for status in [408, 429, 500, 502, 503, 504] {
         let app = spawn_batch_app(|_| {}).await;
         // Two failures, then success. (For 500/502/504 the job list is checked first: empty.)
-        Mock::given(method("GET"))
-            .and(path("/v0/batch/jobs"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-            .mount(&app.upstream)
-            .await;
+        job_list(json!([])).mount(&app.upstream).await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(status))
             .up_to_n_times(2)
@@ -132,12 +133,7 @@ async fn an_uncertain_post_with_no_matching_job_is_sent_again() {
         .expect(1)
         .mount(&app.upstream)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v0/batch/jobs"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(1)
-        .mount(&app.upstream)
-        .await;
+    job_list(json!([])).expect(1).mount(&app.upstream).await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"job_id": "second"})))
         .expect(1)
@@ -152,16 +148,7 @@ async fn an_uncertain_last_attempt_is_checked_before_failing() {
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(504)).expect(2).mount(&app.upstream).await;
     let adopted = json!([{"job_id": "made-it", "type": "INFERENCE", "request": {"urls": ["https://a.test/x.mp3"], "text": [], "callback_url": null, "models": {"prosody": {}}}, "state": {"status": "QUEUED", "created_timestamp_ms": 5}}]);
     // Before the second attempt the job is not there yet; after it, it is.
-    Mock::given(method("GET"))
-        .and(path("/v0/batch/jobs"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .up_to_n_times(1)
-        .mount(&app.upstream)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v0/batch/jobs"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(adopted))
-        .mount(&app.upstream)
-        .await;
+    job_list(json!([])).up_to_n_times(1).mount(&app.upstream).await;
+    job_list(adopted).mount(&app.upstream).await;
     assert_eq!(status_and_json(app.start(&body()).await).await, (200, json!({"job_id": "made-it"})));
 }
