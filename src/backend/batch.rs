@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, Caller, JobRequest, RawBody};
-use crate::http::error::ApiError;
+use crate::backend::{Backend, RawBody};
+use crate::error::ApiError;
+use crate::job::{Caller, JobRequest};
 use crate::upstream::v0::{HumeV0Client, RawResponse};
 
 /// Pass-through to the batch API at `HUME_BATCH_BASE_URL`.

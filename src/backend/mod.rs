@@ -2,55 +2,14 @@
 //! so the action and the `/v0/batch/jobs` routes never care which one is configured.
 
 pub mod batch;
-pub mod local;
+pub mod engine;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::Value;
 
-use crate::action::idempotency::IdempotencyClaim;
-use crate::config::Secret;
-use crate::http::error::ApiError;
-
-/// A job to start: a v0 `InferenceBaseRequest` (`urls`, `text`, `models`, ...) plus uploads.
-#[derive(Debug, Clone)]
-pub struct JobRequest {
-    /// The request as v0 JSON, normalised (only what the caller chose).
-    pub request: Value,
-    /// Files uploaded with a multipart request.
-    pub files: Vec<UploadedFile>,
-    /// The `Idempotency-Key` this start claims, for a backend that records it with the job.
-    pub idempotency: Option<IdempotencyClaim>,
-}
-
-impl JobRequest {
-    /// A request with no uploads.
-    pub fn new(request: Value) -> Self {
-        Self { request, files: Vec::new(), idempotency: None }
-    }
-}
-
-/// One uploaded file.
-#[derive(Debug, Clone)]
-pub struct UploadedFile {
-    pub filename: Option<String>,
-    pub content_type: Option<String>,
-    pub bytes: Bytes,
-}
-
-/// Who is calling: the Hume API key from the request header or the server's configuration.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub api_key: Option<Secret>,
-}
-
-impl Caller {
-    /// The API key, or the error that says both ways to give one.
-    pub fn require_api_key(&self) -> Result<&Secret, ApiError> {
-        self.api_key.as_ref().ok_or(ApiError::MissingApiKey)
-    }
-}
+use crate::error::ApiError;
+use crate::job::{Caller, JobRequest};
 
 /// A body passed back as it is, with its content type.
 #[derive(Debug, Clone)]

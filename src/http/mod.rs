@@ -1,8 +1,10 @@
 //! The HTTP surface: every route in one table, with the layers around them.
 //!
-//! Business rules live in `action/`, `backend/` and `jobs/`; this folder only wires requests to
+//! Business rules live in `action/`, `backend/` and `engine/`; this folder only wires requests to
 //! them and shapes errors.
 
+pub mod action;
+pub mod batch;
 pub mod error;
 pub mod extract;
 pub mod middleware;
@@ -20,9 +22,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::action::handlers as action;
 use crate::app::AppState;
-use crate::jobs::routes as batch;
+
 use error::ApiError;
 
 /// The full router.

@@ -1,7 +1,16 @@
-//! What a downloaded or uploaded file is: text, audio, video, image or archive.
+//! What a downloaded or uploaded file is, and turning media into what the analyzers take.
 //!
-//! Magic bytes win over the declared `Content-Type`, which wins over the file extension:
-//! servers often send `application/octet-stream`, and extensions lie more often than bytes.
+//! [`sniff`] tells text, audio, video, image and archive apart: magic bytes win over the declared
+//! `Content-Type`, which wins over the file extension (servers often send
+//! `application/octet-stream`, and extensions lie more often than bytes). [`archive`] expands an
+//! archive into its members; [`prepare`] probes a media file once with ffprobe and decodes what
+//! the selected models need ([`audio`] PCM, JPEG frames) with ffmpeg ([`ffmpeg`]).
+
+pub mod archive;
+pub mod audio;
+pub mod error;
+pub mod ffmpeg;
+pub mod prepare;
 
 /// The kind of a source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,15 @@
-//! Talking to Hume: the retry policy, the per-key sliding-window limiter and the v0 batch client.
+//! Talking to Hume: the retry policy, the per-key sliding-window limiter, and the v0 batch and v1
+//! expression clients on one shared [`client::UpstreamClient`].
 //!
 //! Every backend that calls Hume goes through here, so retries, `Retry-After` and the rate limit
 //! behave the same everywhere. Nothing here knows about workflow fields.
 
+pub mod client;
 pub mod limiter;
 pub mod retry;
 pub mod v0;
+pub mod v1;
+pub mod v1_types;
 
 use std::time::Duration;
 

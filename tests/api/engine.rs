@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use hume_action::jobs::store::{SqliteStore, Store};
+use hume_action::store::{SqliteStore, Store};
 use md5::Digest;
 
 use serde_json::{json, Value};
@@ -342,7 +342,7 @@ async fn callbacks_carry_the_result_and_an_hmac_signature() {
     assert_eq!((body["job_id"].as_str(), body["status"].as_str()), (Some(id.as_str()), Some("COMPLETED")));
     assert_eq!(body["predictions"], app.predictions(&id).await);
     let signature = last.headers["x-hume-action-signature"].to_str().unwrap();
-    assert_eq!(signature, hume_action::jobs::callback::signature("callback-secret", &last.body));
+    assert_eq!(signature, hume_action::engine::callback::signature("callback-secret", &last.body));
 }
 
 async fn loop_until_posts(app: &crate::helpers::TestApp, n: usize) -> Vec<wiremock::Request> {

@@ -180,3 +180,28 @@ impl TestApp {
         body
     }
 }
+
+/// Spawns the app on the `hume` backend, its v1 calls going to `v1` (a [`crate::fake_v1::FakeV1`]).
+pub async fn spawn_hume_app(v1_uri: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let upstream = MockServer::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(BackendKind::Hume, &upstream, data_dir.path());
+    config.hume_api_base_url = v1_uri.parse().unwrap();
+    config.model_dir = Some(model_dir());
+    config.allow_private_urls = true;
+    config.workers = Some(2);
+    tweak(&mut config);
+    spawn_with(config, upstream, data_dir).await
+}
+
+impl TestApp {
+    /// Serves `bytes` at `path` on the test's file host and returns the URL.
+    pub async fn host_file(&self, path: &str, bytes: Vec<u8>, content_type: &str) -> String {
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path(path))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(bytes, content_type))
+            .mount(&self.upstream)
+            .await;
+        format!("{}{path}", self.upstream.uri())
+    }
+}

@@ -2,8 +2,11 @@
 
 mod action;
 mod engine;
+mod fake_v1;
 mod helpers;
+mod hume;
 mod manifest;
+mod media_files;
 mod operations;
 mod passthrough;
 mod ratelimit;

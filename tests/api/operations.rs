@@ -84,12 +84,15 @@ async fn shutdown_lets_in_flight_calls_finish() {
 }
 
 #[tokio::test]
-async fn a_backend_that_is_not_built_yet_stops_start_up_with_a_message() {
+async fn the_hume_backend_without_ffmpeg_stops_start_up_saying_how_to_install_it() {
     let upstream = wiremock::MockServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::helpers::test_config(hume_action::config::BackendKind::Hume, &upstream, dir.path());
+    let mut config = crate::helpers::test_config(hume_action::config::BackendKind::Hume, &upstream, dir.path());
+    config.model_dir = Some(crate::helpers::model_dir());
+    config.ffmpeg = dir.path().join("no-ffmpeg-here");
     let error = hume_action::startup::Application::build(config).await.err().expect("refused");
-    assert!(error.to_string().contains("`hume` backend is not built yet"), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("ffmpeg") && message.contains("apt-get install ffmpeg"), "{message}");
 }
 
 #[tokio::test]

@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use url::Url;
 
-use super::store::{JobRecord, Store};
 use crate::config::Secret;
 use crate::fetch::{FetchError, Fetcher};
+use crate::store::{JobRecord, Store};
 use crate::upstream::retry::{is_transient_status, RetryPolicy};
 
 /// The signature header's name.
@@ -33,7 +33,7 @@ pub struct Callbacks {
 /// The body a callback carries: v0's `{job_id, status, predictions}`, plus `message` on failure.
 pub fn callback_body(job: &JobRecord, predictions: &Value) -> Value {
     let mut body = json!({"job_id": job.id, "status": job.state.status(), "predictions": predictions});
-    if let super::v0::JobState::Failed { message, .. } = &job.state {
+    if let crate::job::state::JobState::Failed { message, .. } = &job.state {
         body["message"] = json!(message);
     }
     body

@@ -16,10 +16,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::callback::Callbacks;
-use super::engine::Engine;
-use super::now_ms;
-use super::store::{JobRecord, Store, StoreError};
-use super::v0::JobState;
+use super::pipeline::Engine;
+use crate::job::now_ms;
+use crate::job::state::JobState;
+use crate::store::{JobRecord, Store, StoreError};
 
 /// How long an idle worker sleeps before looking at the queue without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -150,7 +150,7 @@ impl Worker {
             }
         };
         let (state, predictions) = match outcome {
-            Ok(Ok(done)) => done,
+            Ok(Ok((state, results))) => (state, serde_json::to_value(results).expect("predictions serialise")),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "job could not run; queued again");
                 let _ = self.store.requeue(&job.id).await;

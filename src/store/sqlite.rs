@@ -1,8 +1,4 @@
-//! Where the local engine keeps its jobs: the [`Store`] trait and its SQLite implementation.
-//!
-//! A job is committed before its id is returned, and every state change is one statement, so a
-//! process killed at any moment loses nothing: on start, jobs left `IN_PROGRESS` go back to
-//! `QUEUED` and run again. SQLite runs in WAL mode with `synchronous=FULL`.
+//! The SQLite [`Store`]: one file in the data directory, WAL with `synchronous=FULL`.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -13,102 +9,11 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
-use super::v0::JobState;
-use crate::action::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
-use crate::backend::UploadedFile;
-use crate::http::error::ApiError;
-
-/// Runs a job gets before an interrupted one is failed rather than queued again.
-pub const MAX_RUNS: i64 = 3;
-
-/// A storage failure (the database is unreadable, full, or gone).
-#[derive(Debug, thiserror::Error)]
-#[error("job store: {0}")]
-pub struct StoreError(String);
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        Self(e.to_string())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::internal("the job store failed", e)
-    }
-}
-
-/// A job to insert.
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    pub id: String,
-    /// The v0 request echo.
-    pub request: Value,
-    pub created_ms: i64,
-    pub callback_url: Option<String>,
-    pub files: Vec<UploadedFile>,
-    /// Recorded in the same transaction as the job.
-    pub idempotency: Option<IdempotencyClaim>,
-}
-
-/// A stored job, without its predictions.
-#[derive(Debug, Clone)]
-pub struct JobRecord {
-    pub id: String,
-    pub request: Value,
-    pub state: JobState,
-    pub callback_url: Option<String>,
-}
-
-/// Which timestamp `GET /v0/batch/jobs` sorts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortBy {
-    Created,
-    Started,
-    Ended,
-}
-
-/// The filters of `GET /v0/batch/jobs`.
-#[derive(Debug, Clone)]
-pub struct ListFilter {
-    pub limit: i64,
-    pub statuses: Vec<String>,
-    /// `Some(true)`: created after `timestamp_ms`; `Some(false)`: before.
-    pub created_after: Option<bool>,
-    pub timestamp_ms: i64,
-    pub sort_by: SortBy,
-    pub ascending: bool,
-}
-
-/// Durable job storage.
-#[async_trait::async_trait]
-pub trait Store: Send + Sync {
-    /// Commits a new `QUEUED` job and its files.
-    async fn insert(&self, job: NewJob) -> Result<(), StoreError>;
-    /// Moves the oldest `QUEUED` job to `IN_PROGRESS` and returns it.
-    async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError>;
-    /// Puts jobs a stopped process left `IN_PROGRESS` back in the queue; returns how many. A job
-    /// that has already been started [`MAX_RUNS`] times fails instead (it may be what crashes us).
-    async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError>;
-    /// Puts one `IN_PROGRESS` job back in the queue (its run could not finish).
-    async fn requeue(&self, id: &str) -> Result<(), StoreError>;
-    /// Records a job's end (`Completed` or `Failed`) with its predictions; drops its uploads.
-    async fn finish(&self, id: &str, state: &JobState, predictions: &Value) -> Result<(), StoreError>;
-    /// One job.
-    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
-    /// One job's predictions, once it has ended.
-    async fn predictions(&self, id: &str) -> Result<Option<Value>, StoreError>;
-    /// Jobs matching a filter.
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError>;
-    /// A job's uploaded files, in upload order.
-    async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError>;
-    /// Jobs whose callback is still to be delivered.
-    async fn pending_callbacks(&self) -> Result<Vec<JobRecord>, StoreError>;
-    /// Records a callback's fate (`DELIVERED` or `FAILED`).
-    async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError>;
-    /// Whether the store answers.
-    async fn ping(&self) -> Result<(), StoreError>;
-}
+use super::{JobRecord, ListFilter, NewJob, SortBy, Store, StoreError, MAX_RUNS};
+use crate::error::ApiError;
+use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
+use crate::job::state::JobState;
+use crate::job::UploadedFile;
 
 /// Jobs in a SQLite file.
 #[derive(Clone)]
@@ -117,7 +22,7 @@ pub struct SqliteStore {
 }
 
 const JOB_COLUMNS: &str =
-    "id, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url";
+    "id, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed";
 
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/hume-action.sqlite3` and applies migrations.
@@ -165,6 +70,7 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
         request: serde_json::from_str(&request).map_err(|e| StoreError(e.to_string()))?,
         state,
         callback_url: row.try_get("callback_url")?,
+        api_key_sealed: row.try_get("api_key_sealed")?,
     })
 }
 
@@ -172,12 +78,13 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
 impl Store for SqliteStore {
     async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO jobs (id, request, status, created_ms, callback_url, callback_state) VALUES (?, ?, 'QUEUED', ?, ?, ?)")
+        sqlx::query("INSERT INTO jobs (id, request, status, created_ms, callback_url, callback_state, api_key_sealed) VALUES (?, ?, 'QUEUED', ?, ?, ?, ?)")
             .bind(&job.id)
             .bind(job.request.to_string())
             .bind(job.created_ms)
             .bind(&job.callback_url)
             .bind(job.callback_url.as_ref().map(|_| "PENDING"))
+            .bind(&job.api_key_sealed)
             .execute(&mut *tx)
             .await?;
         for (position, file) in job.files.iter().enumerate() {
@@ -211,7 +118,7 @@ impl Store for SqliteStore {
     async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE jobs SET status = 'FAILED', ended_ms = ?, predictions = '[]',
+            "UPDATE jobs SET status = 'FAILED', ended_ms = ?, predictions = '[]', api_key_sealed = NULL,
                  message = 'The job was interrupted ' || runs || ' times while running and was given up; start it again, perhaps with fewer or smaller sources.'
              WHERE status = 'IN_PROGRESS' AND runs >= ?",
         )
@@ -244,7 +151,8 @@ impl Store for SqliteStore {
         };
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE jobs SET status = ?, ended_ms = ?, num_predictions = ?, num_errors = ?, message = ?, predictions = ?
+            "UPDATE jobs SET status = ?, ended_ms = ?, num_predictions = ?, num_errors = ?, message = ?, predictions = ?,
+                 api_key_sealed = NULL
              WHERE id = ?",
         )
         .bind(state.status())
@@ -341,7 +249,7 @@ impl Store for SqliteStore {
 #[async_trait::async_trait]
 impl IdempotencyStore for SqliteStore {
     async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, ApiError> {
-        let since = super::now_ms() - super::IDEMPOTENCY_TTL_MS;
+        let since = crate::job::now_ms() - crate::job::IDEMPOTENCY_TTL_MS;
         let row = sqlx::query(
             "SELECT request_hash, job_id FROM idempotency_keys WHERE scope = ? AND key = ? AND created_ms > ?",
         )
@@ -361,7 +269,7 @@ impl IdempotencyStore for SqliteStore {
         let claim =
             IdempotencyClaim { scope: scope.to_owned(), key: key.to_owned(), request_hash: record.request_hash };
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        record_key(&mut tx, &claim, &record.job_id, super::now_ms()).await?;
+        record_key(&mut tx, &claim, &record.job_id, crate::job::now_ms()).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
@@ -375,7 +283,7 @@ async fn record_key(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM idempotency_keys WHERE created_ms <= ?")
-        .bind(now_ms - super::IDEMPOTENCY_TTL_MS)
+        .bind(now_ms - crate::job::IDEMPOTENCY_TTL_MS)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
@@ -404,9 +312,10 @@ mod tests {
         let job = NewJob {
             id: "job-1".into(),
             request: json!({"text": ["hi"]}),
-            created_ms: super::super::now_ms(),
+            created_ms: crate::job::now_ms(),
             callback_url: None,
             files: vec![],
+            api_key_sealed: None,
             idempotency: Some(claim),
         };
         store.insert(job).await.unwrap();

@@ -64,26 +64,29 @@ fn column_rank(column: &str) -> u8 {
     }
 }
 
-/// Scalars become `field` / `field.sub` columns; score lists become `list:name` columns.
+/// Scalars become `field` / `field.sub` columns; score lists (`{name, score}`, or v1's `{name,
+/// probability}` under `hume_v1`) become `list:name` columns, so every number measured has one.
 fn flatten(prediction: &Value, row: &mut BTreeMap<String, String>) {
-    for (key, value) in prediction.as_object().into_iter().flatten() {
+    flatten_under("", prediction, row);
+}
+
+fn flatten_under(prefix: &str, value: &Value, row: &mut BTreeMap<String, String>) {
+    for (key, value) in value.as_object().into_iter().flatten() {
+        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
         match value {
             Value::Array(scores) => {
+                let list = if name == "emotions" { "emotion" } else { name.as_str() };
                 for score in scores {
-                    if let (Some(name), Some(s)) = (score["name"].as_str(), score["score"].as_f64()) {
-                        let list = if key == "emotions" { "emotion" } else { key.as_str() };
-                        row.insert(format!("{list}:{name}"), s.to_string());
+                    let number = score.get("score").or_else(|| score.get("probability")).and_then(Value::as_f64);
+                    if let (Some(label), Some(number)) = (score["name"].as_str(), number) {
+                        row.insert(format!("{list}:{label}"), number.to_string());
                     }
                 }
             }
-            Value::Object(fields) => {
-                for (sub, v) in fields {
-                    row.insert(format!("{key}.{sub}"), scalar(v));
-                }
-            }
+            Value::Object(_) => flatten_under(&name, value, row),
             Value::Null => {}
             other => {
-                row.insert(key.clone(), scalar(other));
+                row.insert(name, scalar(other));
             }
         }
     }
@@ -118,5 +121,35 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(lines.next().unwrap(), "source,file,id,position.begin,position.end,text,emotion:Anger,emotion:Joy");
         assert_eq!(lines.next().unwrap(), "text[0],text,unknown,0,9,\"so, great\",0.25,0.5");
+    }
+
+    #[test]
+    fn face_and_voice_rows_flatten_boxes_times_and_hume_s_own_lists() {
+        let predictions = json!([{"source": {"type": "url", "url": "https://x/v.mp4"}, "results": {"errors": [], "predictions": [{"file": "v.mp4", "models": {
+            "face": {"metadata": null, "grouped_predictions": [{"id": "face_0", "predictions": [
+                {"frame": 3, "time": 1.0, "prob": 0.97, "box": {"x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0},
+                 "emotions": [{"name": "Joy", "score": 0.8}], "facs": null, "descriptions": null}]}]},
+            "prosody": {"metadata": null, "grouped_predictions": [{"id": "unknown", "predictions": [
+                {"text": null, "time": {"begin": 0.5, "end": 3.5}, "confidence": null, "speaker_confidence": null,
+                 "emotions": [{"name": "Interest", "score": 0.81}],
+                 "hume_v1": {"measurement_id": 0, "utterance_id": 0, "trigger": "interval",
+                             "expressions": [{"name": "chuckling", "probability": 0.74}], "voice_attributes": []}}]}]}
+        }}]}}]);
+        let mut archive = zip::ZipArchive::new(Cursor::new(zip_predictions(&predictions).unwrap())).unwrap();
+        let read = |archive: &mut zip::ZipArchive<Cursor<Vec<u8>>>, name: &str| {
+            let mut text = String::new();
+            archive.by_name(name).unwrap().read_to_string(&mut text).unwrap();
+            text
+        };
+        let face = read(&mut archive, "face.csv");
+        assert_eq!(face.lines().next().unwrap(), "source,file,id,box.h,box.w,box.x,box.y,frame,prob,time,emotion:Joy");
+        assert_eq!(face.lines().nth(1).unwrap(), "https://x/v.mp4,v.mp4,face_0,4.0,3.0,1.0,2.0,3,0.97,1.0,0.8");
+        let prosody = read(&mut archive, "prosody.csv");
+        let header = prosody.lines().next().unwrap();
+        assert!(
+            header.contains("time.begin,time.end")
+                && header.ends_with("emotion:Interest,hume_v1.expressions:chuckling"),
+            "{header}"
+        );
     }
 }

@@ -1,16 +1,18 @@
-//! The v0-compatible batch routes (`/v0/batch/jobs...`), served by whichever backend is set.
+//! The v0-compatible batch routes (`/v0/batch/jobs...`), served by whichever backend is set:
+//! JSON or multipart in, the job started through idempotency, bodies passed back as they are.
 
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::request::InferenceRequest;
-use crate::action::handlers::idempotency_key;
+use super::action::idempotency_key;
 use crate::app::AppState;
-use crate::backend::{JobRequest, RawBody, UploadedFile};
-use crate::http::error::{ApiError, FieldError};
+use crate::backend::RawBody;
+use crate::error::{ApiError, FieldError};
 use crate::http::extract::JsonBody;
+use crate::job::request::{InferenceRequest, MAX_FILES};
+use crate::job::{JobRequest, UploadedFile};
 
 /// `POST /v0/batch/jobs`, as JSON or as multipart (`json` part plus `file` parts).
 pub async fn start(State(app): State<AppState>, headers: HeaderMap, request: Request) -> Result<Json<Value>, ApiError> {
@@ -90,7 +92,7 @@ async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
     if files.is_empty() {
         return Err(FieldError::new("missing_file", "file", "A multipart job needs at least one `file` part.").into());
     }
-    if files.len() > super::request::MAX_FILES {
+    if files.len() > MAX_FILES {
         return Err(FieldError::new("too_many_files", "file", "At most 100 files per job; split the job.").into());
     }
     Ok(JobRequest { files, ..JobRequest::new(InferenceRequest::parse(request, true)?.to_value()) })

@@ -1,7 +1,10 @@
-//! The `local` backend (the default): jobs stored in SQLite and run by the embedded engine.
+//! The engine backends, `local` (the default) and `hume`: jobs stored in SQLite and run by
+//! `crate::engine`, which owns the job whichever runner measures each model.
 //!
 //! The job is committed before its id is returned; workers fetch, measure and store in the
-//! background. Reads are answered from the database in v0's shapes.
+//! background. Reads are answered from the database in v0's shapes. On `hume`, the caller's key
+//! is required at intake and stored sealed with the job, so its workers use the caller's key
+//! also after a restart.
 
 use std::sync::Arc;
 
@@ -9,27 +12,37 @@ use axum::http::StatusCode;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 
-use crate::backend::{Backend, Caller, JobRequest, RawBody};
-use crate::http::error::{ApiError, FieldError};
-use crate::jobs::artifacts::zip_predictions;
-use crate::jobs::now_ms;
-use crate::jobs::request::InferenceRequest;
-use crate::jobs::store::{JobRecord, ListFilter, NewJob, SortBy, Store};
-use crate::jobs::v0::{job_json, request_echo, JobState};
-use crate::jobs::worker::WorkerPool;
+use crate::backend::{Backend, RawBody};
+use crate::engine::worker::WorkerPool;
+use crate::error::{ApiError, FieldError};
+use crate::job::now_ms;
+use crate::job::request::InferenceRequest;
+use crate::job::state::{job_json, request_echo, JobState};
+use crate::job::{Caller, JobRequest};
+use crate::predictions::artifacts::zip_predictions;
+use crate::sealed::Sealer;
+use crate::store::{JobRecord, ListFilter, NewJob, SortBy, Store};
 
-/// Jobs run here, on embedded models.
-pub struct LocalBackend {
+/// Jobs run here, by the engine's workers.
+pub struct EngineBackend {
     store: Arc<dyn Store>,
     workers: WorkerPool,
+    /// Seals the caller's key into the job, when the runners call Hume.
+    key_sealer: Option<Arc<Sealer>>,
     /// Held for the process's lifetime: one server per data directory.
     _data_dir_lock: std::fs::File,
 }
 
-impl LocalBackend {
-    /// A backend over a store, a (started) worker pool and the data directory's lock.
-    pub fn new(store: Arc<dyn Store>, workers: WorkerPool, data_dir_lock: std::fs::File) -> Self {
-        Self { store, workers, _data_dir_lock: data_dir_lock }
+impl EngineBackend {
+    /// A backend over a store, a (started) worker pool and the data directory's lock;
+    /// `key_sealer` when jobs need the caller's Hume key (the `hume` backend).
+    pub fn new(
+        store: Arc<dyn Store>,
+        workers: WorkerPool,
+        data_dir_lock: std::fs::File,
+        key_sealer: Option<Arc<Sealer>>,
+    ) -> Self {
+        Self { store, workers, key_sealer, _data_dir_lock: data_dir_lock }
     }
 
     async fn ended_job(&self, id: &str) -> Result<JobRecord, ApiError> {
@@ -53,21 +66,26 @@ fn not_found(id: &str) -> ApiError {
 }
 
 #[async_trait::async_trait]
-impl Backend for LocalBackend {
-    async fn submit(&self, _caller: &Caller, job: JobRequest) -> Result<String, ApiError> {
+impl Backend for EngineBackend {
+    async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<String, ApiError> {
         let request = InferenceRequest::parse(job.request, !job.files.is_empty())?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let api_key_sealed = match &self.key_sealer {
+            Some(sealer) => Some(sealer.seal(caller.require_api_key()?, &id)),
+            None => None,
+        };
         let files: Vec<Value> = job
             .files
             .iter()
             .map(|f| json!({"filename": f.filename, "content_type": f.content_type, "md5sum": hex::encode(Md5::digest(&f.bytes))}))
             .collect();
-        let id = uuid::Uuid::new_v4().to_string();
         let new = NewJob {
             id: id.clone(),
             request: request_echo(&request, files),
             created_ms: now_ms(),
             callback_url: request.callback_url.clone(),
             files: job.files,
+            api_key_sealed,
             idempotency: job.idempotency,
         };
         self.store.insert(new).await?;

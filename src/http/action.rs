@@ -6,13 +6,13 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::idempotency::IdempotencyKey;
-use super::input::ActionInput;
-use super::manifest::MANIFEST_JSON;
+use super::error::ApiError;
+use super::extract::JsonBody;
+use crate::action::input::ActionInput;
+use crate::action::manifest::MANIFEST_JSON;
 use crate::app::AppState;
-use crate::backend::JobRequest;
-use crate::http::error::ApiError;
-use crate::http::extract::JsonBody;
+use crate::idempotency::IdempotencyKey;
+use crate::job::JobRequest;
 
 /// Starts a job from builder input and answers `{"job_id": ...}`.
 pub async fn start(
@@ -36,17 +36,4 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Ap
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
     let text = value.to_str().unwrap_or("\u{0}");
     Ok(Some(IdempotencyKey::try_from(text)?))
-}
-
-impl From<ActionInput> for JobRequest {
-    fn from(input: ActionInput) -> Self {
-        let mut request = json!({
-            "urls": input.urls.as_slice().iter().map(url::Url::as_str).collect::<Vec<_>>(),
-            "models": input.models.to_v0_models(),
-        });
-        if let Some(callback) = input.callback_url {
-            request["callback_url"] = json!(callback.as_str());
-        }
-        Self::new(request)
-    }
 }

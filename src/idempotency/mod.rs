@@ -13,7 +13,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::http::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError};
 
 /// What a key was first used for.
 #[derive(Debug, Clone, PartialEq, Eq)]

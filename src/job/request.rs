@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::action::input::MAX_URLS;
-use crate::http::error::FieldError;
+use super::MAX_URLS;
+use crate::error::FieldError;
 
 /// The most `text` items one job takes.
 pub const MAX_TEXTS: usize = 100;

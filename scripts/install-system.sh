@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the programs the server and the tests run, from Debian's packages, when missing:
+# ffmpeg/ffprobe (decoding audio, video and images) always; espeak-ng (speech the tests
+# synthesise) with --tests. Needs root (or sudo) and apt; says what to do otherwise.
+#
+# Usage: scripts/install-system.sh [--tests]
+set -euo pipefail
+
+need=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
+if [[ ${1:-} == --tests ]]; then
+  command -v espeak-ng >/dev/null || need+=(espeak-ng)
+fi
+[[ ${#need[@]} -eq 0 ]] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "error: please install ${need[*]} (Debian/Ubuntu: apt-get install ${need[*]})" >&2
+  exit 1
+fi
+sudo=()
+[[ $(id -u) -eq 0 ]] || sudo=(sudo)
+echo "installing ${need[*]} from Debian's packages"
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

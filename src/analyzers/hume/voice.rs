@@ -1,0 +1,82 @@
+//! Prosody and burst on Hume v1 (`POST /v1/expression/audio/file`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::describe_v1_error;
+use super::mapping::voice_predictions;
+use crate::analyzers::{Analyzer, JobContext, Subject};
+use crate::job::models::{Model, ModelSettings};
+use crate::media::audio::chunk_ranges;
+use crate::media::audio::Pcm;
+use crate::predictions::{ModelOutput, ModelsPredictions};
+use crate::upstream::v1::{HumeV1Client, MAX_REQUEST_BYTES, MULTIPART_OVERHEAD_BYTES};
+use crate::upstream::v1_types::AudioConfig;
+
+/// Samples in one request: the 25 MB body less framing and the 44-byte WAV header, 2 bytes each.
+pub const MAX_CHUNK_SAMPLES: usize = (MAX_REQUEST_BYTES - MULTIPART_OVERHEAD_BYTES - 44) / 2;
+/// How far back from a chunk's limit a quiet place to cut is looked for.
+pub const SILENCE_SEARCH_SAMPLES: usize = 30 * Pcm::RATE as usize;
+
+/// The v1 voice runner.
+pub struct HumeVoice {
+    client: Arc<HumeV1Client>,
+    max_chunk_samples: usize,
+}
+
+impl HumeVoice {
+    /// A runner over the v1 client, with requests as large as v1 allows.
+    pub fn new(client: Arc<HumeV1Client>) -> Self {
+        Self { client, max_chunk_samples: MAX_CHUNK_SAMPLES }
+    }
+
+    /// The same runner with smaller chunks (benchmarks and tests of long audio).
+    pub fn with_max_chunk_samples(client: Arc<HumeV1Client>, max_chunk_samples: usize) -> Self {
+        Self { client, max_chunk_samples: max_chunk_samples.max(Pcm::RATE as usize) }
+    }
+}
+
+#[async_trait::async_trait]
+impl Analyzer for HumeVoice {
+    fn runner(&self) -> &'static str {
+        "hume-v1"
+    }
+
+    async fn analyze(
+        &self,
+        job: &JobContext,
+        subject: &Subject<'_>,
+        models: &[Model],
+        _settings: &ModelSettings,
+    ) -> Result<ModelsPredictions, String> {
+        let file = subject.file;
+        let pcm = subject
+            .media
+            .and_then(|m| m.audio.as_ref())
+            .ok_or_else(|| format!("{file} has no audio track to measure."))?;
+        if pcm.is_silent() {
+            return Err(format!("{file} is silent: there is no voice to measure."));
+        }
+        let api_key = job.require_api_key()?;
+        let (mut prosody, mut burst) = (Vec::new(), Vec::new());
+        let search = SILENCE_SEARCH_SAMPLES.min(self.max_chunk_samples / 4);
+        for range in chunk_ranges(&pcm.samples, self.max_chunk_samples, search) {
+            let offset_secs = range.start as f64 / f64::from(Pcm::RATE);
+            let wav = Bytes::from(pcm.to_wav(range));
+            let response = self
+                .client
+                .measure_audio(api_key, wav, &AudioConfig::default())
+                .await
+                .map_err(|e| describe_v1_error(file, &e))?;
+            let (p, b) = voice_predictions(&response, offset_secs, |_, _| None);
+            prosody.extend(p);
+            burst.extend(b);
+        }
+        Ok(ModelsPredictions {
+            prosody: models.contains(&Model::Prosody).then(|| ModelOutput::single("unknown", prosody)),
+            burst: models.contains(&Model::Burst).then(|| ModelOutput::single("unknown", burst)),
+            ..Default::default()
+        })
+    }
+}

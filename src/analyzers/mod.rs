@@ -1,0 +1,132 @@
+//! One analyzer per model family behind one seam, and the one place that decides which runner
+//! measures which model.
+//!
+//! An [`Analyzer`] turns a prepared source (text, or media that `crate::media` decoded into PCM
+//! audio and JPEG frames) into typed v0 predictions for the models it serves. Runners today:
+//! - [`language`]: the embedded language model (candle), on every backend;
+//! - [`hume`]: Hume's v1 API for face (`/video/file`) and voice (`/audio/file`: prosody and
+//!   burst from one request), on the `hume` backend.
+//!
+//! A model no runner can measure on this backend has a [`Route::Unavailable`] whose message says
+//! why and how to get it; the engine reports it as that source's error.
+
+pub mod hume;
+pub mod language;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::Secret;
+use crate::job::models::{Model, ModelSettings};
+use crate::media::prepare::Prepared;
+use crate::media::MediaKind;
+use crate::predictions::ModelsPredictions;
+
+/// What an analyzer measures: one file of a source, prepared once for every model.
+pub struct Subject<'a> {
+    /// The file's name, as predictions and errors name it.
+    pub file: &'a str,
+    /// The file's text, for a text file.
+    pub text: Option<&'a str>,
+    /// The decoded media, for audio, video and image files.
+    pub media: Option<&'a Prepared>,
+}
+
+/// What an analyzer may need from the job beyond the file: the caller's Hume key.
+#[derive(Clone, Default)]
+pub struct JobContext {
+    /// The key the job was submitted with (opened from its sealed copy), when it had one.
+    pub api_key: Option<Secret>,
+}
+
+impl JobContext {
+    /// The job's Hume key, or why there is none.
+    pub fn require_api_key(&self) -> Result<&Secret, String> {
+        self.api_key.as_ref().ok_or_else(|| {
+            "This job has no Hume API key: send X-Hume-Api-Key with the request, or start the server with HUME_API_KEY."
+                .to_owned()
+        })
+    }
+}
+
+/// Measures some models on one subject.
+#[async_trait::async_trait]
+pub trait Analyzer: Send + Sync {
+    /// The runner's name for logs and messages (`local`, `hume-v1`).
+    fn runner(&self) -> &'static str;
+
+    /// Measures `models` (all served by this analyzer and selected by the job) on `subject`.
+    /// An `Err` is one sentence for the source's `errors`, naming the file and the fix.
+    async fn analyze(
+        &self,
+        job: &JobContext,
+        subject: &Subject<'_>,
+        models: &[Model],
+        settings: &ModelSettings,
+    ) -> Result<ModelsPredictions, String>;
+}
+
+/// Who measures a model on this server.
+#[derive(Clone)]
+pub enum Route {
+    /// This analyzer.
+    Run(Arc<dyn Analyzer>),
+    /// Nothing here; the message says why and how to get it.
+    Unavailable(String),
+}
+
+/// The runner of every model: built once at start-up from the backend's choice.
+pub struct Analyzers {
+    routes: BTreeMap<Model, Route>,
+}
+
+impl Analyzers {
+    /// The `local` backend: the embedded language model; face, voice, ner and facemesh are not
+    /// available without a Hume key.
+    pub fn local(language: Arc<dyn Analyzer>) -> Self {
+        let needs_hume = |model: &str| {
+            Route::Unavailable(format!(
+                "The {model} model is not available on the local backend yet; start the server with HUME_ACTION_BACKEND=hume and a Hume API key with v1 access."
+            ))
+        };
+        Self::with(language, needs_hume("face"), needs_hume("prosody"), needs_hume("burst"))
+    }
+
+    /// The `hume` backend: face and voice (prosody, burst) on Hume v1, language embedded.
+    pub fn hume(language: Arc<dyn Analyzer>, face: Arc<dyn Analyzer>, voice: Arc<dyn Analyzer>) -> Self {
+        Self::with(language, Route::Run(face), Route::Run(voice.clone()), Route::Run(voice))
+    }
+
+    fn with(language: Arc<dyn Analyzer>, face: Route, prosody: Route, burst: Route) -> Self {
+        let nowhere = |model: &str| {
+            Route::Unavailable(format!(
+                "The {model} model is not available: Hume's v1 API has no {model} model and no open replacement is bundled."
+            ))
+        };
+        let routes = BTreeMap::from([
+            (Model::Face, face),
+            (Model::Prosody, prosody),
+            (Model::Burst, burst),
+            (Model::Language, Route::Run(language)),
+            (Model::Ner, nowhere("ner")),
+            (Model::Facemesh, nowhere("facemesh")),
+        ]);
+        Self { routes }
+    }
+
+    /// Who measures `model`.
+    pub fn route(&self, model: Model) -> &Route {
+        &self.routes[&model]
+    }
+}
+
+/// Whether v0 runs `model` on a file of this kind (a model that does not apply is skipped
+/// silently, as on Hume).
+pub fn applies(model: Model, kind: MediaKind) -> bool {
+    use MediaKind::*;
+    match model {
+        Model::Face | Model::Facemesh => matches!(kind, Image | Video),
+        Model::Prosody | Model::Burst => matches!(kind, Audio | Video),
+        Model::Language | Model::Ner => matches!(kind, Text | Audio | Video),
+    }
+}

@@ -1,0 +1,282 @@
+//! One job of the engine, source by source: fetch (or take the upload or text), tell what the
+//! file is, expand an archive into its members, prepare media once (`crate::media`), run each
+//! selected model on its runner (`crate::analyzers`), and assemble typed v0 predictions.
+//!
+//! One bad source never fails the job: its problem becomes an entry in that source's `errors`.
+//! A job fails only when nothing at all could be measured.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use url::Url;
+
+use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject};
+use crate::fetch::Fetcher;
+use crate::job::models::{Model, ModelSettings};
+use crate::job::now_ms;
+use crate::job::state::JobState;
+use crate::job::UploadedFile;
+use crate::media::archive::expand_archive;
+use crate::media::prepare::{Needs, Prepared, Preparer};
+use crate::media::{sniff, MediaKind};
+use crate::predictions::{InferencePrediction, InferenceResults, ModelsPredictions, Source, SourceError, SourceResult};
+use crate::sealed::Sealer;
+use crate::store::{JobRecord, Store, StoreError};
+
+/// Sources of one job worked on at once.
+const PARALLEL_SOURCES: usize = 4;
+
+/// What runs jobs.
+pub struct Engine {
+    pub fetcher: Fetcher,
+    pub media: Arc<Preparer>,
+    pub analyzers: Analyzers,
+    pub store: Arc<dyn Store>,
+    pub sealer: Arc<Sealer>,
+}
+
+/// One input of a job.
+enum Input {
+    Url(String),
+    Text(String),
+    File(UploadedFile),
+}
+
+/// One job's run: its settings and context, shared by its sources.
+struct Run<'a> {
+    engine: &'a Engine,
+    settings: ModelSettings,
+    context: JobContext,
+}
+
+/// A file's outcome: its prediction (when anything was measured) and its errors.
+#[derive(Default)]
+struct Measured {
+    predictions: Vec<InferencePrediction>,
+    errors: Vec<SourceError>,
+}
+
+impl Measured {
+    fn error(file: &str, message: impl Into<String>) -> Self {
+        Self { predictions: vec![], errors: vec![SourceError { file: file.to_owned(), message: message.into() }] }
+    }
+
+    fn extend(&mut self, other: Measured) {
+        self.predictions.extend(other.predictions);
+        self.errors.extend(other.errors);
+    }
+}
+
+impl Engine {
+    /// Runs `job` and returns its end state and predictions.
+    pub async fn run(&self, job: &JobRecord) -> Result<(JobState, Vec<SourceResult>), StoreError> {
+        let strings = |key: &str| -> Vec<String> {
+            job.request[key]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
+        };
+        let mut inputs: Vec<Input> = strings("urls").into_iter().map(Input::Url).collect();
+        inputs.extend(strings("text").into_iter().map(Input::Text));
+        inputs.extend(self.store.files(&job.id).await?.into_iter().map(Input::File));
+        let api_key = job.api_key_sealed.as_deref().and_then(|sealed| match self.sealer.open(sealed, &job.id) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::warn!(error = %e, "the job's API key could not be opened");
+                None
+            }
+        });
+        let run = Run {
+            engine: self,
+            settings: ModelSettings::from_v0(&job.request["models"]),
+            context: JobContext { api_key },
+        };
+        let results: Vec<SourceResult> =
+            futures::stream::iter(inputs).map(|input| run.source(input)).buffered(PARALLEL_SOURCES).collect().await;
+
+        let num_predictions = results.iter().map(|r| r.results.predictions.len() as i64).sum();
+        let num_errors = results.iter().map(|r| r.results.errors.len() as i64).sum();
+        let ended_ms = now_ms();
+        let (created_ms, started_ms) = job.state.created_and_started(ended_ms);
+        let state = if num_predictions > 0 {
+            JobState::Completed { created_ms, started_ms, ended_ms, num_predictions, num_errors }
+        } else {
+            JobState::Failed { created_ms, started_ms, ended_ms, message: failure_message(&results) }
+        };
+        Ok((state, results))
+    }
+}
+
+impl Run<'_> {
+    async fn source(&self, input: Input) -> SourceResult {
+        let (source, measured) = match input {
+            Input::Url(url) => {
+                let measured = match self.download(&url).await {
+                    Ok((file, kind, bytes)) => self.contents(&file, kind, bytes).await,
+                    Err((file, message)) => Measured::error(&file, message),
+                };
+                (Source::Url { url }, measured)
+            }
+            Input::Text(text) => {
+                (Source::Text {}, self.contents("text", MediaKind::Text, text.into_bytes().into()).await)
+            }
+            Input::File(file) => {
+                let md5sum = hex::encode(Md5::digest(&file.bytes));
+                let name = file.filename.clone().unwrap_or_else(|| "upload".into());
+                let kind = sniff(&file.bytes, file.content_type.as_deref(), Some(&name));
+                let measured = self.contents(&name, kind, file.bytes).await;
+                (Source::File { filename: file.filename, content_type: file.content_type, md5sum }, measured)
+            }
+        };
+        let Measured { predictions, errors } = measured;
+        SourceResult { source, results: InferenceResults { predictions, errors } }
+    }
+
+    async fn download(&self, url: &str) -> Result<(String, MediaKind, Bytes), (String, String)> {
+        let parsed = Url::parse(url).map_err(|e| (url.to_owned(), format!("not a valid URL: {e}")))?;
+        let file = parsed
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("index")
+            .to_owned();
+        let fetched = self.engine.fetcher.get(&parsed).await.map_err(|e| (file.clone(), e.to_string()))?;
+        let kind = sniff(&fetched.bytes, fetched.content_type.as_deref(), Some(fetched.final_url.path()));
+        Ok((file, kind, fetched.bytes))
+    }
+
+    /// A source's contents: an archive's members each as its own file, or the one file.
+    async fn contents(&self, file: &str, kind: MediaKind, bytes: Bytes) -> Measured {
+        if kind != MediaKind::Archive {
+            return self.file(file, kind, bytes).await;
+        }
+        let media = self.engine.media.clone();
+        let name = file.to_owned();
+        let members = match tokio::task::spawn_blocking(move || expand_archive(&name, &bytes, media.limits())).await {
+            Ok(Ok(members)) => members,
+            Ok(Err(e)) => return Measured::error(file, e.to_string()),
+            Err(e) => return Measured::error(file, format!("the archive could not be read: {e}")),
+        };
+        if members.is_empty() {
+            return Measured::error(file, format!("{file} holds no files to measure."));
+        }
+        let mut measured = Measured::default();
+        for member in members {
+            let kind = sniff(&member.bytes, None, Some(&member.name));
+            measured.extend(if kind == MediaKind::Archive {
+                Measured::error(
+                    &member.name,
+                    format!(
+                        "{} is an archive inside an archive; nested archives are not expanded: send it on its own.",
+                        member.name
+                    ),
+                )
+            } else {
+                self.file(&member.name, kind, member.bytes).await
+            });
+        }
+        measured
+    }
+
+    /// One file: prepared once, then every selected model that applies, on its runner.
+    async fn file(&self, file: &str, kind: MediaKind, bytes: Bytes) -> Measured {
+        if kind == MediaKind::Unknown {
+            return Measured::error(file, "Could not tell what kind of file this is (text, audio, video or image); check the URL serves the media itself, not a web page.");
+        }
+        let mut measured = Measured::default();
+        let prepared = match kind {
+            MediaKind::Text => None,
+            _ => match self.prepare(file, kind, &bytes).await {
+                Ok(prepared) => prepared,
+                Err(message) => return Measured::error(file, message),
+            },
+        };
+        let kind = prepared.as_ref().map_or(kind, |p| p.kind);
+        if prepared.as_ref().is_some_and(|p| p.frames_truncated) {
+            let kept = prepared.as_ref().map_or(0, |p| p.frames.len());
+            measured.errors.push(SourceError {
+                file: file.to_owned(),
+                message: format!("{file} has more frames than one source may have measured; only the first {kept} were measured. Lower models.face.fps_pred or send a shorter video."),
+            });
+        }
+        let text = (kind == MediaKind::Text).then(|| String::from_utf8_lossy(&bytes).into_owned());
+        let subject = Subject { file, text: text.as_deref(), media: prepared.as_ref() };
+        let selected = self.settings.selected();
+        let applicable: Vec<Model> = selected.iter().copied().filter(|m| applies(*m, kind)).collect();
+        if applicable.is_empty() {
+            let names: Vec<&str> = selected.iter().map(|m| m.name()).collect();
+            return Measured::error(
+                file,
+                format!("None of the selected models ({}) applies to a {} file.", names.join(", "), kind.as_str()),
+            );
+        }
+        let mut models = ModelsPredictions::default();
+        for (analyzer, served) in self.groups(&applicable, &mut measured.errors, file) {
+            match analyzer.analyze(&self.context, &subject, &served, &self.settings).await {
+                Ok(output) => models.merge(output),
+                Err(message) => measured.errors.push(SourceError { file: file.to_owned(), message }),
+            }
+        }
+        if !models.is_empty() {
+            measured.predictions.push(InferencePrediction {
+                file: file.to_owned(),
+                file_type: kind.as_str().to_owned(),
+                models,
+            });
+        }
+        measured
+    }
+
+    /// The analyzers that serve `models`, each once with the models it serves; a model with no
+    /// runner here becomes an error.
+    fn groups(
+        &self,
+        models: &[Model],
+        errors: &mut Vec<SourceError>,
+        file: &str,
+    ) -> Vec<(Arc<dyn Analyzer>, Vec<Model>)> {
+        let mut groups: Vec<(Arc<dyn Analyzer>, Vec<Model>)> = Vec::new();
+        for &model in models {
+            match self.engine.analyzers.route(model) {
+                Route::Unavailable(message) => {
+                    errors.push(SourceError { file: file.to_owned(), message: message.clone() })
+                }
+                Route::Run(analyzer) => match groups.iter_mut().find(|(a, _)| Arc::ptr_eq(a, analyzer)) {
+                    Some((_, served)) => served.push(model),
+                    None => groups.push((analyzer.clone(), vec![model])),
+                },
+            }
+        }
+        groups
+    }
+
+    /// Decodes a media file once for every model that will run on it; `None` when none will.
+    async fn prepare(&self, file: &str, kind: MediaKind, bytes: &[u8]) -> Result<Option<Prepared>, String> {
+        let runs =
+            |model: Model| self.settings.has(model) && matches!(self.engine.analyzers.route(model), Route::Run(_));
+        let needs = Needs {
+            audio: runs(Model::Prosody) || runs(Model::Burst),
+            frames: self.settings.face.as_ref().filter(|_| runs(Model::Face)).map(|face| face.fps_pred),
+        };
+        if !needs.audio && needs.frames.is_none() {
+            return Ok(None);
+        }
+        self.engine.media.prepare(file, kind, bytes, needs).await.map(Some).map_err(|e| e.to_string())
+    }
+}
+
+/// Why nothing could be measured, from the sources' errors.
+fn failure_message(results: &[SourceResult]) -> String {
+    let errors: Vec<String> =
+        results.iter().flat_map(|r| &r.results.errors).map(|e| format!("{}: {}", e.file, e.message)).collect();
+    match errors.len() {
+        0 => "The job had no sources to measure.".into(),
+        n => format!(
+            "Nothing could be measured ({n} error{}). {}",
+            if n == 1 { "" } else { "s" },
+            errors.into_iter().take(3).collect::<Vec<_>>().join(" | ")
+        ),
+    }
+}

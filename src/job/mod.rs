@@ -1,0 +1,63 @@
+//! The domain types of a job, below everything that uses them: what is asked ([`JobRequest`],
+//! the v0 [`request::InferenceRequest`]), what was uploaded, who asked, and the job's state.
+
+pub mod models;
+pub mod request;
+pub mod state;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::config::Secret;
+use crate::error::ApiError;
+use crate::idempotency::IdempotencyClaim;
+
+/// The most URLs one job takes.
+pub const MAX_URLS: usize = 100;
+
+/// Idempotency keys are remembered this long.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// Now, in Unix epoch milliseconds (v0's timestamps).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A job to start: a v0 `InferenceBaseRequest` (`urls`, `text`, `models`, ...) plus uploads.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    /// The request as v0 JSON, normalised (only what the caller chose).
+    pub request: Value,
+    /// Files uploaded with a multipart request.
+    pub files: Vec<UploadedFile>,
+    /// The `Idempotency-Key` this start claims, for a backend that records it with the job.
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+impl JobRequest {
+    /// A request with no uploads.
+    pub fn new(request: Value) -> Self {
+        Self { request, files: Vec::new(), idempotency: None }
+    }
+}
+
+/// One uploaded file.
+#[derive(Debug, Clone)]
+pub struct UploadedFile {
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: Bytes,
+}
+
+/// Who is calling: the Hume API key from the request header or the server's configuration.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub api_key: Option<Secret>,
+}
+
+impl Caller {
+    /// The API key, or the error that says both ways to give one.
+    pub fn require_api_key(&self) -> Result<&Secret, ApiError> {
+        self.api_key.as_ref().ok_or(ApiError::MissingApiKey)
+    }
+}
