@@ -202,7 +202,7 @@ impl Run<'_> {
             });
         }
         let text = (kind == MediaKind::Text).then(|| String::from_utf8_lossy(&bytes).into_owned());
-        let subject = Subject { file, text: text.as_deref(), media: prepared.as_ref() };
+        let subject = Subject { file, text: text.as_deref(), media: prepared.as_ref(), transcript: None };
         let selected = self.settings.selected();
         let applicable: Vec<Model> = selected.iter().copied().filter(|m| applies(*m, kind)).collect();
         if applicable.is_empty() {
