@@ -20,6 +20,7 @@ use crate::media::prepare::{MediaLimits, Preparer};
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
 use crate::sealed::Sealer;
 use crate::store::SqliteStore;
+use crate::upstream::client::UpstreamClient;
 use crate::upstream::v0::HumeV0Client;
 use crate::upstream::v1::HumeV1Client;
 use crate::upstream::{RateLimiter, RetryPolicy, SlidingWindowLimiter};
@@ -72,9 +73,9 @@ async fn engine_backend(
                 config.max_queue_wait(),
             ));
             let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
-            let client = HumeV1Client::new(config.hume_api_base_url.clone(), timeout, limiter, policy.clone())
+            let client = UpstreamClient::new(config.hume_api_base_url.clone(), timeout, limiter, policy.clone())
                 .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
-            let client = Arc::new(client);
+            let client = Arc::new(HumeV1Client::new(client));
             let face = Arc::new(HumeFace::new(client.clone()));
             let voice = Arc::new(HumeVoice::new(client));
             (Analyzers::hume(language, face, voice), Some(sealer.clone()))
@@ -137,8 +138,9 @@ impl Application {
         let (backend, idempotency_store): (Arc<dyn Backend>, Arc<dyn IdempotencyStore>) = match config.backend {
             BackendKind::HumeBatch => {
                 let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
-                let client = HumeV0Client::new(config.hume_batch_base_url.clone(), timeout, limiter, policy)
+                let client = UpstreamClient::new(config.hume_batch_base_url.clone(), timeout, limiter, policy)
                     .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
+                let client = HumeV0Client::new(client);
                 (Arc::new(BatchBackend::new(Arc::new(client))), Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)))
             }
             BackendKind::Local | BackendKind::Hume => engine_backend(&config, policy).await?,

@@ -2,15 +2,17 @@
 //!
 //! v0 returned a score for every name, always in this order; v0 clients index into these lists
 //! or look names up, so v1's answers are laid out onto them (`crate::analyzers::hume::mapping`).
-//! The language model's 53 names live with that model (`crate::models::language::EXPRESSIONS`).
+//! The language model's 53 names are here too; the embedded language model scores them in this order.
 
-/// The 48 expressions shared by v0's face, prosody and burst models, in v0's (alphabetical) order.
-pub const EMOTIONS: [&str; 48] = [
+/// The 53 expressions of v0's language model, in v0's (alphabetical) order: the 48 [`EMOTIONS`]
+/// and the five names only the language model has ([`LANGUAGE_ONLY`]).
+pub const LANGUAGE_EXPRESSIONS: [&str; 53] = [
     "Admiration",
     "Adoration",
     "Aesthetic Appreciation",
     "Amusement",
     "Anger",
+    "Annoyance",
     "Anxiety",
     "Awe",
     "Awkwardness",
@@ -25,16 +27,19 @@ pub const EMOTIONS: [&str; 48] = [
     "Desire",
     "Determination",
     "Disappointment",
+    "Disapproval",
     "Disgust",
     "Distress",
     "Doubt",
     "Ecstasy",
     "Embarrassment",
     "Empathic Pain",
+    "Enthusiasm",
     "Entrancement",
     "Envy",
     "Excitement",
     "Fear",
+    "Gratitude",
     "Guilt",
     "Horror",
     "Interest",
@@ -47,6 +52,7 @@ pub const EMOTIONS: [&str; 48] = [
     "Relief",
     "Romance",
     "Sadness",
+    "Sarcasm",
     "Satisfaction",
     "Shame",
     "Surprise (negative)",
@@ -55,6 +61,53 @@ pub const EMOTIONS: [&str; 48] = [
     "Tiredness",
     "Triumph",
 ];
+
+/// The names only the language model has.
+pub const LANGUAGE_ONLY: [&str; 5] = ["Annoyance", "Disapproval", "Enthusiasm", "Gratitude", "Sarcasm"];
+
+/// The 48 expressions shared by v0's face, prosody and burst models, in v0's (alphabetical)
+/// order: the language model's names less [`LANGUAGE_ONLY`].
+pub const EMOTIONS: [&str; 48] = shared_emotions();
+
+const fn shared_emotions() -> [&'static str; 48] {
+    let mut out = [""; 48];
+    let (mut i, mut n) = (0, 0);
+    while i < LANGUAGE_EXPRESSIONS.len() {
+        if !is_language_only(LANGUAGE_EXPRESSIONS[i]) {
+            out[n] = LANGUAGE_EXPRESSIONS[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == 48, "53 language names less 5 language-only ones");
+    out
+}
+
+const fn is_language_only(name: &str) -> bool {
+    let mut i = 0;
+    while i < LANGUAGE_ONLY.len() {
+        if const_str_eq(LANGUAGE_ONLY[i], name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// The 67 vocal burst types of v0's burst `descriptions`, in the order of Hume's documentation
 /// table. "Ooph" and "Wheep" are spelled as that table rendered them; their exact strings in v0's
@@ -73,67 +126,9 @@ mod tests {
 
     use super::*;
 
-    /// A copy of `crate::models::language::EXPRESSIONS` (the language model's 53 names).
-    const LANGUAGE_EXPRESSIONS: [&str; 53] = [
-        "Admiration",
-        "Adoration",
-        "Aesthetic Appreciation",
-        "Amusement",
-        "Anger",
-        "Annoyance",
-        "Anxiety",
-        "Awe",
-        "Awkwardness",
-        "Boredom",
-        "Calmness",
-        "Concentration",
-        "Confusion",
-        "Contemplation",
-        "Contempt",
-        "Contentment",
-        "Craving",
-        "Desire",
-        "Determination",
-        "Disappointment",
-        "Disapproval",
-        "Disgust",
-        "Distress",
-        "Doubt",
-        "Ecstasy",
-        "Embarrassment",
-        "Empathic Pain",
-        "Enthusiasm",
-        "Entrancement",
-        "Envy",
-        "Excitement",
-        "Fear",
-        "Gratitude",
-        "Guilt",
-        "Horror",
-        "Interest",
-        "Joy",
-        "Love",
-        "Nostalgia",
-        "Pain",
-        "Pride",
-        "Realization",
-        "Relief",
-        "Romance",
-        "Sadness",
-        "Sarcasm",
-        "Satisfaction",
-        "Shame",
-        "Surprise (negative)",
-        "Surprise (positive)",
-        "Sympathy",
-        "Tiredness",
-        "Triumph",
-    ];
-
     #[test]
     fn emotions_are_the_language_names_less_its_five_extras_in_the_same_order() {
-        let extras = ["Annoyance", "Disapproval", "Enthusiasm", "Gratitude", "Sarcasm"];
-        let expected: Vec<&str> = LANGUAGE_EXPRESSIONS.into_iter().filter(|n| !extras.contains(n)).collect();
+        let expected: Vec<&str> = LANGUAGE_EXPRESSIONS.into_iter().filter(|n| !LANGUAGE_ONLY.contains(n)).collect();
         assert_eq!(EMOTIONS.to_vec(), expected);
         assert!(EMOTIONS.iter().all(|e| LANGUAGE_EXPRESSIONS.contains(e)));
     }

@@ -7,21 +7,17 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
-use url::Url;
 
 pub use super::client::RawResponse;
 use super::client::{AttemptError, UpstreamClient};
-use super::limiter::RateLimiter;
-use super::retry::RetryPolicy;
 use super::UpstreamError;
 use crate::config::Secret;
-use crate::job::now_ms;
 
 /// How far back, before our first send, an adoptable job's creation time may lie (clock skew).
 const ADOPTION_SKEW_MS: i64 = 60_000;
@@ -37,14 +33,9 @@ pub struct HumeV0Client {
 const HANDED_OUT_MEMORY: usize = 10_000;
 
 impl HumeV0Client {
-    /// A client for the API at `base_url` (for example `https://api.hume.ai`).
-    pub fn new(
-        base_url: Url,
-        timeout: Duration,
-        limiter: Arc<dyn RateLimiter>,
-        policy: RetryPolicy,
-    ) -> reqwest::Result<Self> {
-        Ok(Self { client: UpstreamClient::new(base_url, timeout, limiter, policy)?, handed_out: Mutex::default() })
+    /// A client on the shared upstream client for the v0 API's base URL.
+    pub fn new(client: UpstreamClient) -> Self {
+        Self { client, handed_out: Mutex::default() }
     }
 
     /// `POST /v0/batch/jobs`: starts a job and returns Hume's job id.
@@ -124,6 +115,11 @@ impl HumeV0Client {
 
 fn json_body(request: RequestBuilder, body: &Bytes) -> RequestBuilder {
     request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone())
+}
+
+/// Now in Unix epoch milliseconds, as v0's `timestamp_ms` counts.
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn job_id_of(body: &[u8]) -> Option<String> {

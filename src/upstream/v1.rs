@@ -6,18 +6,12 @@
 //! documented) and the shared retry policy; v1's error bodies (`{type, code, message,
 //! request_id}`, and a 401's bare `{message}`) reach the caller with their code and request id.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use bytes::Bytes;
 use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
-use url::Url;
 
 use super::client::UpstreamClient;
-use super::limiter::RateLimiter;
-use super::retry::RetryPolicy;
 use super::v1_types::{AudioConfig, AudioFileResponse, VideoConfig, VideoFileResponse};
 use super::UpstreamError;
 use crate::config::Secret;
@@ -38,14 +32,9 @@ pub struct HumeV1Client {
 }
 
 impl HumeV1Client {
-    /// A client for the API at `base_url` (`https://api.cloud.hume.ai`).
-    pub fn new(
-        base_url: Url,
-        timeout: Duration,
-        limiter: Arc<dyn RateLimiter>,
-        policy: RetryPolicy,
-    ) -> reqwest::Result<Self> {
-        Ok(Self { client: UpstreamClient::new(base_url, timeout, limiter, policy)? })
+    /// A client on the shared upstream client for the v1 API's base URL.
+    pub fn new(client: UpstreamClient) -> Self {
+        Self { client }
     }
 
     /// Measures one WAV (16 kHz mono s16le) of at most [`MAX_REQUEST_BYTES`].

@@ -141,9 +141,25 @@ pub fn model_dir() -> std::path::PathBuf {
 /// Spawns the app on the local engine; URLs on this machine are allowed (the fake hosts are
 /// on loopback) unless the tweak says otherwise.
 pub async fn spawn_local_app(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_engine_app(BackendKind::Local, tweak).await
+}
+
+/// Spawns the app on the `hume` backend, its v1 calls going to `v1_uri` (a
+/// [`crate::fake_v1::FakeV1`]).
+pub async fn spawn_hume_app(v1_uri: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let v1_uri = v1_uri.parse().unwrap();
+    spawn_engine_app(BackendKind::Hume, |config| {
+        config.hume_api_base_url = v1_uri;
+        tweak(config);
+    })
+    .await
+}
+
+/// An engine backend with the test models, two workers and loopback URLs allowed.
+async fn spawn_engine_app(backend: BackendKind, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let upstream = MockServer::start().await;
     let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(BackendKind::Local, &upstream, data_dir.path());
+    let mut config = test_config(backend, &upstream, data_dir.path());
     config.model_dir = Some(model_dir());
     config.allow_private_urls = true;
     config.workers = Some(2);
@@ -181,19 +197,6 @@ impl TestApp {
     }
 }
 
-/// Spawns the app on the `hume` backend, its v1 calls going to `v1` (a [`crate::fake_v1::FakeV1`]).
-pub async fn spawn_hume_app(v1_uri: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let upstream = MockServer::start().await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(BackendKind::Hume, &upstream, data_dir.path());
-    config.hume_api_base_url = v1_uri.parse().unwrap();
-    config.model_dir = Some(model_dir());
-    config.allow_private_urls = true;
-    config.workers = Some(2);
-    tweak(&mut config);
-    spawn_with(config, upstream, data_dir).await
-}
-
 impl TestApp {
     /// Serves `bytes` at `path` on the test's file host and returns the URL.
     pub async fn host_file(&self, path: &str, bytes: Vec<u8>, content_type: &str) -> String {
@@ -204,4 +207,10 @@ impl TestApp {
             .await;
         format!("{}{path}", self.upstream.uri())
     }
+}
+
+/// A job's `(status, num_predictions, num_errors)`.
+pub fn outcome(job: &Value) -> (Option<&str>, Option<i64>, Option<i64>) {
+    let state = &job["state"];
+    (state["status"].as_str(), state["num_predictions"].as_i64(), state["num_errors"].as_i64())
 }

@@ -13,10 +13,10 @@ import io
 import os
 import sys
 import time
-import traceback
 import zipfile
 
 from hume import HumeClient
+from steps import check, run_steps
 from hume.expression_measurement.batch import (
     BoundingBox,
 
@@ -38,11 +38,6 @@ BASE_URL = os.environ.get("HUME_ACTION_URL", "").rstrip("/")
 API_KEY = os.environ.get("HUME_API_KEY", "test-key")
 EMOTIONS = 48
 BURST_TYPES = 67
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 def wait_completed(batch, job_id, budget_s=120.0):
@@ -142,18 +137,7 @@ def main():
         ("c", "start_inference_job_from_local_file(audio) prosody+burst typed", step_c),
         ("d", "get_job_artifacts: one CSV per model", step_d),
     ]
-    passed = failed = 0
-    for key, title, fn in steps:
-        try:
-            info = fn()
-            passed += 1
-            print(f"PASS {key}: {title} -- {info}", flush=True)
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            print(f"FAIL {key}: {title} -- {type(e).__name__}: {e}", flush=True)
-            traceback.print_exc(file=sys.stdout)
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    return run_steps(steps)
 
 
 if __name__ == "__main__":

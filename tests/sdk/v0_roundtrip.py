@@ -15,11 +15,11 @@ import os
 import sys
 import tempfile
 import time
-import traceback
 import uuid
 import zipfile
 
 from hume import HumeClient
+from steps import Skip, check, run_steps
 from hume.core.api_error import ApiError
 from hume.expression_measurement.batch import (
     EmotionScore,
@@ -57,15 +57,6 @@ TEXTS = [
 FILE_TEXT = "The package arrived early and everything works. I could not be more pleased!\n"
 REQUIRED_EMOTIONS = {"Joy", "Anger", "Gratitude", "Sarcasm"}
 STATE_CLASSES = (StateInference_Queued, StateInference_InProgress, StateInference_Completed, StateInference_Failed)
-
-
-class Skip(Exception):
-    """A step could not run because an earlier step it depends on failed."""
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 def is_type(obj, cls, what):
@@ -277,22 +268,10 @@ def main():
         ("f", "get_job_artifacts is a zip", step_f),
         ("g", "unknown job id -> ApiError 404", step_g),
     ]
-    passed = failed = 0
-    for key, title, fn in steps:
-        try:
-            info = fn()
-            passed += 1
-            print(f"PASS {key}: {title} -- {info}", flush=True)
-        except Skip as e:
-            failed += 1
-            print(f"FAIL {key}: {title} -- skipped: {e}", flush=True)
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            print(f"FAIL {key}: {title} -- {type(e).__name__}: {e}", flush=True)
-            traceback.print_exc(file=sys.stdout)
-    tmp.cleanup()
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    try:
+        return run_steps(steps)
+    finally:
+        tmp.cleanup()
 
 
 if __name__ == "__main__":
