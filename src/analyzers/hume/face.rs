@@ -87,3 +87,25 @@ impl Analyzer for HumeFace {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(index: u64, bytes: usize) -> Frame {
+        let jpeg = bytes::Bytes::from(vec![0u8; bytes]);
+        Frame { index, time_secs: index as f64 / 3.0, jpeg, width: 640, height: 480, scale: 1.0 }
+    }
+
+    #[test]
+    fn frames_fill_requests_up_to_the_25_mb_limit_in_order() {
+        let frames: Vec<Frame> = (0..30).map(|i| frame(i, 1_990_000)).collect();
+        let sizes: Vec<usize> = batches(&frames).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [12, 12, 6], "12 images of just under 2 MB fit in 25 MB");
+        let flat: Vec<u64> = batches(&frames).iter().flat_map(|b| b.iter().map(|f| f.index)).collect();
+        assert_eq!(flat, (0..30).collect::<Vec<_>>(), "every frame once, in order");
+        let small: Vec<Frame> = (0..600).map(|i| frame(i, 40_000)).collect();
+        assert_eq!(batches(&small).len(), 1, "a minute of small frames is one request");
+        assert!(batches(&[]).is_empty());
+    }
+}
