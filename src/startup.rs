@@ -96,7 +96,7 @@ async fn engine_backend(
         policy,
         store: store.clone(),
     });
-    let engine = Arc::new(Engine { fetcher, media, analyzers, store: store.clone(), sealer });
+    let engine = Arc::new(Engine { fetcher, media, analyzers, transcriber: None, store: store.clone(), sealer });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
     Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer)), store))

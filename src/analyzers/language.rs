@@ -1,9 +1,10 @@
-//! The language model on text: cut at the requested granularity, scored by the embedded model
-//! (`crate::models::language`), in v0's language shape.
+//! The language model on text, and on what was said in audio and video: cut at the requested
+//! granularity by the same rules, scored by the embedded model (`crate::models::language`), in
+//! v0's language shape (with `time` and `confidence` for speech).
 
 use std::sync::Arc;
 
-use super::{Analyzer, JobContext, Subject};
+use super::{Analyzer, JobContext, Subject, Transcript};
 use crate::job::models::{LanguageSettings, Model, ModelSettings};
 use crate::models::language::{LanguageModel, EXPRESSIONS, SENTIMENT, TOXICITY};
 use crate::models::segment::segment;
@@ -23,13 +24,19 @@ impl LanguageAnalyzer {
         Self { model }
     }
 
-    /// Scores `text` at the settings' granularity; `Err` when there is nothing to score.
+    /// Scores `text` at the settings' granularity; no segments, no predictions.
     pub async fn score_text(&self, text: &str, settings: &LanguageSettings) -> Result<Vec<LanguagePrediction>, String> {
-        let mut segments = segment(text, &settings.granularity);
-        if segments.is_empty() {
-            return Err("The text is empty: there is nothing to measure.".into());
+        let segments = segment(text, &settings.granularity);
+        if segments.len() > MAX_SEGMENTS {
+            return Err(format!(
+                "{} segments at granularity {}; at most {MAX_SEGMENTS} are scored per file. Send shorter texts or a coarser granularity.",
+                segments.len(),
+                settings.granularity
+            ));
         }
-        segments.truncate(MAX_SEGMENTS);
+        if segments.is_empty() {
+            return Ok(Vec::new());
+        }
         let model = self.model.clone();
         let inputs: Vec<String> = segments.iter().map(|s| s.text.clone()).collect();
         let scores =
@@ -52,6 +59,25 @@ impl LanguageAnalyzer {
             })
             .collect())
     }
+
+    /// Scores what was said, cut by the same rules as text input, each segment with the time it
+    /// was said and the recogniser's confidence in its words.
+    async fn score_transcript(
+        &self,
+        transcript: &Transcript,
+        settings: &LanguageSettings,
+    ) -> Result<Vec<LanguagePrediction>, String> {
+        let (text, spans) = transcript.text_and_spans();
+        let mut predictions = self.score_text(&text, settings).await?;
+        for p in &mut predictions {
+            if let Some((time, confidence)) =
+                transcript.said(&spans, p.position.begin as usize, p.position.end as usize)
+            {
+                (p.time, p.confidence) = (Some(time), Some(confidence));
+            }
+        }
+        Ok(predictions)
+    }
 }
 
 #[async_trait::async_trait]
@@ -67,21 +93,21 @@ impl Analyzer for LanguageAnalyzer {
         _models: &[Model],
         settings: &ModelSettings,
     ) -> Result<ModelsPredictions, String> {
-        let Some(text) = subject.text else {
-            return Err(format!(
-                "{}: the language model needs a speech transcript, and this server cannot transcribe audio yet; send the words as text.",
-                subject.file
-            ));
-        };
+        let file = subject.file;
         let language = settings.language.clone().unwrap_or_default();
-        let segments = segment(text, &language.granularity).len();
-        if segments > MAX_SEGMENTS {
-            return Err(format!(
-                "{}: {segments} segments at granularity {}; at most {MAX_SEGMENTS} are scored per file. Send shorter texts or a coarser granularity.",
-                subject.file, language.granularity
-            ));
+        let output = match (subject.text, subject.transcript) {
+            (Some(text), _) => ModelOutput::single("unknown", self.score_text(text, &language).await?),
+            (None, Some(transcript)) => ModelOutput {
+                metadata: Some(transcript.metadata()),
+                ..ModelOutput::single("unknown", self.score_transcript(transcript, &language).await?)
+            },
+            (None, None) => return Err(format!(
+                "{file}: the language model needs what was said, and no transcript was made; send the words as text."
+            )),
+        };
+        if output.grouped_predictions.iter().all(|g| g.predictions.is_empty()) && subject.text.is_some() {
+            return Err(format!("{file}: the text is empty: there is nothing to measure."));
         }
-        let predictions = self.score_text(text, &language).await?;
-        Ok(ModelsPredictions { language: Some(ModelOutput::single("unknown", predictions)), ..Default::default() })
+        Ok(ModelsPredictions { language: Some(output), ..Default::default() })
     }
 }

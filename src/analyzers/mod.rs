@@ -12,13 +12,15 @@
 
 pub mod hume;
 pub mod language;
+pub mod transcript;
+
+pub use transcript::{Transcriber, Transcript, Word};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Secret;
 use crate::job::models::{Model, ModelSettings};
-use crate::media::audio::Pcm;
 use crate::media::prepare::Prepared;
 use crate::media::MediaKind;
 use crate::predictions::ModelsPredictions;
@@ -33,35 +35,6 @@ pub struct Subject<'a> {
     pub media: Option<&'a Prepared>,
     /// What was said, for audio and video, when a transcriber ran.
     pub transcript: Option<&'a Transcript>,
-}
-
-/// One transcribed word, with its time in seconds on the source's timeline.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Word {
-    pub text: String,
-    pub begin: f64,
-    pub end: f64,
-    /// The recogniser's confidence in 0..1.
-    pub confidence: f64,
-}
-
-/// What was said in a file: its words in order, the language, and an overall confidence.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Transcript {
-    pub words: Vec<Word>,
-    /// The language spoken (BCP-47, e.g. `en`), detected or as requested.
-    pub language: String,
-    /// Overall confidence in 0..1 (v0's `TranscriptionMetadata.confidence`).
-    pub confidence: f64,
-}
-
-/// Turns speech into a [`Transcript`]; one per server, shared by every model that uses words.
-#[async_trait::async_trait]
-pub trait Transcriber: Send + Sync {
-    /// Transcribes 16 kHz mono PCM; `language` forces the language (v0's
-    /// `transcription.language`), else it is detected. `Err` is one sentence for the source's
-    /// errors.
-    async fn transcribe(&self, file: &str, pcm: &Pcm, language: Option<&str>) -> Result<Transcript, String>;
 }
 
 /// What an analyzer may need from the job beyond the file: the caller's Hume key.

@@ -10,15 +10,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use md5::{Digest, Md5};
+use serde_json::Value;
 use url::Url;
 
-use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject};
+use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject, Transcriber, Transcript};
 use crate::fetch::Fetcher;
 use crate::job::models::{Model, ModelSettings};
 use crate::job::now_ms;
 use crate::job::state::JobState;
 use crate::job::UploadedFile;
 use crate::media::archive::expand_archive;
+use crate::media::audio::Pcm;
 use crate::media::prepare::{Needs, Prepared, Preparer};
 use crate::media::{sniff, MediaKind};
 use crate::predictions::{InferencePrediction, InferenceResults, ModelsPredictions, Source, SourceError, SourceResult};
@@ -33,6 +35,8 @@ pub struct Engine {
     pub fetcher: Fetcher,
     pub media: Arc<Preparer>,
     pub analyzers: Analyzers,
+    /// Turns speech into words for the language model (and the `text` of voice windows).
+    pub transcriber: Option<Arc<dyn Transcriber>>,
     pub store: Arc<dyn Store>,
     pub sealer: Arc<Sealer>,
 }
@@ -49,6 +53,9 @@ struct Run<'a> {
     engine: &'a Engine,
     settings: ModelSettings,
     context: JobContext,
+    /// `None`: transcription off (v0's `"transcription": null`); `Some(language)`: on, with the
+    /// language forced when given.
+    transcription: Option<Option<String>>,
 }
 
 /// A file's outcome: its prediction (when anything was measured) and its errors.
@@ -92,6 +99,10 @@ impl Engine {
             engine: self,
             settings: ModelSettings::from_v0(&job.request["models"]),
             context: JobContext { api_key },
+            transcription: match job.request.get("transcription") {
+                Some(Value::Null) => None,
+                other => Some(other.and_then(|t| t["language"].as_str()).map(str::to_owned)),
+            },
         };
         let results: Vec<SourceResult> =
             futures::stream::iter(inputs).map(|input| run.source(input)).buffered(PARALLEL_SOURCES).collect().await;
@@ -202,7 +213,12 @@ impl Run<'_> {
             });
         }
         let text = (kind == MediaKind::Text).then(|| String::from_utf8_lossy(&bytes).into_owned());
-        let subject = Subject { file, text: text.as_deref(), media: prepared.as_ref(), transcript: None };
+        let transcript = match prepared.as_ref().and_then(|p| p.audio.as_ref()) {
+            Some(pcm) => self.transcribe(file, pcm, &mut measured.errors).await,
+            None => None,
+        };
+        let subject =
+            Subject { file, text: text.as_deref(), media: prepared.as_ref(), transcript: transcript.as_ref() };
         let selected = self.settings.selected();
         let applicable: Vec<Model> = selected.iter().copied().filter(|m| applies(*m, kind)).collect();
         if applicable.is_empty() {
@@ -224,6 +240,7 @@ impl Run<'_> {
                 file: file.to_owned(),
                 file_type: kind.as_str().to_owned(),
                 models,
+                transcript,
             });
         }
         measured
@@ -252,12 +269,32 @@ impl Run<'_> {
         groups
     }
 
+    /// Whether this job's files get transcribed: a model that reads words is selected, a
+    /// transcriber exists, and the request did not turn transcription off.
+    fn wants_transcript(&self) -> bool {
+        let reads_words = self.settings.has(Model::Language) || self.settings.has(Model::Ner);
+        reads_words && self.transcription.is_some() && self.engine.transcriber.is_some()
+    }
+
+    /// What was said in `pcm`, when this job wants it; a failure becomes the file's error.
+    async fn transcribe(&self, file: &str, pcm: &Pcm, errors: &mut Vec<SourceError>) -> Option<Transcript> {
+        let transcriber = self.engine.transcriber.as_ref().filter(|_| self.wants_transcript())?;
+        let language = self.transcription.clone().flatten();
+        match transcriber.transcribe(file, pcm, language.as_deref()).await {
+            Ok(transcript) => Some(transcript),
+            Err(message) => {
+                errors.push(SourceError { file: file.to_owned(), message });
+                None
+            }
+        }
+    }
+
     /// Decodes a media file once for every model that will run on it; `None` when none will.
     async fn prepare(&self, file: &str, kind: MediaKind, bytes: &[u8]) -> Result<Option<Prepared>, String> {
         let runs =
             |model: Model| self.settings.has(model) && matches!(self.engine.analyzers.route(model), Route::Run(_));
         let needs = Needs {
-            audio: runs(Model::Prosody) || runs(Model::Burst),
+            audio: runs(Model::Prosody) || runs(Model::Burst) || self.wants_transcript(),
             frames: self.settings.face.as_ref().filter(|_| runs(Model::Face)).map(|face| face.fps_pred),
         };
         if !needs.audio && needs.frames.is_none() {

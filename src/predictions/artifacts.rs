@@ -1,4 +1,5 @@
-//! `GET /v0/batch/jobs/{id}/artifacts`: the predictions as a zip with one CSV per model.
+//! `GET /v0/batch/jobs/{id}/artifacts`: the predictions as a zip with one CSV per model, and
+//! `transcript.csv` (one row per word said) when media was transcribed.
 //!
 //! Each row is one prediction: where it came from (source, file, group id), its position or
 //! time, then one column per score (`emotion:Joy`, `sentiment:5`, `toxicity:insult`, ...).
@@ -18,6 +19,13 @@ pub fn zip_predictions(predictions: &Value) -> Result<Vec<u8>, String> {
             .or(source["source"]["filename"].as_str())
             .map_or_else(|| format!("text[{index}]"), str::to_owned);
         for file in source["results"]["predictions"].as_array().into_iter().flatten() {
+            for word in file["transcript"]["words"].as_array().into_iter().flatten() {
+                let mut row = BTreeMap::new();
+                row.insert("0:source".to_owned(), source_name.clone());
+                row.insert("1:file".to_owned(), file["file"].as_str().unwrap_or_default().to_owned());
+                flatten(word, &mut row);
+                tables.entry("transcript".to_owned()).or_default().push(row);
+            }
             for (model, output) in file["models"].as_object().into_iter().flatten() {
                 for group in output["grouped_predictions"].as_array().into_iter().flatten() {
                     for prediction in group["predictions"].as_array().into_iter().flatten() {

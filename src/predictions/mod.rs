@@ -282,6 +282,30 @@ pub struct InferencePrediction {
     pub file_type: String,
     /// The models' outputs.
     pub models: ModelsPredictions,
+    /// What was said in the file, when it was transcribed (an extra field, like `file_type`, that
+    /// v0 clients ignore; downstream steps read the words and their times here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<Transcript>,
+}
+
+/// One transcribed word, with its time in seconds on the source's timeline.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Word {
+    pub text: String,
+    pub begin: f64,
+    pub end: f64,
+    /// The recogniser's confidence in 0..1.
+    pub confidence: f64,
+}
+
+/// What was said in a file: its words in order, the language, and an overall confidence.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Transcript {
+    /// The language spoken (BCP-47, e.g. `en`), detected or as requested.
+    pub language: String,
+    /// Overall confidence in 0..1 (v0's `TranscriptionMetadata.confidence`).
+    pub confidence: f64,
+    pub words: Vec<Word>,
 }
 
 /// A failure measuring one file: v0's `Error`.
@@ -464,6 +488,7 @@ mod tests {
                         face: Some(ModelOutput::single("unknown", vec![face(None)])),
                         ..Default::default()
                     },
+                    transcript: None,
                 }],
                 errors: vec![SourceError { file: "text".into(), message: "no".into() }],
             },

@@ -69,12 +69,17 @@ impl Analyzer for HumeVoice {
                 .measure_audio(api_key, wav, &AudioConfig::default())
                 .await
                 .map_err(|e| describe_v1_error(file, &e))?;
-            let (p, b) = voice_predictions(&response, offset_secs, |_, _| None);
+            let (p, b) = voice_predictions(&response, offset_secs, |begin, end| {
+                subject.transcript.and_then(|t| t.text_between(begin, end))
+            });
             prosody.extend(p);
             burst.extend(b);
         }
+        let metadata = subject.transcript.map(|t| t.metadata());
         Ok(ModelsPredictions {
-            prosody: models.contains(&Model::Prosody).then(|| ModelOutput::single("unknown", prosody)),
+            prosody: models
+                .contains(&Model::Prosody)
+                .then(|| ModelOutput { metadata, ..ModelOutput::single("unknown", prosody) }),
             burst: models.contains(&Model::Burst).then(|| ModelOutput::single("unknown", burst)),
             ..Default::default()
         })
