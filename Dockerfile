@@ -3,11 +3,11 @@
 # Run:   docker run -p 8080:8080 -v hume-data:/data hume-action
 
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends python3-pip && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip python3-venv && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin hume-action \
- && scripts/install-models.sh /models/all-minilm-l6-v2
+ && scripts/install-models.sh /models
 
 FROM debian:bookworm-slim
 # ffmpeg/ffprobe decode audio, video and images (the server checks for them at start-up).

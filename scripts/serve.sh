@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-system.sh
-scripts/install-models.sh "${HUME_ACTION_MODEL_DIR:-${HUME_ACTION_DATA_DIR:-./data}/models}/all-minilm-l6-v2"
+scripts/install-models.sh "${HUME_ACTION_MODEL_DIR:-${HUME_ACTION_DATA_DIR:-./data}/models}"
 exec cargo run --release --locked --bin hume-action -- "$@"

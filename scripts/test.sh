@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-system.sh --tests
-scripts/install-models.sh data/models/all-minilm-l6-v2
+scripts/install-models.sh data/models
 if [[ ! -x data/sdk-venv/bin/python ]] || ! data/sdk-venv/bin/python -c 'import hume.expression_measurement.batch' 2>/dev/null; then
   python3 -m venv data/sdk-venv
   data/sdk-venv/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt

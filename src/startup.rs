@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::analyzers::hume::{face::HumeFace, voice::HumeVoice};
-use crate::analyzers::{language::LanguageAnalyzer, Analyzer, Analyzers};
+use crate::analyzers::local_face::LocalFace;
+use crate::analyzers::{language::LanguageAnalyzer, Analyzer, Analyzers, Transcriber};
 use crate::app::{App, AppState};
 use crate::backend::{batch::BatchBackend, engine::EngineBackend, Backend};
 use crate::config::{BackendKind, Config};
@@ -17,7 +18,9 @@ use crate::fetch::{FetchConfig, Fetcher};
 use crate::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
 use crate::media::ffmpeg::{check_tools, Tools};
 use crate::media::prepare::{MediaLimits, Preparer};
+use crate::models::face::DIR_NAME as FACE_DIR_NAME;
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
+use crate::models::speech::{LocalTranscriber, SpeechModels};
 use crate::sealed::Sealer;
 use crate::store::SqliteStore;
 use crate::upstream::client::UpstreamClient;
@@ -65,6 +68,15 @@ async fn engine_backend(
         .map_err(|e| other(&e))?
         .map_err(|e| other(&e))?;
     let language: Arc<dyn Analyzer> = Arc::new(LanguageAnalyzer::new(Arc::new(language)));
+    let model_root = config.model_dir();
+    let transcriber = match tokio::task::spawn_blocking(move || SpeechModels::load(&model_root)).await {
+        Ok(Ok(models)) => Some(Arc::new(LocalTranscriber::new(Arc::new(models))) as Arc<dyn Transcriber>),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "speech is not transcribed: the speech models are not loaded; run scripts/install-models.sh");
+            None
+        }
+        Err(e) => return Err(other(&e)),
+    };
     let (analyzers, key_sealer) = match config.backend {
         BackendKind::Hume => {
             let limiter = Arc::new(SlidingWindowLimiter::new(
@@ -80,7 +92,18 @@ async fn engine_backend(
             let voice = Arc::new(HumeVoice::new(client));
             (Analyzers::hume(language, face, voice), Some(sealer.clone()))
         }
-        _ => (Analyzers::local(language), None),
+        _ => {
+            let face_dir = config.model_dir().join(FACE_DIR_NAME);
+            let face = match tokio::task::spawn_blocking(move || LocalFace::load(&face_dir)).await {
+                Ok(Ok(face)) => Some(Arc::new(face) as Arc<dyn Analyzer>),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the local face models are not loaded; run scripts/install-models.sh");
+                    None
+                }
+                Err(e) => return Err(other(&e)),
+            };
+            (Analyzers::local(language, face), None)
+        }
     };
     let fetcher = Fetcher::new(FetchConfig {
         allow_private: config.allow_private_urls,
@@ -96,7 +119,7 @@ async fn engine_backend(
         policy,
         store: store.clone(),
     });
-    let engine = Arc::new(Engine { fetcher, media, analyzers, transcriber: None, store: store.clone(), sealer });
+    let engine = Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
     Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer)), store))

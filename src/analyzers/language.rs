@@ -101,9 +101,11 @@ impl Analyzer for LanguageAnalyzer {
                 metadata: Some(transcript.metadata()),
                 ..ModelOutput::single("unknown", self.score_transcript(transcript, &language).await?)
             },
-            (None, None) => return Err(format!(
+            (None, None) => {
+                return Err(format!(
                 "{file}: the language model needs what was said, and no transcript was made; send the words as text."
-            )),
+            ))
+            }
         };
         if output.grouped_predictions.iter().all(|g| g.predictions.is_empty()) && subject.text.is_some() {
             return Err(format!("{file}: the text is empty: there is nothing to measure."));

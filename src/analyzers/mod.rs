@@ -4,6 +4,8 @@
 //! An [`Analyzer`] turns a prepared source (text, or media that `crate::media` decoded into PCM
 //! audio and JPEG frames) into typed v0 predictions for the models it serves. Runners today:
 //! - [`language`]: the embedded language model (candle), on every backend;
+//! - [`local_face`]: embedded face detection (CenterFace) and expression (mini-Xception), on
+//!   the `local` backend;
 //! - [`hume`]: Hume's v1 API for face (`/video/file`) and voice (`/audio/file`: prosody and
 //!   burst from one request), on the `hume` backend.
 //!
@@ -12,6 +14,7 @@
 
 pub mod hume;
 pub mod language;
+pub mod local_face;
 pub mod transcript;
 
 pub use transcript::{Transcriber, Transcript, Word};
@@ -86,15 +89,20 @@ pub struct Analyzers {
 }
 
 impl Analyzers {
-    /// The `local` backend: the embedded language model; face, voice, ner and facemesh are not
-    /// available without a Hume key.
-    pub fn local(language: Arc<dyn Analyzer>) -> Self {
-        let needs_hume = |model: &str| {
+    /// The `local` backend: the embedded language model and, when its files are installed, the
+    /// embedded face models; no open speech-emotion model exists to measure prosody or burst.
+    pub fn local(language: Arc<dyn Analyzer>, face: Option<Arc<dyn Analyzer>>) -> Self {
+        let no_voice_model = |model: &str| {
             Route::Unavailable(format!(
-                "The {model} model is not available on the local backend yet; start the server with HUME_ACTION_BACKEND=hume and a Hume API key with v1 access."
+                "The {model} model cannot run on the local backend: no trained speech-emotion model ships in any package this server can install (the words are scored by the language model instead). To measure {model}, start the server with HUME_ACTION_BACKEND=hume and a Hume API key with v1 access."
             ))
         };
-        Self::with(language, needs_hume("face"), needs_hume("prosody"), needs_hume("burst"))
+        let face = face.map(Route::Run).unwrap_or_else(|| {
+            Route::Unavailable(
+                "The face model's files are not installed: run scripts/install-models.sh, or start the server with HUME_ACTION_BACKEND=hume and a Hume API key with v1 access.".into(),
+            )
+        });
+        Self::with(language, face, no_voice_model("prosody"), no_voice_model("burst"))
     }
 
     /// The `hume` backend: face and voice (prosody, burst) on Hume v1, language embedded.

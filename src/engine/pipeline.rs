@@ -293,9 +293,13 @@ impl Run<'_> {
     async fn prepare(&self, file: &str, kind: MediaKind, bytes: &[u8]) -> Result<Option<Prepared>, String> {
         let runs =
             |model: Model| self.settings.has(model) && matches!(self.engine.analyzers.route(model), Route::Run(_));
+        // Only what a model that applies to this kind of file will use (ffprobe may still tell
+        // an `.mp4` is audio only).
+        let has_sound = matches!(kind, MediaKind::Audio | MediaKind::Video);
+        let has_picture = matches!(kind, MediaKind::Image | MediaKind::Video);
         let needs = Needs {
-            audio: runs(Model::Prosody) || runs(Model::Burst) || self.wants_transcript(),
-            frames: self.settings.face.as_ref().filter(|_| runs(Model::Face)).map(|face| face.fps_pred),
+            audio: has_sound && (runs(Model::Prosody) || runs(Model::Burst) || self.wants_transcript()),
+            frames: self.settings.face.as_ref().filter(|_| has_picture && runs(Model::Face)).map(|face| face.fps_pred),
         };
         if !needs.audio && needs.frames.is_none() {
             return Ok(None);

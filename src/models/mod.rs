@@ -1,4 +1,6 @@
 //! Embedded open models, one folder per modality. They know nothing of jobs or HTTP.
 
+pub mod face;
 pub mod language;
 pub mod segment;
+pub mod speech;

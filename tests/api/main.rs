@@ -5,6 +5,7 @@ mod engine;
 mod fake_v1;
 mod helpers;
 mod hume;
+mod local_media;
 mod manifest;
 mod media_files;
 mod operations;

@@ -32,6 +32,9 @@ fn ffmpeg(args: &[&str]) {
 pub const SPEECH: &str =
     "This is the third time my order is late. I am really upset, and I want to speak to a manager now.";
 
+/// The sentence spoken in `angry.mp3`.
+pub const ANGRY: &str = "I am furious! This is outrageous, and I am so angry with you.";
+
 impl MediaFiles {
     fn make() -> Self {
         let keep = tempfile::tempdir().unwrap();
@@ -39,6 +42,8 @@ impl MediaFiles {
         let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
         run("espeak-ng", &["-w", &p("speech.wav"), SPEECH]);
         ffmpeg(&["-i", &p("speech.wav"), "-ac", "1", "-b:a", "64k", &p("speech.mp3")]);
+        run("espeak-ng", &["-w", &p("angry.wav"), ANGRY]);
+        ffmpeg(&["-i", &p("angry.wav"), "-ac", "1", "-b:a", "64k", &p("angry.mp3")]);
         // A video with a talking track: 640x480 test pattern at 25 fps, as long as the speech.
         ffmpeg(&[
             "-f",

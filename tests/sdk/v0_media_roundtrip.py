@@ -24,6 +24,8 @@ from hume.expression_measurement.batch import (
     Face,
     FacePrediction,
     InferenceBaseRequest,
+    Language,
+    LanguagePrediction,
     InferenceSourcePredictResult,
     Models,
     Prosody,
@@ -131,11 +133,29 @@ def main():
         check(names == ["burst.csv", "face.csv", "prosody.csv"], f"artifacts {names}")
         return f"artifacts {names}"
 
+    def step_e():
+        path = os.environ["MEDIA_AUDIO_FILE"]
+        with open(path, "rb") as fh:
+            job_id = batch.start_inference_job_from_local_file(
+                file=[fh], json=InferenceBaseRequest(models=Models(language=Language(granularity="sentence"))))
+        wait_completed(batch, job_id)
+        preds = batch.get_job_predictions(job_id)
+        language = preds[0].results.predictions[0].models.language
+        meta = language.metadata
+        check(meta is not None and isinstance(meta.confidence, float), f"transcription metadata {meta}")
+        sentences = [p for g in language.grouped_predictions for p in g.predictions]
+        check(sentences, "no language predictions on speech")
+        for p in sentences:
+            check(isinstance(p, LanguagePrediction) and isinstance(p.time, TimeInterval), f"{type(p).__name__} time")
+            check(len(p.emotions) == 53, f"{len(p.emotions)} language emotions")
+        return f"{len(sentences)} spoken sentences, detected {meta.detected_language}"
+
     steps = [
         ("a", "start_inference_job(urls=[video, image], face+prosody+burst) to COMPLETED", step_a),
         ("b", "get_job_predictions: face, prosody, burst typed", step_b),
         ("c", "start_inference_job_from_local_file(audio) prosody+burst typed", step_c),
         ("d", "get_job_artifacts: one CSV per model", step_d),
+        ("e", "language on a transcribed upload: metadata and times typed", step_e),
     ]
     return run_steps(steps)
 

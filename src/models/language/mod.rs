@@ -68,9 +68,9 @@ const HEAD_JSON: &str = include_str!("../../../assets/language/head.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum LanguageModelError {
-    #[error("language model file {} is missing ({source}); install the model with `scripts/install-models.sh {}`", path.display(), dir.display())]
+    #[error("language model file {} is missing ({source}); install the models with `scripts/install-models.sh {}`", path.display(), models_root(dir).display())]
     Missing { path: PathBuf, dir: PathBuf, source: std::io::Error },
-    #[error("language model file {} has sha256 {actual}, expected {expected} (corrupt or another version); reinstall it with `scripts/install-models.sh {}`", path.display(), dir.display())]
+    #[error("language model file {} has sha256 {actual}, expected {expected} (corrupt or another version); reinstall it with `scripts/install-models.sh {}`", path.display(), models_root(dir).display())]
     Checksum { path: PathBuf, dir: PathBuf, actual: String, expected: String },
     #[error("language heads were trained on model sha256 {found}, this build expects {MODEL_SHA256}; retrain them with `cargo run --release --bin train-language-head -- <model_dir>`")]
     HeadModelMismatch { found: String },
@@ -177,6 +177,11 @@ impl LanguageModel {
 /// sha256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// The models folder `scripts/install-models.sh` fills, for a model's own folder inside it.
+fn models_root(dir: &Path) -> &Path {
+    dir.parent().unwrap_or(dir)
 }
 
 fn read_verified(dir: &Path, name: &str, expected: &str) -> Result<Vec<u8>, LanguageModelError> {

