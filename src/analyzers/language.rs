@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use super::{Analyzer, JobContext, Subject, Transcript};
-use crate::job::models::{LanguageSettings, Model, ModelSettings};
+use super::{Analyzer, Task, Transcript};
+use crate::job::models::LanguageSettings;
 use crate::models::language::{LanguageModel, EXPRESSIONS, SENTIMENT, TOXICITY};
 use crate::models::segment::segment;
 use crate::predictions::{LanguagePrediction, ModelOutput, ModelsPredictions, PositionInterval, Score};
@@ -82,17 +82,8 @@ impl LanguageAnalyzer {
 
 #[async_trait::async_trait]
 impl Analyzer for LanguageAnalyzer {
-    fn runner(&self) -> &'static str {
-        "local"
-    }
-
-    async fn analyze(
-        &self,
-        _job: &JobContext,
-        subject: &Subject<'_>,
-        _models: &[Model],
-        settings: &ModelSettings,
-    ) -> Result<ModelsPredictions, String> {
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
+        let Task { subject, settings, .. } = *task;
         let file = subject.file;
         let language = settings.language.clone().unwrap_or_default();
         let output = match (subject.text, subject.transcript) {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use image::{ImageFormat, RgbImage};
 
 use crate::analyzers::hume::mapping::group_faces;
-use crate::analyzers::{Analyzer, JobContext, Subject};
-use crate::job::models::{FaceSettings, Model, ModelSettings};
+use crate::analyzers::{Analyzer, Task};
+use crate::job::models::FaceSettings;
 use crate::media::prepare::Frame;
 use crate::models::face::{Detection, FaceModelError, FaceModels};
 use crate::predictions::names::EMOTIONS;
@@ -97,17 +97,8 @@ impl LocalFace {
 
 #[async_trait::async_trait]
 impl Analyzer for LocalFace {
-    fn runner(&self) -> &'static str {
-        "local"
-    }
-
-    async fn analyze(
-        &self,
-        _job: &JobContext,
-        subject: &Subject<'_>,
-        _models: &[Model],
-        settings: &ModelSettings,
-    ) -> Result<ModelsPredictions, String> {
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
+        let Task { subject, settings, .. } = *task;
         let file = subject.file.to_owned();
         let face = settings.face.clone().unwrap_or_default();
         let frames = subject.media.map(|m| m.frames.clone()).unwrap_or_default();
@@ -253,6 +244,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::analyzers::{JobContext, Subject};
+    use crate::job::models::{Model, ModelSettings};
     use crate::media::prepare::Prepared;
     use crate::media::MediaKind;
     use crate::models::face::EXPRESSIONS;
@@ -301,7 +294,9 @@ mod tests {
         };
         let subject = Subject { file: "test.jpg", text: None, media: Some(&media), transcript: None };
         let settings = ModelSettings { face: Some(settings), ..Default::default() };
-        LocalFace::new(models()).analyze(&JobContext::default(), &subject, &[Model::Face], &settings).await.unwrap()
+        let job = JobContext::default();
+        let task = Task { job: &job, subject: &subject, models: &[Model::Face], settings: &settings };
+        LocalFace::new(models()).analyze(&task).await.unwrap()
     }
 
     fn top(prediction: &FacePrediction) -> &str {

@@ -57,21 +57,22 @@ impl JobContext {
     }
 }
 
+/// One analyzer's work on one file: what to measure it with, and for whom.
+#[derive(Clone, Copy)]
+pub struct Task<'a> {
+    pub job: &'a JobContext,
+    pub subject: &'a Subject<'a>,
+    /// The selected models this analyzer serves.
+    pub models: &'a [Model],
+    pub settings: &'a ModelSettings,
+}
+
 /// Measures some models on one subject.
 #[async_trait::async_trait]
 pub trait Analyzer: Send + Sync {
-    /// The runner's name for logs and messages (`local`, `hume-v1`).
-    fn runner(&self) -> &'static str;
-
-    /// Measures `models` (all served by this analyzer and selected by the job) on `subject`.
-    /// An `Err` is one sentence for the source's `errors`, naming the file and the fix.
-    async fn analyze(
-        &self,
-        job: &JobContext,
-        subject: &Subject<'_>,
-        models: &[Model],
-        settings: &ModelSettings,
-    ) -> Result<ModelsPredictions, String>;
+    /// Measures the task's models (all served by this analyzer and selected by the job) on its
+    /// subject. An `Err` is one sentence for the source's `errors`, naming the file and the fix.
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String>;
 }
 
 /// Who measures a model on this server.

@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 use serde_json::Value;
 use url::Url;
 
-use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject, Transcriber, Transcript};
+use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript};
 use crate::fetch::Fetcher;
 use crate::job::models::{Model, ModelSettings};
 use crate::job::now_ms;
@@ -230,7 +230,8 @@ impl Run<'_> {
         }
         let mut models = ModelsPredictions::default();
         for (analyzer, served) in self.groups(&applicable, &mut measured.errors, file) {
-            match analyzer.analyze(&self.context, &subject, &served, &self.settings).await {
+            let task = Task { job: &self.context, subject: &subject, models: &served, settings: &self.settings };
+            match analyzer.analyze(&task).await {
                 Ok(output) => models.merge(output),
                 Err(message) => measured.errors.push(SourceError { file: file.to_owned(), message }),
             }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use super::describe_v1_error;
 use super::mapping::{face_predictions, group_faces, FrameRef};
-use crate::analyzers::{Analyzer, JobContext, Subject};
-use crate::job::models::{Model, ModelSettings};
+use crate::analyzers::{Analyzer, Task};
 use crate::media::prepare::Frame;
 use crate::predictions::{ModelOutput, ModelsPredictions};
 use crate::upstream::v1::{HumeV1Client, MAX_REQUEST_BYTES, MULTIPART_OVERHEAD_BYTES, PART_OVERHEAD_BYTES};
@@ -45,17 +44,8 @@ pub fn batches(frames: &[Frame]) -> Vec<&[Frame]> {
 
 #[async_trait::async_trait]
 impl Analyzer for HumeFace {
-    fn runner(&self) -> &'static str {
-        "hume-v1"
-    }
-
-    async fn analyze(
-        &self,
-        job: &JobContext,
-        subject: &Subject<'_>,
-        _models: &[Model],
-        settings: &ModelSettings,
-    ) -> Result<ModelsPredictions, String> {
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
+        let Task { job, subject, settings, .. } = *task;
         let file = subject.file;
         let face = settings.face.clone().unwrap_or_default();
         let frames = subject.media.map(|m| m.frames.as_slice()).unwrap_or_default();

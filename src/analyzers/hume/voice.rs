@@ -6,8 +6,8 @@ use bytes::Bytes;
 
 use super::describe_v1_error;
 use super::mapping::voice_predictions;
-use crate::analyzers::{Analyzer, JobContext, Subject};
-use crate::job::models::{Model, ModelSettings};
+use crate::analyzers::{Analyzer, Task};
+use crate::job::models::Model;
 use crate::media::audio::chunk_ranges;
 use crate::media::audio::Pcm;
 use crate::predictions::{ModelOutput, ModelsPredictions};
@@ -39,17 +39,8 @@ impl HumeVoice {
 
 #[async_trait::async_trait]
 impl Analyzer for HumeVoice {
-    fn runner(&self) -> &'static str {
-        "hume-v1"
-    }
-
-    async fn analyze(
-        &self,
-        job: &JobContext,
-        subject: &Subject<'_>,
-        models: &[Model],
-        _settings: &ModelSettings,
-    ) -> Result<ModelsPredictions, String> {
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
+        let Task { job, subject, models, .. } = *task;
         let file = subject.file;
         let pcm = subject
             .media
