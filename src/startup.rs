@@ -153,13 +153,13 @@ impl Application {
             base_delay: Duration::from_millis(config.retry_base_ms),
             ..RetryPolicy::new(config.max_attempts)
         };
-        let limiter: Arc<dyn RateLimiter> = Arc::new(SlidingWindowLimiter::new(
-            config.rate_limit_requests,
-            config.rate_limit_window(),
-            config.max_queue_wait(),
-        ));
         let (backend, idempotency_store): (Arc<dyn Backend>, Arc<dyn IdempotencyStore>) = match config.backend {
             BackendKind::HumeBatch => {
+                let limiter: Arc<dyn RateLimiter> = Arc::new(SlidingWindowLimiter::new(
+                    config.rate_limit_requests,
+                    config.rate_limit_window(),
+                    config.max_queue_wait(),
+                ));
                 let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
                 let client = UpstreamClient::new(config.hume_batch_base_url.clone(), timeout, limiter, policy)
                     .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;

@@ -19,7 +19,7 @@ use crate::job::models::{Model, ModelSettings};
 use crate::job::now_ms;
 use crate::job::state::JobState;
 use crate::job::UploadedFile;
-use crate::media::archive::expand_archive;
+use crate::media::archive::expand_archive_async;
 use crate::media::audio::Pcm;
 use crate::media::prepare::{Needs, Prepared, Preparer};
 use crate::media::{sniff, MediaKind};
@@ -163,12 +163,10 @@ impl Run<'_> {
         if kind != MediaKind::Archive {
             return self.file(file, kind, bytes).await;
         }
-        let media = self.engine.media.clone();
-        let name = file.to_owned();
-        let members = match tokio::task::spawn_blocking(move || expand_archive(&name, &bytes, media.limits())).await {
-            Ok(Ok(members)) => members,
-            Ok(Err(e)) => return Measured::error(file, e.to_string()),
-            Err(e) => return Measured::error(file, format!("the archive could not be read: {e}")),
+        let limits = self.engine.media.limits().clone();
+        let members = match expand_archive_async(file.to_owned(), bytes, limits).await {
+            Ok(members) => members,
+            Err(e) => return Measured::error(file, e.to_string()),
         };
         if members.is_empty() {
             return Measured::error(file, format!("{file} holds no files to measure."));
