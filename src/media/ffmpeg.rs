@@ -63,15 +63,53 @@ pub(super) fn input_options() -> Vec<OsString> {
     ["-protocol_whitelist", "file,pipe", "-format_whitelist", FORMAT_WHITELIST].iter().map(OsString::from).collect()
 }
 
-/// What a finished child process left behind.
+/// What a finished child process left behind; `S` holds its stdout.
 #[derive(Debug)]
-pub(super) struct RunOutput {
+pub(super) struct RunOutput<S = Vec<u8>> {
     /// How the process ended.
     pub status: ExitStatus,
     /// Everything it wrote to stdout.
-    pub stdout: Vec<u8>,
+    pub stdout: S,
     /// Everything it wrote to stderr (lossily decoded).
     pub stderr: String,
+}
+
+/// Where a child's stdout goes as it arrives, so large outputs are kept once, in their final form.
+pub(super) trait Sink: Send {
+    fn push(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn push(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// s16le samples read straight into `samples` (a byte split across reads is carried over).
+#[derive(Debug, Default)]
+pub(super) struct PcmSink {
+    pub samples: Vec<i16>,
+    carry: Option<u8>,
+}
+
+impl PcmSink {
+    /// A sink with room for `samples` samples, so a known duration is read without regrowing.
+    pub fn with_capacity(samples: usize) -> Self {
+        Self { samples: Vec::with_capacity(samples), carry: None }
+    }
+}
+
+impl Sink for PcmSink {
+    fn push(&mut self, mut bytes: &[u8]) {
+        if let (Some(low), Some((&high, rest))) = (self.carry, bytes.split_first()) {
+            self.samples.push(i16::from_le_bytes([low, high]));
+            self.carry = None;
+            bytes = rest;
+        }
+        let pairs = bytes.chunks_exact(2);
+        self.carry = pairs.remainder().first().copied();
+        self.samples.extend(pairs.map(|b| i16::from_le_bytes([b[0], b[1]])));
+    }
 }
 
 /// Why a child process did not finish.
@@ -87,6 +125,16 @@ pub(super) enum RunError {
 
 /// Runs `program args` with no stdin, collecting stdout and stderr, and kills it after `timeout`.
 pub(super) async fn run(program: &Path, args: &[OsString], timeout: Duration) -> Result<RunOutput, RunError> {
+    run_into(program, args, timeout, Vec::new()).await
+}
+
+/// [`run`] with stdout fed to `sink` as it arrives.
+pub(super) async fn run_into<S: Sink>(
+    program: &Path,
+    args: &[OsString],
+    timeout: Duration,
+    mut sink: S,
+) -> Result<RunOutput<S>, RunError> {
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -98,18 +146,27 @@ pub(super) async fn run(program: &Path, args: &[OsString], timeout: Duration) ->
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let collect = async {
-        let mut out = Vec::new();
+        let read_out = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match stdout.read(&mut buf).await? {
+                    0 => return Ok::<_, std::io::Error>(()),
+                    n => sink.push(&buf[..n]),
+                }
+            }
+        };
         let mut err = Vec::new();
-        let (o, e) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-        o.and(e).map_err(RunError::Io)?;
+        let (o, e) = tokio::join!(read_out, stderr.read_to_end(&mut err));
+        o.and(e.map(drop)).map_err(RunError::Io)?;
         let status = child.wait().await.map_err(RunError::Io)?;
-        Ok::<_, RunError>(RunOutput { status, stdout: out, stderr: String::from_utf8_lossy(&err).into_owned() })
+        Ok::<_, RunError>((status, String::from_utf8_lossy(&err).into_owned()))
     };
     let result = tokio::time::timeout(timeout, collect).await;
     match result {
-        Ok(result) => result,
+        Ok(Ok((status, stderr))) => Ok(RunOutput { status, stdout: sink, stderr }),
+        Ok(Err(e)) => Err(e),
         Err(_) => {
-            // `collect` is dropped here, releasing its borrow; kill and reap so no zombie or runaway stays.
+            // `collect` is dropped here, releasing its borrows; kill and reap so no zombie or runaway stays.
             let _ = child.kill().await;
             Err(RunError::Timeout)
         }
@@ -281,6 +338,16 @@ fn parse_flat(text: &str) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pcm_sink_joins_samples_split_across_reads() {
+        let mut sink = PcmSink::with_capacity(4);
+        let bytes = [1i16, -2, 300, -32768].iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>();
+        for piece in [&bytes[..1], &bytes[1..4], &bytes[4..5], &bytes[5..]] {
+            sink.push(piece);
+        }
+        assert_eq!(sink.samples, vec![1, -2, 300, -32768]);
+    }
 
     #[test]
     fn parses_flat_output() {

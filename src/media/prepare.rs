@@ -15,7 +15,9 @@ use bytes::Bytes;
 
 use super::audio::Pcm;
 use super::error::MediaError;
-use super::ffmpeg::{self, input_options, last_error_line, run, Probe, RunOutput, StreamInfo, Tools};
+use super::ffmpeg::{
+    self, input_options, last_error_line, run_into, PcmSink, Probe, RunOutput, Sink, StreamInfo, Tools,
+};
 use super::MediaKind;
 
 /// Limits that keep one file from using unbounded time, memory or upstream quota; `Default` gives the
@@ -342,8 +344,15 @@ impl Job<'_> {
         Ok(prepared)
     }
 
-    /// Runs ffmpeg on `input` with the common safety options and `args` after `-i`.
-    async fn ffmpeg(&self, input: &Path, input_opts: &[&str], args: Vec<OsString>) -> Result<RunOutput, MediaError> {
+    /// Runs ffmpeg on `input` with the common safety options and `args` after `-i`, its stdout
+    /// collected by `sink`.
+    async fn ffmpeg<S: Sink>(
+        &self,
+        input: &Path,
+        input_opts: &[&str],
+        args: Vec<OsString>,
+        sink: S,
+    ) -> Result<RunOutput<S>, MediaError> {
         let timeout = self.p.limits.ffmpeg_timeout;
         let mut all: Vec<OsString> =
             ["-nostdin", "-hide_banner", "-loglevel", "error"].iter().map(OsString::from).collect();
@@ -352,7 +361,7 @@ impl Job<'_> {
         all.push("-i".into());
         all.push(input.as_os_str().to_owned());
         all.extend(args);
-        let out = run(&self.p.tools.ffmpeg, &all, timeout)
+        let out = run_into(&self.p.tools.ffmpeg, &all, timeout, sink)
             .await
             .map_err(|e| e.into_media(self.file, &self.p.tools.ffmpeg, timeout))?;
         if !out.status.success() {
@@ -362,7 +371,8 @@ impl Job<'_> {
         Ok(out)
     }
 
-    /// Decodes stream `a` to 16 kHz mono s16le on stdout.
+    /// Decodes stream `a` to 16 kHz mono s16le on stdout, read straight into the samples (room
+    /// for the probed duration is made first), so the decoded audio exists once.
     async fn audio(&self, a: &StreamInfo) -> Result<Pcm, MediaError> {
         let map = format!("0:{}", a.index);
         let args = [
@@ -381,8 +391,14 @@ impl Job<'_> {
             "pcm_s16le",
             "pipe:1",
         ];
-        let out = self.ffmpeg(&self.input, &[], args.iter().map(OsString::from).collect()).await?;
-        let samples = out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+        // A little over the probed length; a wrong or missing duration only costs regrowth.
+        let expected =
+            a.duration.map_or(0, |secs| (secs.clamp(0.0, 4.0 * 3600.0) * 1.01 * f64::from(Pcm::RATE)) as usize);
+        let args = args.iter().map(OsString::from).collect();
+        let mut samples = self.ffmpeg(&self.input, &[], args, PcmSink::with_capacity(expected)).await?.stdout.samples;
+        if samples.capacity() - samples.len() > samples.len() / 8 {
+            samples.shrink_to_fit();
+        }
         Ok(Pcm { samples })
     }
 
@@ -435,7 +451,7 @@ impl Job<'_> {
                     .map(OsString::from),
             );
             args.push(out.as_os_str().to_owned());
-            self.ffmpeg(input, input_opts, args).await?;
+            self.ffmpeg(input, input_opts, args, Vec::new()).await?;
             let jpeg =
                 tokio::fs::read(&out).await.map_err(|source| MediaError::Io { file: self.file.to_string(), source })?;
             let Some((w, h)) = jpeg_dims(&jpeg) else {
@@ -504,7 +520,7 @@ impl Job<'_> {
         args.extend(["-frames:v".into(), (cap as u64 + 1).to_string().into()]);
         args.extend(["-pix_fmt", "yuvj420p", "-q:v", "3", "-f", "image2"].iter().map(OsString::from));
         args.push(out_dir.join("%d.jpg").into_os_string());
-        self.ffmpeg(&self.input, &[], args).await?;
+        self.ffmpeg(&self.input, &[], args, Vec::new()).await?;
 
         let mut numbered = Vec::new();
         let mut entries = tokio::fs::read_dir(&out_dir)

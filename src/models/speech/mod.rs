@@ -13,6 +13,7 @@
 //! pinned by sha256 here and in the script. Whisper base (multilingual) is the default; tiny.en
 //! is kept for comparison. Word error rate and speed of both: `assets/speech/EVALUATION.md`.
 
+mod decoder;
 pub mod eval;
 pub mod vad;
 pub mod whisper;

@@ -18,10 +18,11 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{self as m, audio, model::Whisper as Model, Config};
+use candle_transformers::models::whisper::{self as m, audio, model::AudioEncoder, model::Whisper as Model, Config};
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
+use super::decoder::Decoder;
 use super::SpeechError;
 
 /// Seconds per timestamp token step.
@@ -52,7 +53,9 @@ pub struct Segment {
 
 /// The loaded Whisper model with its tokenizer and the token ids decoding needs.
 pub struct Whisper {
-    model: Model,
+    encoder: AudioEncoder,
+    decoder: Decoder,
+    config: Config,
     tokenizer: Tokenizer,
     mel_filters: Vec<f32>,
     /// Additive mask: `-inf` for tokens never emitted.
@@ -81,7 +84,9 @@ impl Whisper {
             .map(|(name, t)| Ok((name, t.to_dtype(DType::F32)?)))
             .collect::<candle_core::Result<HashMap<_, _>>>()?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let model = Model::load(&vb, config.clone())?;
+        // candle's encoder as is; its decoder is replaced by one that caches self-attention.
+        let Model { encoder, config, .. } = Model::load(&vb, config)?;
+        let decoder = Decoder::load(vb.pp("model.decoder"), &config)?;
         drop(vb);
 
         let id = |token: &str| {
@@ -107,7 +112,9 @@ impl Whisper {
             suppress,
             suppress_begin: extra.suppress_ids_begin,
             lang_ids: extra.lang_ids,
-            model,
+            encoder,
+            decoder,
+            config,
             tokenizer,
         })
     }
@@ -133,7 +140,7 @@ impl Whisper {
 
     /// Log-mel features of up to 30 s of audio, as the encoder wants them: (1, mels, 3000).
     fn mel(&self, samples: &[f32]) -> Result<Tensor, SpeechError> {
-        let cfg = &self.model.config;
+        let cfg = &self.config;
         let mel = audio::pcm_to_mel(cfg, samples, &self.mel_filters);
         let frames = mel.len() / cfg.num_mel_bins;
         let mel = Tensor::from_vec(mel, (1, cfg.num_mel_bins, frames), &Device::Cpu)?;
@@ -142,10 +149,9 @@ impl Whisper {
 
     /// Detects the spoken language of up to 30 s of audio: the most likely language token.
     pub fn detect_language(&mut self, samples: &[f32]) -> Result<u32, SpeechError> {
-        let features = self.model.encoder.forward(&self.mel(samples)?, true)?;
-        let tokens = Tensor::new(&[self.sot], &Device::Cpu)?.unsqueeze(0)?;
-        let ys = self.model.decoder.forward(&tokens, &features, true)?;
-        let logits: Vec<f32> = self.model.decoder.final_linear(&ys.i((..1, 0..1))?)?.i(0)?.i(0)?.to_vec1()?;
+        let features = self.encoder.forward(&self.mel(samples)?, true)?;
+        self.decoder.reset();
+        let logits: Vec<f32> = self.decoder.feed(&[self.sot], &features)?.i(0)?.to_vec1()?;
         self.lang_ids
             .iter()
             .copied()
@@ -196,29 +202,29 @@ impl Whisper {
     /// Greedy decoding of one window: the sampled tokens (after the prompt) with their
     /// probabilities, or `None` when the model says the window holds no speech.
     fn decode_window(&mut self, window: &[f32], language: Option<u32>) -> Result<Option<Vec<(u32, f32)>>, SpeechError> {
-        let features = self.model.encoder.forward(&self.mel(window)?, true)?;
-        let mut tokens = vec![self.sot];
+        let features = self.encoder.forward(&self.mel(window)?, true)?;
+        self.decoder.reset();
+        let mut prompt = vec![self.sot];
         if self.multilingual {
-            tokens.push(language.unwrap_or_else(|| self.lang_ids[0]));
-            tokens.push(self.transcribe);
+            prompt.push(language.unwrap_or_else(|| self.lang_ids[0]));
+            prompt.push(self.transcribe);
         }
-        let max_len = self.model.config.max_target_positions / 2;
+        let max_len = self.config.max_target_positions / 2;
         let mut sampled: Vec<(u32, f32)> = Vec::new();
         let mut sum_logprob = 0f64;
         let mut no_speech_prob = 0f64;
+        let mut fed = prompt.len();
+        let mut last = self.decoder.feed(&prompt, &features)?;
         for step in 0..max_len {
-            let input = Tensor::new(tokens.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
-            let ys = self.model.decoder.forward(&input, &features, step == 0)?;
             if step == 0 {
                 if let Some(ns) = self.no_speech {
-                    let first = self.model.decoder.final_linear(&ys.i((..1, 0..1))?)?.i(0)?.i(0)?;
-                    let probs: Vec<f32> = candle_nn::ops::softmax(&first, D::Minus1)?.to_vec1()?;
+                    // <|nospeech|> is read after <|startoftranscript|>, as OpenAI does.
+                    let probs: Vec<f32> = candle_nn::ops::softmax(&last.i(0)?, D::Minus1)?.to_vec1()?;
                     no_speech_prob = f64::from(probs[ns as usize]);
                 }
             }
-            let seq_len = ys.dim(1)?;
-            let mut logits: Vec<f32> =
-                self.model.decoder.final_linear(&ys.i((..1, seq_len - 1..))?)?.i(0)?.i(0)?.to_vec1()?;
+            let rows = last.dim(0)?;
+            let mut logits: Vec<f32> = last.i(rows - 1)?.to_vec1()?;
             for (l, s) in logits.iter_mut().zip(&self.suppress) {
                 *l += s;
             }
@@ -241,10 +247,11 @@ impl Whisper {
             }
             sum_logprob += f64::from(lp);
             sampled.push((next, lp.exp()));
-            tokens.push(next);
-            if tokens.len() >= self.model.config.max_target_positions {
+            fed += 1;
+            if fed >= self.config.max_target_positions {
                 break;
             }
+            last = self.decoder.feed(&[next], &features)?;
         }
         let avg_logprob = sum_logprob / (sampled.len() + 1) as f64;
         if no_speech_prob > NO_SPEECH_THRESHOLD && avg_logprob < LOGPROB_THRESHOLD {
