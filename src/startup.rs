@@ -11,7 +11,7 @@ use crate::analyzers::hume::{face::HumeFace, voice::HumeVoice};
 use crate::analyzers::local_face::LocalFace;
 use crate::analyzers::{language::LanguageAnalyzer, Analyzer, Analyzers, Transcriber};
 use crate::app::{App, AppState};
-use crate::backend::{batch::BatchBackend, engine::EngineBackend, Backend};
+use crate::backend::{batch::BatchBackend, engine::EngineBackend, Backend, Components};
 use crate::config::{BackendKind, Config};
 use crate::engine::{callback::Callbacks, pipeline::Engine, worker::WorkerPool};
 use crate::fetch::{FetchConfig, Fetcher};
@@ -55,11 +55,16 @@ async fn engine_backend(
         tools.clone(),
         MediaLimits { ffmpeg_timeout: Duration::from_secs_f64(config.ffmpeg_timeout_secs), ..MediaLimits::default() },
     ));
+    let mut components = Components::new();
     match (check_tools(&tools).await, config.backend) {
-        (Ok(version), _) => tracing::info!(%version, "ffmpeg found"),
+        (Ok(version), _) => {
+            tracing::info!(%version, "ffmpeg found");
+            components.insert("ffmpeg", version);
+        }
         (Err(e), BackendKind::Hume) => return Err(other(&e)),
         (Err(e), _) => {
-            tracing::warn!(error = %e, "audio, video and images cannot be measured until ffmpeg is installed")
+            tracing::warn!(error = %e, "audio, video and images cannot be measured until ffmpeg is installed");
+            components.insert("ffmpeg", format!("missing: {e}"));
         }
     }
     let model_dir = config.model_dir().join(MODEL_DIR_NAME);
@@ -67,12 +72,17 @@ async fn engine_backend(
         .await
         .map_err(|e| other(&e))?
         .map_err(|e| other(&e))?;
+    components.insert("language_model", "loaded".into());
     let language: Arc<dyn Analyzer> = Arc::new(LanguageAnalyzer::new(Arc::new(language)));
     let model_root = config.model_dir();
     let transcriber = match tokio::task::spawn_blocking(move || SpeechModels::load(&model_root)).await {
-        Ok(Ok(models)) => Some(Arc::new(LocalTranscriber::new(Arc::new(models))) as Arc<dyn Transcriber>),
+        Ok(Ok(models)) => {
+            components.insert("speech_models", format!("loaded ({})", models.variant().dir_name()));
+            Some(Arc::new(LocalTranscriber::new(Arc::new(models))) as Arc<dyn Transcriber>)
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "speech is not transcribed: the speech models are not loaded; run scripts/install-models.sh");
+            components.insert("speech_models", format!("not loaded: {e}"));
             None
         }
         Err(e) => return Err(other(&e)),
@@ -95,9 +105,13 @@ async fn engine_backend(
         _ => {
             let face_dir = config.model_dir().join(FACE_DIR_NAME);
             let face = match tokio::task::spawn_blocking(move || LocalFace::load(&face_dir)).await {
-                Ok(Ok(face)) => Some(Arc::new(face) as Arc<dyn Analyzer>),
+                Ok(Ok(face)) => {
+                    components.insert("face_models", "loaded".into());
+                    Some(Arc::new(face) as Arc<dyn Analyzer>)
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "the local face models are not loaded; run scripts/install-models.sh");
+                    components.insert("face_models", format!("not loaded: {e}"));
                     None
                 }
                 Err(e) => return Err(other(&e)),
@@ -122,7 +136,7 @@ async fn engine_backend(
     let engine = Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
-    Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer)), store))
+    Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer, components)), store))
 }
 
 /// One server per data directory: a second one would re-run the first one's jobs as

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 
-use crate::backend::{Backend, RawBody};
+use crate::backend::{Backend, Components, RawBody};
 use crate::engine::worker::WorkerPool;
 use crate::error::{ApiError, FieldError};
 use crate::job::now_ms;
@@ -31,6 +31,8 @@ pub struct EngineBackend {
     key_sealer: Option<Arc<Sealer>>,
     /// Held for the process's lifetime: one server per data directory.
     _data_dir_lock: std::fs::File,
+    /// The models and tools found at start-up, as `/readyz` lists them.
+    components: Components,
 }
 
 impl EngineBackend {
@@ -41,8 +43,9 @@ impl EngineBackend {
         workers: WorkerPool,
         data_dir_lock: std::fs::File,
         key_sealer: Option<Arc<Sealer>>,
+        components: Components,
     ) -> Self {
-        Self { store, workers, key_sealer, _data_dir_lock: data_dir_lock }
+        Self { store, workers, key_sealer, _data_dir_lock: data_dir_lock, components }
     }
 
     async fn ended_job(&self, id: &str) -> Result<JobRecord, ApiError> {
@@ -125,8 +128,11 @@ impl Backend for EngineBackend {
         true
     }
 
-    async fn ready(&self) -> Result<(), String> {
-        self.store.ping().await.map_err(|e| e.to_string())
+    async fn ready(&self) -> Result<Components, String> {
+        self.store.ping().await.map_err(|e| format!("store: {e}"))?;
+        let mut components = self.components.clone();
+        components.insert("store", "ok".into());
+        Ok(components)
     }
 
     async fn shutdown(&self) {

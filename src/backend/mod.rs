@@ -32,6 +32,9 @@ impl IntoResponse for RawBody {
 }
 
 /// A place jobs run.
+/// What `/readyz` lists: each part a backend runs on, and its state in words.
+pub type Components = std::collections::BTreeMap<&'static str, String>;
+
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync {
     /// Starts a job and returns its id.
@@ -48,9 +51,10 @@ pub trait Backend: Send + Sync {
     fn records_idempotency_keys(&self) -> bool {
         false
     }
-    /// Whether the backend can take work now; the reason when not.
-    async fn ready(&self) -> Result<(), String> {
-        Ok(())
+    /// Whether the backend can take work now, with the state of each part it runs on (models,
+    /// ffmpeg, store); the reason when it cannot.
+    async fn ready(&self) -> Result<Components, String> {
+        Ok(Components::new())
     }
     /// Stops background work after in-flight jobs reach a safe point.
     async fn shutdown(&self) {}

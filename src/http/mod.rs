@@ -65,7 +65,7 @@ async fn readyz(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ready = tokio::time::timeout(Duration::from_secs(5), app.backend.ready()).await;
     match ready {
-        Ok(Ok(())) => Ok(Json(json!({ "status": "ready" }))),
+        Ok(Ok(components)) => Ok(Json(json!({ "status": "ready", "components": components }))),
         Ok(Err(reason)) => Err(ApiError::Unavailable(format!("Not ready: {reason}"))),
         Err(_) => Err(ApiError::Unavailable("Not ready: the backend did not answer within 5 s".into())),
     }

@@ -189,3 +189,17 @@ async fn a_video_gets_one_tracked_face_per_frame_at_fps_pred() {
         assert!((t - i as f64 * 0.5).abs() < 0.05, "{times:?}");
     }
 }
+
+#[tokio::test]
+async fn readiness_lists_the_loaded_models_and_ffmpeg() {
+    let app = spawn_local_app(|_| {}).await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let components = &body["components"];
+    assert_eq!(components["language_model"], "loaded", "{body}");
+    assert_eq!(components["face_models"], "loaded", "{body}");
+    assert_eq!(components["speech_models"], "loaded (whisper-base)", "{body}");
+    assert!(components["ffmpeg"].as_str().is_some_and(|v| v.contains("ffmpeg version")), "{body}");
+    assert_eq!(components["store"], "ok", "{body}");
+}

@@ -1,0 +1,263 @@
+//! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
+//! sections `models` and `call` (both by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh`).
+//!
+//! - models: in this process, the RSS as each model loads (language, face, speech), then face
+//!   analysis (detection + expression) in frames per second on a 60 s 640x480 video with a face,
+//!   transcription as a multiple of real time on a 5-minute recording, and the language model's
+//!   sentences per second beside the figure recorded in the README (82.8 batched, 50.2 single);
+//! - call: the real server binary on the `local` backend is sent a 10-minute call recording with
+//!   `models_language` and `models_prosody`; prints its RSS once the models are loaded (every
+//!   local model), its peak during the job, and after it; the job's end, time, transcript
+//!   segments and the prosody source error.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hume_action::analyzers::local_face::{decode, detector_threshold, V0_DEFAULT_PROB_THRESHOLD};
+use hume_action::media::audio::Pcm;
+use hume_action::media::ffmpeg::Tools;
+use hume_action::media::prepare::{MediaLimits, Needs, Preparer};
+use hume_action::media::MediaKind;
+use hume_action::models::face::{FaceModels, DIR_NAME as FACE_DIR_NAME};
+use hume_action::models::language::{LanguageModel, MODEL_DIR_NAME};
+use hume_action::models::speech::eval::{silence, synthesize};
+use hume_action::models::speech::SpeechModels;
+use serde_json::{json, Value};
+
+const SENTENCES: &str = include_str!("../assets/speech/sentences.txt");
+
+fn model_root() -> PathBuf {
+    std::env::var_os("HUME_ACTION_MODEL_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models"), PathBuf::from)
+}
+
+/// `(VmRSS, VmHWM)` of a process in MB.
+fn memory_of(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn ffmpeg(args: &[&str]) {
+    let mut all = vec!["-nostdin", "-hide_banner", "-loglevel", "error", "-y"];
+    all.extend_from_slice(args);
+    let status = Command::new("ffmpeg").args(&all).status().expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+/// The evaluation sentences spoken with pauses, looped to `seconds` of 16 kHz audio.
+fn recording(seconds: f64) -> Pcm {
+    let sentences: Vec<&str> = SENTENCES.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut samples = Vec::new();
+    for (i, sentence) in sentences.iter().cycle().enumerate() {
+        if samples.len() as f64 >= seconds * 16_000.0 {
+            break;
+        }
+        samples.extend(synthesize(sentence, "en-us", 150).expect("espeak-ng").samples);
+        samples.extend(silence(0.6 + (i % 4) as f64 * 0.5));
+    }
+    samples.truncate((seconds * 16_000.0) as usize);
+    Pcm { samples }
+}
+
+fn write_wav(path: &Path, pcm: &Pcm) {
+    std::fs::write(path, pcm.to_wav(0..pcm.samples.len())).unwrap();
+}
+
+fn models(dir: &Path) {
+    let root = model_root();
+    let (rss, _) = memory_of("self");
+    println!("RSS before any model: {rss:.0} MB");
+    let language = LanguageModel::load(&root.join(MODEL_DIR_NAME)).expect("language model installed");
+    println!("RSS with the language model: {:.0} MB", memory_of("self").0);
+    let face = FaceModels::load(&root.join(FACE_DIR_NAME)).expect("face models installed");
+    println!("RSS with language + face: {:.0} MB", memory_of("self").0);
+    let speech = SpeechModels::load(&root).expect("speech models installed");
+    println!("RSS with language + face + speech (every local model): {:.0} MB", memory_of("self").0);
+
+    // Faces: a 640x480 video of a face moving across the frame, prepared as the server does.
+    let video = dir.join("face-640x480.mp4");
+    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/face/astronaut.jpg");
+    ffmpeg(&[
+        "-loop",
+        "1",
+        "-i",
+        image,
+        "-t",
+        "60",
+        "-vf",
+        "scale=800:-2,crop=640:480:x='80+60*sin(t)':y='0',fps=25",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        &video.to_string_lossy(),
+    ]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let preparer = Preparer::new(Tools::default(), MediaLimits::default());
+    let bytes = std::fs::read(&video).unwrap();
+    let prepared = runtime
+        .block_on(preparer.prepare("face.mp4", MediaKind::Video, &bytes, Needs { audio: false, frames: Some(3.0) }))
+        .expect("video prepares");
+    let threshold = detector_threshold(V0_DEFAULT_PROB_THRESHOLD);
+    let start = Instant::now();
+    let mut faces = 0;
+    for frame in &prepared.frames {
+        let image = decode(&frame.jpeg).unwrap();
+        for detection in face.detect_with(&image, threshold).unwrap() {
+            face.expressions(&image, &detection).unwrap();
+            faces += 1;
+        }
+    }
+    let took = start.elapsed().as_secs_f64();
+    println!(
+        "face: {} frames of 640x480 (fps_pred 3), {faces} faces, detection + expression in {took:.2} s = {:.1} frames/s",
+        prepared.frames.len(),
+        prepared.frames.len() as f64 / took
+    );
+
+    // Speech: five minutes of sentences with pauses.
+    let pcm = recording(300.0);
+    let start = Instant::now();
+    let transcript = speech.transcribe(&pcm, None).expect("transcribes");
+    let took = start.elapsed().as_secs_f64();
+    println!(
+        "transcription ({:?}): {:.0} s recording, {} words, language {} in {took:.1} s = {:.1}x real time",
+        speech.variant(),
+        pcm.duration_secs(),
+        transcript.words.len(),
+        transcript.language,
+        pcm.duration_secs() / took
+    );
+
+    // Language: the same 256 sentences as `cargo bench --bench load -- language`.
+    let texts: Vec<String> = include_str!("../assets/language/expressions.jsonl")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_owned))
+        .take(256)
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    language.score(&refs[..32]).unwrap();
+    let start = Instant::now();
+    for batch in refs.chunks(32) {
+        language.score(batch).unwrap();
+    }
+    let batched = refs.len() as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for text in &refs[..64] {
+        language.score(&[text]).unwrap();
+    }
+    let single = 64.0 / start.elapsed().as_secs_f64();
+    println!("language: {batched:.1} sentences/s in batches of 32, {single:.1} one at a time (README: 82.8 and 50.2)");
+    let (rss, peak) = memory_of("self");
+    println!("RSS at the end of this section: {rss:.0} MB (peak {peak:.0} MB, including the test media)");
+}
+
+/// The release server binary on `local`, its address read from its start-up line.
+fn server(data: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hume-action"))
+        .env("HUME_ACTION_LISTEN", "127.0.0.1:0")
+        .env("HUME_ACTION_BACKEND", "local")
+        .env("HUME_ACTION_DATA_DIR", data)
+        .env("HUME_ACTION_MODEL_DIR", model_root())
+        .env("HUME_ACTION_ALLOW_PRIVATE_URLS", "true")
+        .env("HUME_ACTION_LOG_JSON", "true")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                if event["message"] == "hume-action listening" {
+                    let _ = tx.send(event["addr"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(300)).expect("the server said where it listens");
+    (child, format!("http://{addr}"))
+}
+
+async fn call(dir: &Path) {
+    let wav = dir.join("call.wav");
+    write_wav(&wav, &recording(600.0));
+    let mp3 = dir.join("call.mp3");
+    ffmpeg(&["-i", &wav.to_string_lossy(), "-b:a", "64k", &mp3.to_string_lossy()]);
+    let files = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/call.mp3"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(std::fs::read(&mp3).unwrap(), "audio/mpeg"))
+        .mount(&files)
+        .await;
+
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, address) = server(data.path());
+    let pid = child.id().to_string();
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{address}/readyz")).send().await.unwrap();
+    println!("server ready: {} {}", ready.status(), ready.text().await.unwrap_or_default());
+    println!("server RSS with every local model loaded, idle: {:.0} MB", memory_of(&pid).0);
+
+    let start = Instant::now();
+    let body = json!({"urls": format!("{}/call.mp3", files.uri()), "models_language": "Yes", "models_prosody": "Yes"});
+    let answer: Value = client
+        .post(format!("{address}/v1/actions/hume-expression-measurement"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = answer["job_id"].as_str().expect("a job id").to_owned();
+    let job = loop {
+        let job: Value =
+            client.get(format!("{address}/v0/batch/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+        if matches!(job["state"]["status"].as_str(), Some("COMPLETED" | "FAILED")) {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let took = start.elapsed().as_secs_f64();
+    let (_, peak) = memory_of(&pid);
+    let predictions: Value =
+        client.get(format!("{address}/v0/batch/jobs/{id}/predictions")).send().await.unwrap().json().await.unwrap();
+    let source = &predictions[0]["results"];
+    let segments = source["predictions"][0]["models"]["language"]["grouped_predictions"][0]["predictions"]
+        .as_array()
+        .map_or(0, Vec::len);
+    println!(
+        "10-minute call, local, language + prosody: {} in {took:.1} s ({:.1}x real time); {segments} language segments from the transcript",
+        job["state"]["status"],
+        600.0 / took
+    );
+    println!("  source errors: {}", source["errors"]);
+    println!("  server RSS: peak {peak:.0} MB during the job, {:.0} MB after it", memory_of(&pid).0);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn main() {
+    let sections: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wants = |s: &str| sections.is_empty() || sections.iter().any(|a| a == s);
+    let dir = tempfile::tempdir().unwrap();
+    if wants("models") {
+        models(dir.path());
+    }
+    if wants("call") {
+        tokio::runtime::Runtime::new().unwrap().block_on(call(dir.path()));
+    }
+}
