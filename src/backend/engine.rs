@@ -6,6 +6,7 @@
 //! is required at intake and stored sealed with the job, so its workers use the caller's key
 //! also after a restart.
 
+use std::io::{Seek, SeekFrom};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -19,9 +20,9 @@ use crate::job::now_ms;
 use crate::job::request::InferenceRequest;
 use crate::job::state::{job_json, request_echo, JobState};
 use crate::job::{Caller, JobRequest};
-use crate::predictions::artifacts::zip_predictions;
+use crate::predictions::artifacts::write_zip;
 use crate::sealed::Sealer;
-use crate::store::{JobRecord, ListFilter, NewJob, SortBy, Store};
+use crate::store::{predictions_json, JobRecord, ListFilter, NewJob, SortBy, Store};
 
 /// Jobs run here, by the engine's workers.
 pub struct EngineBackend {
@@ -110,18 +111,14 @@ impl Backend for EngineBackend {
 
     async fn predictions(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
         let job = self.ended_job(id).await?;
-        let predictions = self.store.predictions(&job.id).await?.unwrap_or_else(|| json!([]));
-        Ok(RawBody::json(predictions.to_string()))
+        Ok(RawBody::stream("application/json", predictions_json(self.store.clone(), job.id)))
     }
 
     async fn artifacts(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
         let job = self.ended_job(id).await?;
-        let predictions = self.store.predictions(&job.id).await?.unwrap_or_else(|| json!([]));
-        let zip = tokio::task::spawn_blocking(move || zip_predictions(&predictions))
-            .await
-            .map_err(|e| ApiError::internal("artifact zip task failed", e))?
-            .map_err(|e| ApiError::internal("could not build the artifacts zip", e))?;
-        Ok(RawBody { content_type: "application/octet-stream".into(), bytes: zip.into() })
+        let zip = write_artifacts(self.store.clone(), job.id).await?;
+        let file = tokio::fs::File::from_std(zip);
+        Ok(RawBody::stream("application/octet-stream", tokio_util::io::ReaderStream::new(file)))
     }
 
     fn records_idempotency_keys(&self) -> bool {
@@ -194,4 +191,24 @@ fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
         }
     }
     Ok(filter)
+}
+
+/// Writes job `id`'s artifacts zip to an unnamed temporary file (gone once closed), reading the
+/// stored sources one at a time.
+async fn write_artifacts(store: Arc<dyn Store>, id: String) -> Result<std::fs::File, ApiError> {
+    let runtime = tokio::runtime::Handle::current();
+    let count = store.result_count(&id).await?;
+    let written = tokio::task::spawn_blocking(move || {
+        let read = |position| {
+            let text = runtime.block_on(store.result(&id, position)).map_err(|e| e.to_string())?;
+            serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| e.to_string())
+        };
+        let mut file = tempfile::tempfile().map_err(|e| e.to_string())?;
+        write_zip(count, read, &mut file)?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+        Ok::<_, String>(file)
+    })
+    .await
+    .map_err(|e| ApiError::internal("could not build the artifacts zip", e))?;
+    written.map_err(|e| ApiError::internal("could not build the artifacts zip", e))
 }

@@ -4,30 +4,40 @@
 pub mod batch;
 pub mod engine;
 
+use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::Stream;
 
 use crate::error::ApiError;
 use crate::job::{Caller, JobRequest};
 
-/// A body passed back as it is, with its content type.
-#[derive(Debug, Clone)]
+/// A body passed back as it is, with its content type; large ones are streamed.
+#[derive(Debug)]
 pub struct RawBody {
     pub content_type: String,
-    pub bytes: Bytes,
+    pub body: Body,
 }
 
 impl RawBody {
     /// A JSON body.
     pub fn json(bytes: impl Into<Bytes>) -> Self {
-        Self { content_type: "application/json".into(), bytes: bytes.into() }
+        Self { content_type: "application/json".into(), body: Body::from(bytes.into()) }
+    }
+
+    /// A body sent as `stream` yields it.
+    pub fn stream<E>(content_type: &str, stream: impl Stream<Item = Result<Bytes, E>> + Send + 'static) -> Self
+    where
+        E: Into<axum::BoxError>,
+    {
+        Self { content_type: content_type.into(), body: Body::from_stream(stream) }
     }
 }
 
 impl IntoResponse for RawBody {
     fn into_response(self) -> Response {
-        ([(header::CONTENT_TYPE, self.content_type)], self.bytes).into_response()
+        ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response()
     }
 }
 

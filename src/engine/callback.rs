@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use backon::Retryable;
 use bytes::Bytes;
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
-use reqwest::header::{HeaderMap, HeaderValue};
-use serde_json::{json, Value};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH};
+use serde_json::json;
 use sha2::Sha256;
 use url::Url;
 
 use crate::config::Secret;
 use crate::fetch::{FetchError, Fetcher};
-use crate::store::{JobRecord, Store};
+use crate::store::{predictions_json, JobRecord, Store, StoreError};
 use crate::upstream::retry::{is_transient_status, RetryPolicy};
 
 /// The signature header's name.
@@ -30,13 +31,21 @@ pub struct Callbacks {
     pub store: Arc<dyn Store>,
 }
 
-/// The body a callback carries: v0's `{job_id, status, predictions}`, plus `message` on failure.
-pub fn callback_body(job: &JobRecord, predictions: &Value) -> Value {
-    let mut body = json!({"job_id": job.id, "status": job.state.status(), "predictions": predictions});
+/// The body a callback carries: v0's `{job_id, status, predictions}`, plus `message` on failure,
+/// as a stream: the predictions are read from the store one source at a time.
+pub fn callback_body(
+    store: Arc<dyn Store>,
+    job: &JobRecord,
+) -> impl futures::Stream<Item = Result<Bytes, StoreError>> + Send + 'static {
+    let mut head = json!({"job_id": job.id, "status": job.state.status()});
     if let crate::job::state::JobState::Failed { message, .. } = &job.state {
-        body["message"] = json!(message);
+        head["message"] = json!(message);
     }
-    body
+    let head = head.to_string();
+    let head = format!("{},\"predictions\":", &head[..head.len() - 1]);
+    futures::stream::once(async move { Ok(Bytes::from(head)) })
+        .chain(predictions_json(store, job.id.clone()))
+        .chain(futures::stream::once(async { Ok(Bytes::from_static(b"}")) }))
 }
 
 /// `sha256=<hex>` of the body under the secret.
@@ -48,18 +57,31 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 impl Callbacks {
     /// Delivers the callback of an ended job and records whether it arrived.
-    pub async fn deliver(&self, job: &JobRecord, predictions: &Value) {
+    pub async fn deliver(&self, job: &JobRecord) {
         let Some(url) = job.callback_url.as_deref().and_then(|u| Url::parse(u).ok()) else { return };
-        let body = Bytes::from(callback_body(job, predictions).to_string());
+        // A first pass over the body gives its length and signature; each attempt streams it again.
+        let mut length = 0u64;
+        let mut mac = self
+            .secret
+            .as_ref()
+            .map(|s| Hmac::<Sha256>::new_from_slice(s.expose().as_bytes()).expect("HMAC takes any key length"));
+        let mut body = std::pin::pin!(callback_body(self.store.clone(), job));
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk.inspect_err(|e| tracing::error!(job_id = %job.id, error = %e, "cannot read the callback's predictions; it stays pending")) else { return };
+            length += chunk.len() as u64;
+            if let Some(mac) = &mut mac {
+                mac.update(&chunk);
+            }
+        }
         let mut headers = HeaderMap::new();
-        if let Some(secret) = &self.secret {
-            headers.insert(
-                SIGNATURE_HEADER,
-                HeaderValue::from_str(&signature(secret.expose(), &body)).expect("hex is a valid header"),
-            );
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        if let Some(mac) = mac {
+            let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+            headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).expect("hex is a valid header"));
         }
         let attempt = || async {
-            match self.fetcher.post_json(&url, body.clone(), headers.clone()).await {
+            let body = reqwest::Body::wrap_stream(callback_body(self.store.clone(), job));
+            match self.fetcher.post_json(&url, body, headers.clone()).await {
                 Ok(status) if status.is_success() => Ok(()),
                 Ok(status) => Err(FetchError::Status { status: status.as_u16(), retry_after: None }),
                 Err(e) => Err(e),

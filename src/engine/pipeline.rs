@@ -77,8 +77,10 @@ impl Measured {
 }
 
 impl Engine {
-    /// Runs `job` and returns its end state and predictions.
-    pub async fn run(&self, job: &JobRecord) -> Result<(JobState, Vec<SourceResult>), StoreError> {
+    /// Runs `job`, storing each source's result as soon as it (and those before it) are done, so
+    /// a job's memory grows with the sources under way, not with the whole job; returns the end
+    /// state.
+    pub async fn run(&self, job: &JobRecord) -> Result<JobState, StoreError> {
         let strings = |key: &str| -> Vec<String> {
             job.request[key]
                 .as_array()
@@ -104,19 +106,60 @@ impl Engine {
                 other => Some(other.and_then(|t| t["language"].as_str()).map(str::to_owned)),
             },
         };
-        let results: Vec<SourceResult> =
-            futures::stream::iter(inputs).map(|input| run.source(input)).buffered(PARALLEL_SOURCES).collect().await;
-
-        let num_predictions = results.iter().map(|r| r.results.predictions.len() as i64).sum();
-        let num_errors = results.iter().map(|r| r.results.errors.len() as i64).sum();
+        let mut sources = futures::stream::iter(inputs).map(|input| run.source(input)).buffered(PARALLEL_SOURCES);
+        let mut tally = Tally::default();
+        let mut position = 0;
+        while let Some(result) = sources.next().await {
+            tally.count(&result);
+            let json = serde_json::to_string(&result).expect("predictions serialise");
+            drop(result);
+            self.store.put_result(&job.id, position, &json).await?;
+            position += 1;
+        }
         let ended_ms = now_ms();
         let (created_ms, started_ms) = job.state.created_and_started(ended_ms);
-        let state = if num_predictions > 0 {
-            JobState::Completed { created_ms, started_ms, ended_ms, num_predictions, num_errors }
+        Ok(if tally.predictions > 0 {
+            JobState::Completed {
+                created_ms,
+                started_ms,
+                ended_ms,
+                num_predictions: tally.predictions,
+                num_errors: tally.errors,
+            }
         } else {
-            JobState::Failed { created_ms, started_ms, ended_ms, message: failure_message(&results) }
-        };
-        Ok((state, results))
+            JobState::Failed { created_ms, started_ms, ended_ms, message: tally.failure_message() }
+        })
+    }
+}
+
+/// What a job's stored sources add up to.
+#[derive(Default)]
+struct Tally {
+    predictions: i64,
+    errors: i64,
+    /// The first few errors, for the message of a job where nothing could be measured.
+    first_errors: Vec<String>,
+}
+
+impl Tally {
+    fn count(&mut self, result: &SourceResult) {
+        self.predictions += result.results.predictions.len() as i64;
+        self.errors += result.results.errors.len() as i64;
+        for e in result.results.errors.iter().take(3usize.saturating_sub(self.first_errors.len())) {
+            self.first_errors.push(format!("{}: {}", e.file, e.message));
+        }
+    }
+
+    /// Why nothing could be measured.
+    fn failure_message(&self) -> String {
+        match self.errors {
+            0 => "The job had no sources to measure.".into(),
+            n => format!(
+                "Nothing could be measured ({n} error{}). {}",
+                if n == 1 { "" } else { "s" },
+                self.first_errors.join(" | ")
+            ),
+        }
     }
 }
 
@@ -304,19 +347,5 @@ impl Run<'_> {
             return Ok(None);
         }
         self.engine.media.prepare(file, kind, bytes, needs).await.map(Some).map_err(|e| e.to_string())
-    }
-}
-
-/// Why nothing could be measured, from the sources' errors.
-fn failure_message(results: &[SourceResult]) -> String {
-    let errors: Vec<String> =
-        results.iter().flat_map(|r| &r.results.errors).map(|e| format!("{}: {}", e.file, e.message)).collect();
-    match errors.len() {
-        0 => "The job had no sources to measure.".into(),
-        n => format!(
-            "Nothing could be measured ({n} error{}). {}",
-            if n == 1 { "" } else { "s" },
-            errors.into_iter().take(3).collect::<Vec<_>>().join(" | ")
-        ),
     }
 }

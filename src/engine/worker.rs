@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -54,12 +53,8 @@ impl WorkerPool {
             tracing::info!(requeued, "jobs interrupted by the last stop are queued again");
         }
         for job in self.store.pending_callbacks().await? {
-            let (callbacks, store) = (self.callbacks.clone(), self.store.clone());
-            self.tasks.spawn(async move {
-                if let Ok(Some(predictions)) = store.predictions(&job.id).await {
-                    callbacks.deliver(&job, &predictions).await;
-                }
-            });
+            let callbacks = self.callbacks.clone();
+            self.tasks.spawn(async move { callbacks.deliver(&job).await });
         }
         for worker in 0..workers {
             let worker = Worker {
@@ -149,8 +144,8 @@ impl Worker {
                 return Step::Stopped;
             }
         };
-        let (state, predictions) = match outcome {
-            Ok(Ok((state, results))) => (state, serde_json::to_value(results).expect("predictions serialise")),
+        let state = match outcome {
+            Ok(Ok(state)) => state,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "job could not run; queued again");
                 let _ = self.store.requeue(&job.id).await;
@@ -161,27 +156,38 @@ impl Worker {
                 failed_by_panic(&job)
             }
         };
-        if let Err(e) = self.store.finish(&job.id, &state, &predictions).await {
+        if let Err(e) = self.store.finish(&job.id, &state).await {
             tracing::error!(error = %e, "could not store the job's outcome; queued again");
             let _ = self.store.requeue(&job.id).await;
             return Step::Requeued;
         }
         tracing::info!(status = state.status(), "job ended");
+        give_back_memory();
         if job.callback_url.is_some() {
             let job = JobRecord { state, ..job };
             let callbacks = self.callbacks.clone();
-            self.tasks.spawn(async move { callbacks.deliver(&job, &predictions).await });
+            self.tasks.spawn(async move { callbacks.deliver(&job).await });
         }
         Step::Ended
     }
 }
 
 /// The end of a job whose run panicked.
-fn failed_by_panic(job: &JobRecord) -> (JobState, serde_json::Value) {
+fn failed_by_panic(job: &JobRecord) -> JobState {
     let ended_ms = now_ms();
     let (created_ms, started_ms) = job.state.created_and_started(ended_ms);
     let message =
         "An internal error stopped this job; it was not retried. Start it again, and report it if it repeats."
             .to_owned();
-    (JobState::Failed { created_ms, started_ms, ended_ms, message }, json!([]))
+    JobState::Failed { created_ms, started_ms, ended_ms, message }
+}
+
+/// Returns the heap a job freed to the operating system: glibc keeps freed memory of large jobs
+/// for reuse otherwise, and the process would stay at its peak.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it is thread-safe and has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

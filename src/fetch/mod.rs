@@ -417,7 +417,12 @@ impl Fetcher {
     }
 
     /// POST a JSON body with extra headers under the same address rules (used for job callbacks), one attempt; returns the status.
-    pub async fn post_json(&self, url: &Url, body: Bytes, headers: HeaderMap) -> Result<StatusCode, FetchError> {
+    pub async fn post_json(
+        &self,
+        url: &Url,
+        body: impl Into<reqwest::Body>,
+        headers: HeaderMap,
+    ) -> Result<StatusCode, FetchError> {
         self.check_url(url)?;
         tracing::info!(host = url.host_str(), path = url.path(), "posting callback");
         let request = self.client.post(url.clone()).header(CONTENT_TYPE, HeaderValue::from_static("application/json"));

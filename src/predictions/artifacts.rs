@@ -4,63 +4,107 @@
 //! Each row is one prediction: where it came from (source, file, group id), its position or
 //! time, then one column per score (`emotion:Joy`, `sentiment:5`, `toxicity:insult`, ...).
 
-use std::collections::BTreeMap;
-use std::io::{Cursor, Write};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Cursor, Seek, SeekFrom, Write};
 
 use serde_json::Value;
 use zip::write::SimpleFileOptions;
 
-/// Flattens predictions into `<model>.csv` files inside a zip.
+/// Flattens predictions into `<model>.csv` files inside a zip (all in memory; for tests and
+/// small jobs).
 pub fn zip_predictions(predictions: &Value) -> Result<Vec<u8>, String> {
-    let mut tables: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
-    for (index, source) in predictions.as_array().into_iter().flatten().enumerate() {
-        let source_name = source["source"]["url"]
-            .as_str()
-            .or(source["source"]["filename"].as_str())
-            .map_or_else(|| format!("text[{index}]"), str::to_owned);
-        for file in source["results"]["predictions"].as_array().into_iter().flatten() {
-            for word in file["transcript"]["words"].as_array().into_iter().flatten() {
-                let mut row = BTreeMap::new();
-                row.insert("0:source".to_owned(), source_name.clone());
-                row.insert("1:file".to_owned(), file["file"].as_str().unwrap_or_default().to_owned());
-                flatten(word, &mut row);
-                tables.entry("transcript".to_owned()).or_default().push(row);
+    let sources = predictions.as_array().cloned().unwrap_or_default();
+    let mut out = Cursor::new(Vec::new());
+    write_zip(sources.len() as i64, |i| Ok(sources[i as usize].clone()), &mut out)?;
+    Ok(out.into_inner())
+}
+
+/// Writes the artifacts zip of `count` sources to `out`, reading each source with `read` (twice:
+/// once for each CSV's columns, once for its rows) so only one source is in memory at a time;
+/// the CSVs are written to temporary files before they go into the zip.
+pub fn write_zip(
+    count: i64,
+    mut read: impl FnMut(i64) -> Result<Value, String>,
+    out: impl Write + Seek,
+) -> Result<(), String> {
+    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for index in 0..count {
+        for_each_row(index, &read(index)?, |model, row| {
+            let known = seen.entry(model.to_owned()).or_default();
+            for key in row.keys().filter(|&k| !known.contains(k)).cloned().collect::<Vec<_>>() {
+                known.insert(key);
             }
-            for (model, output) in file["models"].as_object().into_iter().flatten() {
-                for group in output["grouped_predictions"].as_array().into_iter().flatten() {
-                    for prediction in group["predictions"].as_array().into_iter().flatten() {
-                        let mut row = BTreeMap::new();
-                        row.insert("0:source".to_owned(), source_name.clone());
-                        row.insert("1:file".to_owned(), file["file"].as_str().unwrap_or_default().to_owned());
-                        row.insert("2:id".to_owned(), group["id"].as_str().unwrap_or_default().to_owned());
-                        flatten(prediction, &mut row);
-                        tables.entry(model.clone()).or_default().push(row);
-                    }
-                }
-            }
-        }
+        });
     }
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (model, rows) in tables {
-        let mut columns: Vec<String> = rows.iter().flat_map(|r| r.keys().cloned()).collect();
-        columns.sort_by_key(|c| (column_rank(c), c.clone()));
-        columns.dedup();
-        let mut csv = csv::Writer::from_writer(Vec::new());
+    let mut columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut writers: BTreeMap<String, csv::Writer<std::fs::File>> = BTreeMap::new();
+    for (model, names) in seen {
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort_by_key(|c| (column_rank(c), c.clone()));
+        let columns = columns.entry(model.clone()).or_insert(names);
+        let mut csv = csv::Writer::from_writer(tempfile::tempfile().map_err(|e| e.to_string())?);
         csv.write_record(
             columns
                 .iter()
                 .map(|c| c.split_once(':').map_or(c.as_str(), |(rank, name)| if rank.len() == 1 { name } else { c })),
         )
         .map_err(|e| e.to_string())?;
-        for row in &rows {
-            csv.write_record(columns.iter().map(|c| row.get(c).map_or("", String::as_str)))
-                .map_err(|e| e.to_string())?;
-        }
-        let bytes = csv.into_inner().map_err(|e| e.to_string())?;
-        zip.start_file(format!("{model}.csv"), SimpleFileOptions::default()).map_err(|e| e.to_string())?;
-        zip.write_all(&bytes).map_err(|e| e.to_string())?;
+        writers.insert(model.clone(), csv);
     }
-    Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+    let mut failed = None;
+    for index in 0..count {
+        for_each_row(index, &read(index)?, |model, row| {
+            let (Some(csv), Some(columns)) = (writers.get_mut(model), columns.get(model)) else { return };
+            if let Err(e) = csv.write_record(columns.iter().map(|c| row.get(c).map_or("", String::as_str))) {
+                failed.get_or_insert(e.to_string());
+            }
+        });
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let mut zip = zip::ZipWriter::new(out);
+    for (model, csv) in writers {
+        let mut file = csv.into_inner().map_err(|e| e.to_string())?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+        zip.start_file(format!("{model}.csv"), SimpleFileOptions::default()).map_err(|e| e.to_string())?;
+        std::io::copy(&mut file, &mut zip).map_err(|e| e.to_string())?;
+    }
+    zip.finish().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Calls `row(model, columns)` for every row one source (the `index`th) adds to the CSVs.
+fn for_each_row(index: i64, source: &Value, mut row: impl FnMut(&str, &BTreeMap<String, String>)) {
+    let source_name = source["source"]["url"]
+        .as_str()
+        .or(source["source"]["filename"].as_str())
+        .map_or_else(|| format!("text[{index}]"), str::to_owned);
+    for file in source["results"]["predictions"].as_array().into_iter().flatten() {
+        let ids = |group: Option<&str>| {
+            let mut cells = BTreeMap::new();
+            cells.insert("0:source".to_owned(), source_name.clone());
+            cells.insert("1:file".to_owned(), file["file"].as_str().unwrap_or_default().to_owned());
+            if let Some(id) = group {
+                cells.insert("2:id".to_owned(), id.to_owned());
+            }
+            cells
+        };
+        for word in file["transcript"]["words"].as_array().into_iter().flatten() {
+            let mut cells = ids(None);
+            flatten(word, &mut cells);
+            row("transcript", &cells);
+        }
+        for (model, output) in file["models"].as_object().into_iter().flatten() {
+            for group in output["grouped_predictions"].as_array().into_iter().flatten() {
+                for prediction in group["predictions"].as_array().into_iter().flatten() {
+                    let mut cells = ids(Some(group["id"].as_str().unwrap_or_default()));
+                    flatten(prediction, &mut cells);
+                    row(model, &cells);
+                }
+            }
+        }
+    }
 }
 
 /// Identity columns first, then plain fields, then scores.

@@ -94,13 +94,18 @@ pub trait Store: Send + Sync {
     async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError>;
     /// Puts one `IN_PROGRESS` job back in the queue (its run could not finish).
     async fn requeue(&self, id: &str) -> Result<(), StoreError>;
-    /// Records a job's end (`Completed` or `Failed`) with its predictions; drops its uploads and
-    /// its sealed key.
-    async fn finish(&self, id: &str, state: &JobState, predictions: &Value) -> Result<(), StoreError>;
+    /// Stores one source's result (a v0 source result as JSON) at `position` of job `id`'s
+    /// predictions, replacing what an earlier, interrupted run stored there.
+    async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError>;
+    /// How many source results job `id` has stored.
+    async fn result_count(&self, id: &str) -> Result<i64, StoreError>;
+    /// One stored source result of job `id`, as JSON.
+    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError>;
+    /// Records a job's end (`Completed` or `Failed`; its results are already stored); drops its
+    /// uploads and its sealed key.
+    async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError>;
     /// One job.
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
-    /// One job's predictions, once it has ended.
-    async fn predictions(&self, id: &str) -> Result<Option<Value>, StoreError>;
     /// Jobs matching a filter.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError>;
     /// A job's uploaded files, in upload order.
@@ -111,4 +116,32 @@ pub trait Store: Send + Sync {
     async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError>;
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Job `id`'s predictions as the bytes of one JSON array, read from the store one source at a
+/// time: what readers and callbacks are sent, without the whole array ever in memory.
+pub fn predictions_json(
+    store: std::sync::Arc<dyn Store>,
+    id: String,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, StoreError>> + Send + 'static {
+    enum At {
+        Start,
+        Source(i64, i64),
+        Done,
+    }
+    futures::stream::try_unfold(At::Start, move |at| {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            Ok(match at {
+                At::Start => Some((bytes::Bytes::from_static(b"["), At::Source(0, store.result_count(&id).await?))),
+                At::Source(position, count) if position < count => {
+                    let body = store.result(&id, position).await?.unwrap_or_else(|| "null".into());
+                    let text = if position == 0 { body } else { format!(",{body}") };
+                    Some((bytes::Bytes::from(text), At::Source(position + 1, count)))
+                }
+                At::Source(..) => Some((bytes::Bytes::from_static(b"]"), At::Done)),
+                At::Done => None,
+            })
+        }
+    })
 }

@@ -5,7 +5,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use md5::Digest as _;
-use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
@@ -141,7 +140,32 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn finish(&self, id: &str, state: &JobState, predictions: &Value) -> Result<(), StoreError> {
+    async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO job_results (job_id, position, body) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(position)
+            .bind(json)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn result_count(&self, id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM job_results WHERE job_id = ?")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT body FROM job_results WHERE job_id = ? AND position = ?")
+            .bind(id)
+            .bind(position)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError> {
         let (ended_ms, num_predictions, num_errors, message) = match state {
             JobState::Completed { ended_ms, num_predictions, num_errors, .. } => {
                 (*ended_ms, Some(*num_predictions), Some(*num_errors), None)
@@ -151,7 +175,7 @@ impl Store for SqliteStore {
         };
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE jobs SET status = ?, ended_ms = ?, num_predictions = ?, num_errors = ?, message = ?, predictions = ?,
+            "UPDATE jobs SET status = ?, ended_ms = ?, num_predictions = ?, num_errors = ?, message = ?,
                  api_key_sealed = NULL
              WHERE id = ?",
         )
@@ -160,7 +184,6 @@ impl Store for SqliteStore {
         .bind(num_predictions)
         .bind(num_errors)
         .bind(message)
-        .bind(predictions.to_string())
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -175,12 +198,6 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(record).transpose()
-    }
-
-    async fn predictions(&self, id: &str) -> Result<Option<Value>, StoreError> {
-        let text: Option<Option<String>> =
-            sqlx::query_scalar("SELECT predictions FROM jobs WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
-        text.flatten().map(|t| serde_json::from_str(&t).map_err(|e| StoreError(e.to_string()))).transpose()
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
