@@ -11,10 +11,9 @@
 //!   local model), its peak during the job, and after it; the job's end, time, transcript
 //!   segments and the prosody source error.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
 
 use hume_action::analyzers::local_face::{decode, detector_threshold, V0_DEFAULT_PROB_THRESHOLD};
 use hume_action::media::audio::Pcm;
@@ -27,25 +26,11 @@ use hume_action::models::speech::eval::{silence, synthesize};
 use hume_action::models::speech::SpeechModels;
 use serde_json::{json, Value};
 
+mod support;
+
+use support::{memory_of, model_root, server, wait_for_end};
+
 const SENTENCES: &str = include_str!("../assets/speech/sentences.txt");
-
-fn model_root() -> PathBuf {
-    std::env::var_os("HUME_ACTION_MODEL_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models"), PathBuf::from)
-}
-
-/// `(VmRSS, VmHWM)` of a process in MB.
-fn memory_of(pid: &str) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 fn ffmpeg(args: &[&str]) {
     let mut all = vec!["-nostdin", "-hide_banner", "-loglevel", "error", "-y"];
@@ -165,33 +150,6 @@ fn models(dir: &Path) {
     println!("RSS at the end of this section: {rss:.0} MB (peak {peak:.0} MB, including the test media)");
 }
 
-/// The release server binary on `local`, its address read from its start-up line.
-fn server(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hume-action"))
-        .env("HUME_ACTION_LISTEN", "127.0.0.1:0")
-        .env("HUME_ACTION_BACKEND", "local")
-        .env("HUME_ACTION_DATA_DIR", data)
-        .env("HUME_ACTION_MODEL_DIR", model_root())
-        .env("HUME_ACTION_ALLOW_PRIVATE_URLS", "true")
-        .env("HUME_ACTION_LOG_JSON", "true")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                if event["message"] == "hume-action listening" {
-                    let _ = tx.send(event["addr"].as_str().unwrap_or_default().to_owned());
-                }
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(300)).expect("the server said where it listens");
-    (child, format!("http://{addr}"))
-}
-
 async fn call(dir: &Path) {
     let wav = dir.join("call.wav");
     write_wav(&wav, &recording(600.0));
@@ -204,7 +162,7 @@ async fn call(dir: &Path) {
         .await;
 
     let data = tempfile::tempdir().unwrap();
-    let (mut child, address) = server(data.path());
+    let (mut child, address) = server(data.path(), &[]);
     let pid = child.id().to_string();
     let client = reqwest::Client::new();
     let ready = client.get(format!("{address}/readyz")).send().await.unwrap();
@@ -223,14 +181,7 @@ async fn call(dir: &Path) {
         .await
         .unwrap();
     let id = answer["job_id"].as_str().expect("a job id").to_owned();
-    let job = loop {
-        let job: Value =
-            client.get(format!("{address}/v0/batch/jobs/{id}")).send().await.unwrap().json().await.unwrap();
-        if matches!(job["state"]["status"].as_str(), Some("COMPLETED" | "FAILED")) {
-            break job;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let job = wait_for_end(&client, &address, &id).await;
     let took = start.elapsed().as_secs_f64();
     let (_, peak) = memory_of(&pid);
     let predictions: Value =
