@@ -384,7 +384,7 @@ async fn fuzz(count: usize) {
                         let status = response.status().as_u16();
                         let bytes = response.bytes().await.unwrap_or_default();
                         let json_error = status < 400
-                            || serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v["code"].is_string());
+                            || serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v["error"]["code"].is_string());
                         (status, json_error)
                     }
                     Err(_) => (0, false),
