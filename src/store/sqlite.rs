@@ -322,6 +322,37 @@ mod tests {
     use serde_json::json;
 
     #[tokio::test]
+    async fn results_are_stored_per_source_and_streamed_back_one_source_per_chunk() {
+        use futures::TryStreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let id = "job-r".to_owned();
+        let job = NewJob {
+            id: id.clone(),
+            request: json!({"text": ["a", "b", "c"]}),
+            created_ms: 0,
+            callback_url: None,
+            files: vec![],
+            api_key_sealed: None,
+            idempotency: None,
+        };
+        store.insert(job).await.unwrap();
+        let streamed = |store: std::sync::Arc<dyn Store>| async move {
+            crate::store::predictions_json(store, "job-r".into()).try_collect::<Vec<_>>().await.unwrap()
+        };
+        assert_eq!(streamed(store.clone()).await.concat(), b"[]");
+        for position in [1i64, 0, 2] {
+            store.put_result(&id, position, &format!("{{\"n\":{position}}}")).await.unwrap();
+        }
+        // A re-run replaces what an interrupted run stored.
+        store.put_result(&id, 1, r#"{"n":"one"}"#).await.unwrap();
+        let chunks = streamed(store.clone()).await;
+        assert_eq!(chunks.len(), 5, "'[' + one chunk per source + ']'");
+        let whole: serde_json::Value = serde_json::from_slice(&chunks.concat()).unwrap();
+        assert_eq!(whole, json!([{"n": 0}, {"n": "one"}, {"n": 2}]));
+    }
+
+    #[tokio::test]
     async fn a_job_and_its_idempotency_key_commit_together_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();

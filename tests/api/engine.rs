@@ -379,3 +379,28 @@ async fn by_default_urls_and_callbacks_on_private_addresses_are_refused() {
     assert!(store.pending_callbacks().await.unwrap().is_empty(), "the callback was never tried");
     assert!(app.upstream.received_requests().await.unwrap().is_empty(), "a private address was contacted");
 }
+
+#[tokio::test]
+async fn a_large_jobs_predictions_are_streamed_in_source_order() {
+    let app = spawn_local_app(|_| {}).await;
+    let texts: Vec<String> = (0..40).map(|i| format!("Item {i}: I am so pleased with how this turned out.")).collect();
+    let id = app.start_v0(&json!({"text": texts, "models": {"language": {"granularity": "sentence"}}})).await;
+    app.wait_for_job(&id, &["COMPLETED"]).await;
+    let response = app.get(&format!("/v0/batch/jobs/{id}/predictions")).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("content-length").is_none(), "streamed, not built whole: {:?}", response.headers());
+    let predictions: Value = response.json().await.unwrap();
+    let sources = predictions.as_array().unwrap();
+    assert_eq!(sources.len(), 40);
+    for (i, source) in sources.iter().enumerate() {
+        let text = &source["results"]["predictions"][0]["models"]["language"]["grouped_predictions"][0]["predictions"]
+            [0]["text"];
+        assert!(text.as_str().unwrap().starts_with(&format!("Item {i}:")), "{i}: {text}");
+    }
+    let artifacts = app.get(&format!("/v0/batch/jobs/{id}/artifacts")).await;
+    assert_eq!(artifacts.status(), 200);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(artifacts.bytes().await.unwrap().to_vec())).unwrap();
+    let mut csv = String::new();
+    zip.by_name("language.csv").unwrap().read_to_string(&mut csv).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 40, "a header and one row per sentence");
+}
