@@ -1,4 +1,10 @@
 //! The SQLite [`Store`]: one file in the data directory, WAL with `synchronous=FULL`.
+//!
+//! Uploads live in the database until their job ends. So that their space goes back to the
+//! file system then, the database uses `auto_vacuum = INCREMENTAL` (a database made before that
+//! is converted once, by a `VACUUM` at start-up) and every finish that dropped uploads runs
+//! `PRAGMA incremental_vacuum`; `journal_size_limit` keeps the WAL from staying at the size of
+//! the largest upload.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -6,7 +12,9 @@ use std::time::Duration;
 
 use md5::Digest as _;
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use super::{JobRecord, ListFilter, NewJob, SortBy, Store, StoreError, MAX_RUNS};
@@ -34,12 +42,44 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        store.ensure_incremental_vacuum().await?;
+        store.release_free_pages().await?;
+        Ok(store)
+    }
+
+    /// A database created before incremental vacuum was turned on keeps `auto_vacuum = NONE`
+    /// until a full `VACUUM` rewrites it: done once, here, before any worker runs.
+    async fn ensure_incremental_vacuum(&self) -> Result<(), StoreError> {
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&self.pool).await?;
+        if mode != INCREMENTAL {
+            tracing::info!("converting the jobs database to incremental vacuum (once; may take a while)");
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
+            sqlx::query("VACUUM").execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the pages of deleted rows back to the file system, and checkpoints so that the
+    /// database file itself shrinks (a busy reader only postpones that to a later checkpoint).
+    async fn release_free_pages(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA incremental_vacuum").execute(&mut *conn).await?;
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut *conn).await?;
+        Ok(())
     }
 }
+
+/// `PRAGMA auto_vacuum` of a database that gives free pages back on `incremental_vacuum`.
+const INCREMENTAL: i64 = 2;
+/// The WAL is truncated to this after a checkpoint (bytes).
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 
 fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
     let created_ms: i64 = row.try_get("created_ms")?;
@@ -164,8 +204,13 @@ impl Store for SqliteStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM job_files WHERE job_id = ?").bind(id).execute(&mut *tx).await?;
+        let dropped = sqlx::query("DELETE FROM job_files WHERE job_id = ?").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
+        if dropped.rows_affected() > 0 {
+            if let Err(e) = self.release_free_pages().await {
+                tracing::warn!(error = %e, "the space of the job's uploads is given back later");
+            }
+        }
         Ok(())
     }
 
@@ -326,5 +371,53 @@ mod tests {
         assert!(matches!(Store::get(&reopened, "job-1").await.unwrap().unwrap().state, JobState::Queued { .. }));
         assert!(reopened.claim_next(0).await.unwrap().is_some());
         assert_eq!(reopened.requeue_interrupted(0).await.unwrap(), 1);
+    }
+
+    fn db_bytes(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join("hume-action.sqlite3")).unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn an_ended_jobs_uploads_give_their_space_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let upload: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let file = UploadedFile { filename: Some("a.bin".into()), content_type: None, bytes: upload.into() };
+        let job = NewJob {
+            id: "job-1".into(),
+            request: json!({}),
+            created_ms: 1,
+            callback_url: None,
+            files: vec![file],
+            api_key_sealed: None,
+            idempotency: None,
+        };
+        store.insert(job).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.unwrap();
+        let full = db_bytes(dir.path());
+        assert!(full > 8 << 20, "the upload is in the file: {full} bytes");
+        let state = JobState::Failed { created_ms: 1, started_ms: 1, ended_ms: 2, message: "m".into() };
+        store.finish("job-1", &state, &json!([])).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.unwrap();
+        let after = db_bytes(dir.path());
+        assert!(after < 1 << 20, "the file shrank from {full} to {after} bytes");
+    }
+
+    #[tokio::test]
+    async fn an_older_database_is_converted_to_incremental_vacuum() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(dir.path().join("hume-action.sqlite3"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let old = SqlitePoolOptions::new().connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE t (x)").execute(&old).await.unwrap();
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&old).await.unwrap();
+        assert_eq!(mode, 0);
+        old.close().await;
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(mode, INCREMENTAL);
     }
 }
