@@ -1,9 +1,14 @@
 //! The worker pool: claims queued jobs, runs them, stores the outcome, sends callbacks.
 //!
-//! On start it puts jobs a stopped process left `IN_PROGRESS` back in the queue and re-sends
-//! callbacks that were never delivered. On shutdown, workers stop claiming and abandon the job
-//! at hand, which stays `IN_PROGRESS` and runs again on the next start: a job's run has no
-//! effect outside this database until it is finished, so running it twice is safe.
+//! On shutdown (SIGTERM), workers stop claiming and abandon the job at hand, which goes back to
+//! `QUEUED` without counting as an interruption: a job's run has no effect outside this
+//! database until it is finished, so running it again is safe. On start, jobs still left
+//! `IN_PROGRESS` are those of an unclean end (killed, crashed): they go back in the queue and
+//! count toward the crash-loop guard ([`MAX_RUNS`]), and undelivered callbacks are re-sent.
+//!
+//! A job whose outcome cannot be stored (too large for the store, a store error) ends `FAILED`
+//! with that reason; when even that cannot be stored, it is queued again and given up after
+//! [`MAX_RUNS`] such runs, never re-run forever.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +24,7 @@ use super::callback::Callbacks;
 use super::pipeline::Engine;
 use crate::job::now_ms;
 use crate::job::state::JobState;
-use crate::store::{JobRecord, Store, StoreError};
+use crate::store::{JobRecord, Store, StoreError, MAX_RUNS};
 
 /// How long an idle worker sleeps before looking at the queue without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -51,7 +56,10 @@ impl WorkerPool {
     pub async fn start(&self, workers: usize) -> Result<(), StoreError> {
         let requeued = self.store.requeue_interrupted(now_ms()).await?;
         if requeued > 0 {
-            tracing::info!(requeued, "jobs interrupted by the last stop are queued again");
+            tracing::warn!(
+                requeued,
+                "the last run of the server ended uncleanly; its jobs in progress are queued again"
+            );
         }
         for job in self.store.pending_callbacks().await? {
             let (callbacks, store) = (self.callbacks.clone(), self.store.clone());
@@ -122,7 +130,7 @@ enum Step {
     Ended,
     /// Put back in the queue: it could not run or its outcome could not be stored.
     Requeued,
-    /// Abandoned at shutdown; it runs again on the next start.
+    /// Put back in the queue at shutdown, uncounted; it runs again on the next start.
     Stopped,
 }
 
@@ -139,13 +147,19 @@ struct Worker {
 impl Worker {
     /// Runs one claimed job to its end, stores the outcome and sends its callback.
     async fn run(&self, job: JobRecord) -> Step {
+        if job.runs > MAX_RUNS {
+            return self.give_up(job).await;
+        }
         tracing::info!("job started");
         // A panic in a model must not take the worker down with it.
         let run = std::panic::AssertUnwindSafe(self.engine.run(&job)).catch_unwind();
         let outcome = tokio::select! {
             outcome = run => outcome,
             _ = self.stop.cancelled() => {
-                tracing::info!("shutting down: the job will run again on the next start");
+                match self.store.requeue_stopped(&job.id).await {
+                    Ok(()) => tracing::info!("shutting down: the job is queued again and runs on the next start"),
+                    Err(e) => tracing::warn!(error = %e, "shutting down: the job runs again on the next start"),
+                }
                 return Step::Stopped;
             }
         };
@@ -153,7 +167,7 @@ impl Worker {
             Ok(Ok((state, results))) => (state, serde_json::to_value(results).expect("predictions serialise")),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "job could not run; queued again");
-                let _ = self.store.requeue(&job.id).await;
+                let _ = self.store.requeue(&job.id, &format!("it could not run: {e}")).await;
                 return Step::Requeued;
             }
             Err(_) => {
@@ -161,11 +175,9 @@ impl Worker {
                 failed_by_panic(&job)
             }
         };
-        if let Err(e) = self.store.finish(&job.id, &state, &predictions).await {
-            tracing::error!(error = %e, "could not store the job's outcome; queued again");
-            let _ = self.store.requeue(&job.id).await;
+        let Some((state, predictions)) = self.store_outcome(&job, state, predictions).await else {
             return Step::Requeued;
-        }
+        };
         tracing::info!(status = state.status(), "job ended");
         if job.callback_url.is_some() {
             let job = JobRecord { state, ..job };
@@ -176,12 +188,70 @@ impl Worker {
     }
 }
 
-/// The end of a job whose run panicked.
-fn failed_by_panic(job: &JobRecord) -> (JobState, serde_json::Value) {
+impl Worker {
+    /// Stores a job's end; when that fails, stores its failure with the reason instead. `None`
+    /// (and the job queued again, the run counted) when not even that can be stored.
+    async fn store_outcome(
+        &self,
+        job: &JobRecord,
+        state: JobState,
+        predictions: serde_json::Value,
+    ) -> Option<(JobState, serde_json::Value)> {
+        let Err(e) = self.store.finish(&job.id, &state, &predictions).await else {
+            return Some((state, predictions));
+        };
+        tracing::error!(error = %e, "could not store the job's outcome; failing it with that reason");
+        let failed = failed_with(
+            job,
+            format!(
+                "The job ran, but its outcome could not be stored ({e}), so it was not run again. \
+                 Start it again with fewer or smaller sources, and tell the operator if it repeats."
+            ),
+        );
+        match self.store.finish(&job.id, &failed, &json!([])).await {
+            Ok(()) => Some((failed, json!([]))),
+            Err(again) => {
+                tracing::error!(error = %again, "could not store the job's failure either; queued again");
+                let _ = self.store.requeue(&job.id, &format!("its outcome could not be stored: {e}")).await;
+                None
+            }
+        }
+    }
+
+    /// Fails a job that ran [`MAX_RUNS`] times without its outcome being stored.
+    async fn give_up(&self, job: JobRecord) -> Step {
+        let problem = job.last_problem.as_deref().unwrap_or("no reason was recorded");
+        let message = format!(
+            "The job ran {} times without an outcome that could be stored, so it was given up; the last problem: {problem}. \
+             Start it again, perhaps with fewer or smaller sources, and tell the operator if it repeats.",
+            job.runs - 1
+        );
+        tracing::error!(runs = job.runs - 1, problem, "giving the job up");
+        let state = failed_with(&job, message);
+        if let Err(e) = self.store.finish(&job.id, &state, &json!([])).await {
+            tracing::error!(error = %e, "could not store that the job was given up; queued again");
+            let _ = self.store.requeue(&job.id, problem).await;
+            return Step::Requeued;
+        }
+        if job.callback_url.is_some() {
+            let job = JobRecord { state, ..job };
+            let callbacks = self.callbacks.clone();
+            self.tasks.spawn(async move { callbacks.deliver(&job, &json!([])).await });
+        }
+        Step::Ended
+    }
+}
+
+/// A `FAILED` end of `job` with `message`.
+fn failed_with(job: &JobRecord, message: String) -> JobState {
     let ended_ms = now_ms();
     let (created_ms, started_ms) = job.state.created_and_started(ended_ms);
+    JobState::Failed { created_ms, started_ms, ended_ms, message }
+}
+
+/// The end of a job whose run panicked.
+fn failed_by_panic(job: &JobRecord) -> (JobState, serde_json::Value) {
     let message =
-        "An internal error stopped this job; it was not retried. Start it again, and report it if it repeats."
-            .to_owned();
-    (JobState::Failed { created_ms, started_ms, ended_ms, message }, json!([]))
+        "An internal error stopped this job; it was not retried. Start it again, and report it if it repeats.";
+    (failed_with(job, message.to_owned()), json!([]))
 }

@@ -30,7 +30,7 @@ pub struct SqliteStore {
 }
 
 const JOB_COLUMNS: &str =
-    "id, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed";
+    "id, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs";
 
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/hume-action.sqlite3` and applies migrations.
@@ -104,6 +104,10 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
             message: row.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
         },
     };
+    let last_problem = match state {
+        JobState::Queued { .. } | JobState::InProgress { .. } => row.try_get("message")?,
+        _ => None,
+    };
     let request: String = row.try_get("request")?;
     Ok(JobRecord {
         id: row.try_get("id")?,
@@ -111,6 +115,8 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
         state,
         callback_url: row.try_get("callback_url")?,
         api_key_sealed: row.try_get("api_key_sealed")?,
+        runs: row.try_get("runs")?,
+        last_problem,
     })
 }
 
@@ -159,7 +165,9 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE jobs SET status = 'FAILED', ended_ms = ?, predictions = '[]', api_key_sealed = NULL,
-                 message = 'The job was interrupted ' || runs || ' times while running and was given up; start it again, perhaps with fewer or smaller sources.'
+                 message = 'The server ended uncleanly (killed, crashed or out of memory, not a clean stop) while running this job, '
+                     || runs || ' times in all, so the job was given up: it may be what brings the server down. '
+                     || 'Start it again, perhaps with fewer or smaller sources, and tell the operator if it repeats.'
              WHERE status = 'IN_PROGRESS' AND runs >= ?",
         )
         .bind(now_ms)
@@ -173,11 +181,25 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn requeue(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET status = 'QUEUED', started_ms = NULL WHERE id = ? AND status = 'IN_PROGRESS'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, message = ? WHERE id = ? AND status = 'IN_PROGRESS'",
+        )
+        .bind(problem)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, runs = MAX(runs - 1, 0)
+             WHERE id = ? AND status = 'IN_PROGRESS'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -371,6 +393,36 @@ mod tests {
         assert!(matches!(Store::get(&reopened, "job-1").await.unwrap().unwrap().state, JobState::Queued { .. }));
         assert!(reopened.claim_next(0).await.unwrap().is_some());
         assert_eq!(reopened.requeue_interrupted(0).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn clean_stops_do_not_count_toward_the_crash_loop_guard_and_unclean_ends_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let job = NewJob {
+            id: "job-1".into(),
+            request: json!({"text": ["hi"]}),
+            created_ms: 1,
+            callback_url: None,
+            files: vec![],
+            api_key_sealed: None,
+            idempotency: None,
+        };
+        store.insert(job).await.unwrap();
+        for _ in 0..5 {
+            assert_eq!(store.claim_next(2).await.unwrap().unwrap().runs, 1);
+            store.requeue_stopped("job-1").await.unwrap();
+        }
+        for unclean in 1..MAX_RUNS {
+            assert_eq!(store.claim_next(2).await.unwrap().unwrap().runs, unclean);
+            assert_eq!(store.requeue_interrupted(3).await.unwrap(), 1, "queued again after {unclean} unclean ends");
+        }
+        store.claim_next(2).await.unwrap().unwrap();
+        assert_eq!(store.requeue_interrupted(3).await.unwrap(), 0);
+        let JobState::Failed { message, .. } = Store::get(&store, "job-1").await.unwrap().unwrap().state else {
+            panic!("given up after {MAX_RUNS} unclean ends")
+        };
+        assert!(message.contains("ended uncleanly") && message.contains("3 times"), "{message}");
     }
 
     fn db_bytes(dir: &Path) -> u64 {

@@ -14,3 +14,5 @@ mod ratelimit;
 mod recovery;
 mod retries;
 mod sdk;
+mod slow_host;
+mod storage;
