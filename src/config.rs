@@ -96,9 +96,23 @@ pub struct Config {
     #[arg(long, env = "HUME_ACTION_MAX_DOWNLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_download_bytes: u64,
 
-    /// Time cap for downloading one URL, in seconds.
+    /// Time cap for one attempt at downloading a URL, in seconds.
     #[arg(long, env = "HUME_ACTION_DOWNLOAD_TIMEOUT_SECS", default_value_t = 300.0, value_parser = parse_positive_secs)]
     pub download_timeout_secs: f64,
+
+    /// Deadline for downloading one URL, all attempts and the waits between them together, in seconds.
+    #[arg(long, env = "HUME_ACTION_DOWNLOAD_DEADLINE_SECS", default_value_t = 600.0, value_parser = parse_positive_secs)]
+    pub download_deadline_secs: f64,
+
+    /// Slowest download kept, in bytes per second averaged over 10 s (waiting for the answer
+    /// included); a slower one is cut off with that source's error. 0 turns the check off.
+    #[arg(long, env = "HUME_ACTION_MIN_DOWNLOAD_RATE", default_value_t = 1024)]
+    pub min_download_rate: u64,
+
+    /// Deadline of one run of a job, in seconds: sources not finished by then become errors
+    /// of their own and the job ends with what was measured.
+    #[arg(long, env = "HUME_ACTION_JOB_DEADLINE_SECS", default_value_t = 3600.0, value_parser = parse_positive_secs)]
+    pub job_deadline_secs: f64,
 
     /// Allow URLs and callbacks that resolve to loopback, private or link-local addresses.
     #[arg(long, env = "HUME_ACTION_ALLOW_PRIVATE_URLS", default_value_t = false, action = clap::ArgAction::Set)]

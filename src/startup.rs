@@ -109,6 +109,8 @@ async fn engine_backend(
         allow_private: config.allow_private_urls,
         max_bytes: config.max_download_bytes,
         timeout: Duration::from_secs_f64(config.download_timeout_secs),
+        deadline: Duration::from_secs_f64(config.download_deadline_secs),
+        min_rate: config.min_download_rate,
         retry: policy.clone(),
         ..FetchConfig::default()
     })
@@ -119,7 +121,9 @@ async fn engine_backend(
         policy,
         store: store.clone(),
     });
-    let engine = Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer });
+    let job_deadline = Duration::from_secs_f64(config.job_deadline_secs);
+    let engine =
+        Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer, job_deadline });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
     Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer)), store))

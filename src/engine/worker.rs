@@ -1,5 +1,10 @@
 //! The worker pool: claims queued jobs, runs them, stores the outcome, sends callbacks.
 //!
+//! `HUME_ACTION_WORKERS` is the number of jobs measured at once (measuring slots). Twice as
+//! many jobs are claimed at once, so that jobs waiting on their downloads, which hold no slot
+//! (`super::pipeline`), never keep the slots idle: a job full of slow URLs delays no other job,
+//! and every run is bounded by the download and job deadlines.
+//!
 //! On shutdown (SIGTERM), workers stop claiming and abandon the job at hand, which goes back to
 //! `QUEUED` without counting as an interruption: a job's run has no effect outside this
 //! database until it is finished, so running it again is safe. On start, jobs still left
@@ -15,7 +20,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -28,6 +33,8 @@ use crate::store::{JobRecord, Store, StoreError, MAX_RUNS};
 
 /// How long an idle worker sleeps before looking at the queue without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Jobs claimed at once per measuring slot: the others download while one measures.
+const CLAIMS_PER_SLOT: usize = 2;
 
 /// Runs jobs in the background.
 pub struct WorkerPool {
@@ -52,8 +59,9 @@ impl WorkerPool {
         }
     }
 
-    /// Recovers interrupted work, then starts `workers` workers.
+    /// Recovers interrupted work, then starts workers that measure `workers` jobs at once.
     pub async fn start(&self, workers: usize) -> Result<(), StoreError> {
+        let measuring_slots = Arc::new(Semaphore::new(workers));
         let requeued = self.store.requeue_interrupted(now_ms()).await?;
         if requeued > 0 {
             tracing::warn!(
@@ -69,9 +77,10 @@ impl WorkerPool {
                 }
             });
         }
-        for worker in 0..workers {
+        for worker in 0..workers * CLAIMS_PER_SLOT {
             let worker = Worker {
                 id: worker,
+                measuring_slots: measuring_slots.clone(),
                 store: self.store.clone(),
                 engine: self.engine.clone(),
                 callbacks: self.callbacks.clone(),
@@ -137,6 +146,7 @@ enum Step {
 /// One worker's handles on the pool's parts.
 struct Worker {
     id: usize,
+    measuring_slots: Arc<Semaphore>,
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
     callbacks: Arc<Callbacks>,
@@ -152,7 +162,7 @@ impl Worker {
         }
         tracing::info!("job started");
         // A panic in a model must not take the worker down with it.
-        let run = std::panic::AssertUnwindSafe(self.engine.run(&job)).catch_unwind();
+        let run = std::panic::AssertUnwindSafe(self.engine.run(&job, &self.measuring_slots)).catch_unwind();
         let outcome = tokio::select! {
             outcome = run => outcome,
             _ = self.stop.cancelled() => {

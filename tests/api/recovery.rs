@@ -113,8 +113,11 @@ async fn a_killed_server_loses_no_accepted_job() {
     let first = Server::start(data_dir.path());
     let running = first.start_job(&slow_url, "run-a").await;
     first.wait_for(&running, "IN_PROGRESS").await;
-    let queued = first.start_job(&queued_url, "run-b").await;
-    assert_eq!(first.status(&queued).await, "QUEUED", "one worker, busy with the first job");
+    // One worker claims two jobs at once (one downloads while the other is measured).
+    let fetching = first.start_job(&format!("{slow_url}?b"), "run-b").await;
+    first.wait_for(&fetching, "IN_PROGRESS").await;
+    let queued = first.start_job(&queued_url, "run-c").await;
+    assert_eq!(first.status(&queued).await, "QUEUED", "one worker, busy with two jobs");
     first.kill();
 
     upstream.reset().await;
@@ -124,6 +127,7 @@ async fn a_killed_server_loses_no_accepted_job() {
         .await;
     let second = Server::start(data_dir.path());
     second.wait_for(&running, "COMPLETED").await;
+    second.wait_for(&fetching, "COMPLETED").await;
     second.wait_for(&queued, "COMPLETED").await;
     assert_eq!(second.start_job(&slow_url, "run-a").await, running, "idempotency keys survive a restart too");
 }
