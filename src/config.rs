@@ -147,6 +147,24 @@ pub struct Config {
     #[arg(long, env = "HUME_ACTION_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: usize,
 
+    /// A request's head must arrive within this many seconds (of the connection's start, or of
+    /// its first byte on a kept-alive connection); a stalled connection is closed.
+    #[arg(long, env = "HUME_ACTION_HEADER_TIMEOUT_SECS", default_value_t = 10.0, value_parser = parse_positive_secs)]
+    pub header_timeout_secs: f64,
+
+    /// A request's body must arrive within this many seconds of its head (else 408).
+    #[arg(long, env = "HUME_ACTION_BODY_TIMEOUT_SECS", default_value_t = 60.0, value_parser = parse_positive_secs)]
+    pub body_timeout_secs: f64,
+
+    /// An idle kept-alive connection is closed after this many seconds.
+    #[arg(long, env = "HUME_ACTION_KEEPALIVE_SECS", default_value_t = 75.0, value_parser = parse_positive_secs)]
+    pub keepalive_secs: f64,
+
+    /// Connections open at once; defaults to 4096, and is lowered to leave room under the open
+    /// file limit (raised to its hard limit at start) for the database, downloads and media.
+    #[arg(long, env = "HUME_ACTION_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
     /// Log as JSON lines instead of text (filter with `RUST_LOG`).
     #[arg(long, env = "HUME_ACTION_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,

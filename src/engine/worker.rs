@@ -34,7 +34,7 @@ use crate::store::{JobRecord, Store, StoreError, MAX_RUNS};
 /// How long an idle worker sleeps before looking at the queue without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// Jobs claimed at once per measuring slot: the others download while one measures.
-const CLAIMS_PER_SLOT: usize = 2;
+pub const CLAIMS_PER_SLOT: usize = 2;
 
 /// Runs jobs in the background.
 pub struct WorkerPool {

@@ -71,6 +71,8 @@ pub struct FetchConfig {
     pub min_rate: u64,
     /// The window of the rate check ([`RATE_WINDOW`]; shorter in tests).
     pub rate_window: Duration,
+    /// Where [`Fetcher::get_to_file`] keeps downloads; the system's temporary directory if unset.
+    pub temp_dir: Option<std::path::PathBuf>,
     /// Retries of transient failures (downloads only; callbacks get one attempt).
     pub retry: RetryPolicy,
     /// Test hook, `None` in production: look names up here instead of in the system resolver.
@@ -92,6 +94,7 @@ impl Default for FetchConfig {
             deadline: DEFAULT_DEADLINE,
             min_rate: DEFAULT_MIN_RATE,
             rate_window: RATE_WINDOW,
+            temp_dir: None,
             retry: RetryPolicy::new(3),
             resolver: None,
             trusted_hosts: Vec::new(),
@@ -316,9 +319,15 @@ struct FileSink {
 }
 
 impl FileSink {
-    fn create() -> Result<Self, FetchError> {
+    fn create(dir: Option<&std::path::Path>) -> Result<Self, FetchError> {
         let storage = |e: std::io::Error| FetchError::Storage(format!("no temporary file: {e}"));
-        let (file, path) = tempfile::NamedTempFile::with_prefix("hume-action-download-").map_err(storage)?.into_parts();
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("download-");
+        let file = match dir {
+            Some(dir) => builder.tempfile_in(dir),
+            None => builder.tempfile(),
+        };
+        let (file, path) = file.map_err(storage)?.into_parts();
         Ok(Self { file: tokio::fs::File::from_std(file), path, len: 0 })
     }
 }
@@ -483,6 +492,7 @@ pub struct Fetcher {
     deadline: Duration,
     min_rate: u64,
     rate_window: Duration,
+    temp_dir: Option<std::path::PathBuf>,
     retry: RetryPolicy,
 }
 
@@ -520,6 +530,7 @@ impl Fetcher {
             deadline: config.deadline,
             min_rate: config.min_rate,
             rate_window: config.rate_window,
+            temp_dir: config.temp_dir,
             retry: config.retry,
         })
     }
@@ -538,7 +549,8 @@ impl Fetcher {
 
     /// Downloads `url` into a temporary file, like [`Fetcher::get`].
     pub async fn get_to_file(&self, url: &Url) -> Result<FetchedFile, FetchError> {
-        let (final_url, content_type, mut body) = self.download(url, FileSink::create).await?;
+        let (final_url, content_type, mut body) =
+            self.download(url, || FileSink::create(self.temp_dir.as_deref())).await?;
         body.file.flush().await.map_err(|e| FetchError::Storage(format!("writing the temporary file: {e}")))?;
         Ok(FetchedFile { final_url, content_type, path: body.path, len: body.len })
     }
