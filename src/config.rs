@@ -96,9 +96,23 @@ pub struct Config {
     #[arg(long, env = "HUME_ACTION_MAX_DOWNLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_download_bytes: u64,
 
-    /// Time cap for downloading one URL, in seconds.
+    /// Time cap for one attempt at downloading a URL, in seconds.
     #[arg(long, env = "HUME_ACTION_DOWNLOAD_TIMEOUT_SECS", default_value_t = 300.0, value_parser = parse_positive_secs)]
     pub download_timeout_secs: f64,
+
+    /// Deadline for downloading one URL, all attempts and the waits between them together, in seconds.
+    #[arg(long, env = "HUME_ACTION_DOWNLOAD_DEADLINE_SECS", default_value_t = 600.0, value_parser = parse_positive_secs)]
+    pub download_deadline_secs: f64,
+
+    /// Slowest download kept, in bytes per second averaged over 10 s (waiting for the answer
+    /// included); a slower one is cut off with that source's error. 0 turns the check off.
+    #[arg(long, env = "HUME_ACTION_MIN_DOWNLOAD_RATE", default_value_t = 1024)]
+    pub min_download_rate: u64,
+
+    /// Deadline of one run of a job, in seconds: sources not finished by then become errors
+    /// of their own and the job ends with what was measured.
+    #[arg(long, env = "HUME_ACTION_JOB_DEADLINE_SECS", default_value_t = 3600.0, value_parser = parse_positive_secs)]
+    pub job_deadline_secs: f64,
 
     /// Allow URLs and callbacks that resolve to loopback, private or link-local addresses.
     #[arg(long, env = "HUME_ACTION_ALLOW_PRIVATE_URLS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -132,6 +146,24 @@ pub struct Config {
     /// Largest multipart upload to `POST /v0/batch/jobs`, in bytes.
     #[arg(long, env = "HUME_ACTION_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: usize,
+
+    /// A request's head must arrive within this many seconds (of the connection's start, or of
+    /// its first byte on a kept-alive connection); a stalled connection is closed.
+    #[arg(long, env = "HUME_ACTION_HEADER_TIMEOUT_SECS", default_value_t = 10.0, value_parser = parse_positive_secs)]
+    pub header_timeout_secs: f64,
+
+    /// A request's body must arrive within this many seconds of its head (else 408).
+    #[arg(long, env = "HUME_ACTION_BODY_TIMEOUT_SECS", default_value_t = 60.0, value_parser = parse_positive_secs)]
+    pub body_timeout_secs: f64,
+
+    /// An idle kept-alive connection is closed after this many seconds.
+    #[arg(long, env = "HUME_ACTION_KEEPALIVE_SECS", default_value_t = 75.0, value_parser = parse_positive_secs)]
+    pub keepalive_secs: f64,
+
+    /// Connections open at once; defaults to 4096, and is lowered to leave room under the open
+    /// file limit (raised to its hard limit at start) for the database, downloads and media.
+    #[arg(long, env = "HUME_ACTION_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
 
     /// Log as JSON lines instead of text (filter with `RUST_LOG`).
     #[arg(long, env = "HUME_ACTION_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]

@@ -1,5 +1,8 @@
 //! Building the application from its configuration, binding the port, and shutting down
 //! gracefully (in-flight calls finish; background work stops at a safe point).
+//!
+//! At start the soft open-file limit is raised to the hard limit, and the connection cap is
+//! fitted under it, leaving room for the database, downloads and media files.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,8 +16,11 @@ use crate::analyzers::{language::LanguageAnalyzer, Analyzer, Analyzers, Transcri
 use crate::app::{App, AppState};
 use crate::backend::{batch::BatchBackend, engine::EngineBackend, Backend, Components};
 use crate::config::{BackendKind, Config};
+use crate::engine::pipeline::DOWNLOADS_PER_JOB;
+use crate::engine::worker::CLAIMS_PER_SLOT;
 use crate::engine::{callback::Callbacks, pipeline::Engine, worker::WorkerPool};
 use crate::fetch::{FetchConfig, Fetcher};
+use crate::http::server::ConnectionLimits;
 use crate::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
 use crate::media::ffmpeg::{check_tools, Tools};
 use crate::media::prepare::{MediaLimits, Preparer};
@@ -30,6 +36,11 @@ use crate::upstream::{RateLimiter, RetryPolicy, SlidingWindowLimiter};
 
 /// Idempotency keys are remembered this long.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Connections served at once when `HUME_ACTION_MAX_CONNECTIONS` is unset.
+const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// File descriptors kept for everything but connections and downloads: the database, model
+/// files, media work, logs.
+const RESERVED_FILES: u64 = 256;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +134,9 @@ async fn engine_backend(
         allow_private: config.allow_private_urls,
         max_bytes: config.max_download_bytes,
         timeout: Duration::from_secs_f64(config.download_timeout_secs),
+        deadline: Duration::from_secs_f64(config.download_deadline_secs),
+        min_rate: config.min_download_rate,
+        temp_dir: Some(downloads_dir(&config.data_dir)?),
         retry: policy.clone(),
         ..FetchConfig::default()
     })
@@ -133,10 +147,24 @@ async fn engine_backend(
         policy,
         store: store.clone(),
     });
-    let engine = Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer });
+    let job_deadline = Duration::from_secs_f64(config.job_deadline_secs);
+    let engine =
+        Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer, job_deadline });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
     Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer, components)), store))
+}
+
+/// `<data dir>/downloads`, emptied: downloads a killed process left behind go now.
+fn downloads_dir(data_dir: &std::path::Path) -> Result<std::path::PathBuf, StartupError> {
+    let dir = data_dir.join("downloads");
+    let other = |e: std::io::Error| StartupError::Other(format!("cannot prepare {}: {e}", dir.display()));
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(other(e)),
+        _ => {}
+    }
+    std::fs::create_dir_all(&dir).map_err(other)?;
+    Ok(dir)
 }
 
 /// One server per data directory: a second one would re-run the first one's jobs as
@@ -154,10 +182,36 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartupError> {
     Ok(file)
 }
 
+/// Raises the soft open-file limit to the hard one, and fits the connection cap under it.
+fn connection_limits(config: &Config) -> ConnectionLimits {
+    let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not raise the open file limit");
+        rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+    });
+    let downloads = (config.workers() * CLAIMS_PER_SLOT * DOWNLOADS_PER_JOB) as u64;
+    let room = usize::try_from(files.saturating_sub(RESERVED_FILES + downloads)).unwrap_or(usize::MAX).max(16);
+    let wanted = config.max_connections.map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize);
+    if wanted > room {
+        tracing::warn!(
+            wanted,
+            allowed = room,
+            open_file_limit = files,
+            "fewer connections than HUME_ACTION_MAX_CONNECTIONS fit under the open file limit; raise the hard limit (ulimit -Hn) for more"
+        );
+    }
+    ConnectionLimits {
+        header_timeout: Duration::from_secs_f64(config.header_timeout_secs),
+        body_timeout: Duration::from_secs_f64(config.body_timeout_secs),
+        keepalive: Duration::from_secs_f64(config.keepalive_secs),
+        max_connections: wanted.min(room),
+    }
+}
+
 /// A built, bound, not yet running server.
 pub struct Application {
     listener: TcpListener,
     app: AppState,
+    limits: ConnectionLimits,
 }
 
 impl Application {
@@ -183,11 +237,12 @@ impl Application {
             BackendKind::Local | BackendKind::Hume => engine_backend(&config, policy).await?,
         };
         let idempotency = Arc::new(Idempotency::new(idempotency_store));
+        let limits = connection_limits(&config);
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: config.listen, source })?;
         let app = AppState(Arc::new(App { config, backend, idempotency }));
-        Ok(Self { listener, app })
+        Ok(Self { listener, app, limits })
     }
 
     /// The bound port.
@@ -198,8 +253,13 @@ impl Application {
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let router = crate::http::router(self.app.clone());
-        tracing::info!(addr = %self.listener.local_addr()?, backend = ?self.app.config.backend, "hume-action listening");
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await?;
+        tracing::info!(
+            addr = %self.listener.local_addr()?,
+            backend = ?self.app.config.backend,
+            max_connections = self.limits.max_connections,
+            "hume-action listening"
+        );
+        crate::http::server::serve(self.listener, router, self.limits, shutdown).await?;
         self.app.backend.shutdown().await;
         tracing::info!("hume-action stopped");
         Ok(())

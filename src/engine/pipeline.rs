@@ -2,19 +2,33 @@
 //! file is, expand an archive into its members, prepare media once (`crate::media`), run each
 //! selected model on its runner (`crate::analyzers`), and assemble typed v0 predictions.
 //!
+//! Every URL of a job is downloaded into a temporary file in a task of its own, up to
+//! [`DOWNLOADS_PER_JOB`] at once, so a job's downloads take about one download deadline, not
+//! one per URL. Sources are measured as soon as they are ready, [`PARALLEL_SOURCES`] at a time,
+//! each read into memory only when its turn comes, and the job holds one of the pool's
+//! measuring slots only while it measures: a job waiting on slow URLs leaves the slot to other
+//! jobs. The job's deadline ([`Engine::job_deadline`]) covers everything: a source not finished
+//! by then becomes an error of its own and the job ends with the rest.
+//!
 //! One bad source never fails the job: its problem becomes an entry in that source's `errors`.
 //! A job fails only when nothing at all could be measured.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::{timeout_at, Instant};
 use url::Url;
 
 use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript};
-use crate::fetch::Fetcher;
+use crate::fetch::{FetchedFile, Fetcher};
 use crate::job::models::{Model, ModelSettings};
 use crate::job::now_ms;
 use crate::job::state::JobState;
@@ -27,8 +41,10 @@ use crate::predictions::{InferencePrediction, InferenceResults, ModelsPrediction
 use crate::sealed::Sealer;
 use crate::store::{JobRecord, Store, StoreError};
 
-/// Sources of one job worked on at once.
-const PARALLEL_SOURCES: usize = 4;
+/// Sources of one job measured at once.
+pub const PARALLEL_SOURCES: usize = 4;
+/// URLs of one job downloaded at once.
+pub const DOWNLOADS_PER_JOB: usize = 16;
 
 /// What runs jobs.
 pub struct Engine {
@@ -39,6 +55,8 @@ pub struct Engine {
     pub transcriber: Option<Arc<dyn Transcriber>>,
     pub store: Arc<dyn Store>,
     pub sealer: Arc<Sealer>,
+    /// `HUME_ACTION_JOB_DEADLINE_SECS`: how long one run of a job may take.
+    pub job_deadline: Duration,
 }
 
 /// One input of a job.
@@ -48,9 +66,30 @@ enum Input {
     File(UploadedFile),
 }
 
+/// A source after the download phase: how the predictions name it, the file name its errors
+/// carry, and its contents.
+struct Fetched {
+    /// Its place among the job's inputs.
+    index: usize,
+    source: Source,
+    file: String,
+    contents: Contents,
+}
+
+enum Contents {
+    /// A text item or an upload, already in memory.
+    Bytes(MediaKind, Bytes),
+    /// A downloaded URL, on disk until its turn to be measured.
+    Downloaded(FetchedFile),
+    /// Why there is nothing to measure.
+    Failed(String),
+}
+
 /// One job's run: its settings and context, shared by its sources.
 struct Run<'a> {
     engine: &'a Engine,
+    /// When this run of the job must end.
+    deadline: Instant,
     settings: ModelSettings,
     context: JobContext,
     /// `None`: transcription off (v0's `"transcription": null`); `Some(language)`: on, with the
@@ -77,10 +116,11 @@ impl Measured {
 }
 
 impl Engine {
-    /// Runs `job`, storing each source's result as soon as it (and those before it) are done, so
-    /// a job's memory grows with the sources under way, not with the whole job; returns the end
-    /// state.
-    pub async fn run(&self, job: &JobRecord) -> Result<JobState, StoreError> {
+    /// Runs `job`: each source's result is stored as soon as it is measured, so a job's memory
+    /// grows with the sources under way, not with the whole job; returns the end state. The job
+    /// is measured holding one of `measuring_slots`; its downloads need none.
+    pub async fn run(&self, job: &JobRecord, measuring_slots: &Semaphore) -> Result<JobState, StoreError> {
+        let deadline = Instant::now() + self.job_deadline;
         let strings = |key: &str| -> Vec<String> {
             job.request[key]
                 .as_array()
@@ -99,6 +139,7 @@ impl Engine {
         });
         let run = Run {
             engine: self,
+            deadline,
             settings: ModelSettings::from_v0(&job.request["models"]),
             context: JobContext { api_key },
             transcription: match job.request.get("transcription") {
@@ -106,16 +147,7 @@ impl Engine {
                 other => Some(other.and_then(|t| t["language"].as_str()).map(str::to_owned)),
             },
         };
-        let mut sources = futures::stream::iter(inputs).map(|input| run.source(input)).buffered(PARALLEL_SOURCES);
-        let mut tally = Tally::default();
-        let mut position = 0;
-        while let Some(result) = sources.next().await {
-            tally.count(&result);
-            let json = serde_json::to_string(&result).expect("predictions serialise");
-            drop(result);
-            self.store.put_result(&job.id, position, &json).await?;
-            position += 1;
-        }
+        let tally = run.all(inputs, measuring_slots, &job.id).await?;
         let ended_ms = now_ms();
         let (created_ms, started_ms) = job.state.created_and_started(ended_ms);
         Ok(if tally.predictions > 0 {
@@ -164,41 +196,99 @@ impl Tally {
 }
 
 impl Run<'_> {
-    async fn source(&self, input: Input) -> SourceResult {
-        let (source, measured) = match input {
-            Input::Url(url) => {
-                let measured = match self.download(&url).await {
-                    Ok((file, kind, bytes)) => self.contents(&file, kind, bytes).await,
-                    Err((file, message)) => Measured::error(&file, message),
-                };
-                (Source::Url { url }, measured)
+    /// Every source: downloaded (URLs in tasks of their own, [`DOWNLOADS_PER_JOB`] at once),
+    /// then measured as soon as it is ready, [`PARALLEL_SOURCES`] at once, all within the
+    /// job's deadline. One of `measuring_slots` is held while anything is being measured, and
+    /// only then. Each result is stored at its input's position as soon as it is measured.
+    async fn all(&self, inputs: Vec<Input>, measuring_slots: &Semaphore, job_id: &str) -> Result<Tally, StoreError> {
+        let (mut ready, mut downloads) = (VecDeque::new(), JoinSet::new());
+        let download_slots = Arc::new(Semaphore::new(DOWNLOADS_PER_JOB));
+        for (index, input) in inputs.into_iter().enumerate() {
+            match input {
+                Input::Url(url) => {
+                    let (fetcher, slots) = (self.engine.fetcher.clone(), download_slots.clone());
+                    let (deadline, job_deadline) = (self.deadline, self.engine.job_deadline);
+                    downloads.spawn(async move {
+                        let _slot = slots.acquire_owned().await;
+                        download(&fetcher, index, url, deadline, job_deadline).await
+                    });
+                }
+                Input::Text(text) => ready.push_back(Fetched {
+                    index,
+                    source: Source::Text {},
+                    file: "text".into(),
+                    contents: Contents::Bytes(MediaKind::Text, text.into_bytes().into()),
+                }),
+                Input::File(file) => {
+                    let md5sum = hex::encode(Md5::digest(&file.bytes));
+                    let name = file.filename.clone().unwrap_or_else(|| "upload".into());
+                    let kind = sniff(&file.bytes, file.content_type.as_deref(), Some(&name));
+                    ready.push_back(Fetched {
+                        index,
+                        source: Source::File { filename: file.filename, content_type: file.content_type, md5sum },
+                        file: name,
+                        contents: Contents::Bytes(kind, file.bytes),
+                    });
+                }
             }
-            Input::Text(text) => {
-                (Source::Text {}, self.contents("text", MediaKind::Text, text.into_bytes().into()).await)
+        }
+        let (mut measuring, mut slot, mut tally) = (FuturesUnordered::new(), None, Tally::default());
+        loop {
+            if !ready.is_empty() && measuring.len() < PARALLEL_SOURCES {
+                if slot.is_none() {
+                    // Past the deadline there is no slot to wait for: the source ends as unfinished.
+                    slot = timeout_at(self.deadline, measuring_slots.acquire()).await.ok().and_then(Result::ok);
+                }
+                while measuring.len() < PARALLEL_SOURCES {
+                    let Some(fetched) = ready.pop_front() else { break };
+                    measuring.push(self.measure(fetched));
+                }
             }
-            Input::File(file) => {
-                let md5sum = hex::encode(Md5::digest(&file.bytes));
-                let name = file.filename.clone().unwrap_or_else(|| "upload".into());
-                let kind = sniff(&file.bytes, file.content_type.as_deref(), Some(&name));
-                let measured = self.contents(&name, kind, file.bytes).await;
-                (Source::File { filename: file.filename, content_type: file.content_type, md5sum }, measured)
+            if measuring.is_empty() {
+                slot = None; // only downloads left: other jobs measure meanwhile
+                if downloads.is_empty() {
+                    break;
+                }
             }
-        };
-        let Measured { predictions, errors } = measured;
-        SourceResult { source, results: InferenceResults { predictions, errors } }
+            tokio::select! {
+                Some((index, result)) = measuring.next(), if !measuring.is_empty() => {
+                    tally.count(&result);
+                    let json = serde_json::to_string(&result).expect("predictions serialise");
+                    drop(result);
+                    self.engine.store.put_result(job_id, index as i64, &json).await?;
+                }
+                Some(joined) = downloads.join_next(), if !downloads.is_empty() => match joined {
+                    Ok(fetched) => ready.push_back(fetched),
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                },
+            }
+        }
+        drop(slot);
+        Ok(tally)
     }
 
-    async fn download(&self, url: &str) -> Result<(String, MediaKind, Bytes), (String, String)> {
-        let parsed = Url::parse(url).map_err(|e| (url.to_owned(), format!("not a valid URL: {e}")))?;
-        let file = parsed
-            .path_segments()
-            .and_then(|mut s| s.next_back())
-            .filter(|s| !s.is_empty())
-            .unwrap_or("index")
-            .to_owned();
-        let fetched = self.engine.fetcher.get(&parsed).await.map_err(|e| (file.clone(), e.to_string()))?;
-        let kind = sniff(&fetched.bytes, fetched.content_type.as_deref(), Some(fetched.final_url.path()));
-        Ok((file, kind, fetched.bytes))
+    /// The measuring phase of one source, cut at the job's deadline.
+    async fn measure(&self, fetched: Fetched) -> (usize, SourceResult) {
+        let Fetched { index, source, file, contents } = fetched;
+        let measure = async {
+            match contents {
+                Contents::Bytes(kind, bytes) => self.contents(&file, kind, bytes).await,
+                Contents::Downloaded(download) => match download.read().await {
+                    Ok(bytes) => {
+                        let kind = sniff(&bytes, download.content_type.as_deref(), Some(download.final_url.path()));
+                        drop(download); // the temporary file goes as soon as its bytes are in memory
+                        self.contents(&file, kind, bytes).await
+                    }
+                    Err(e) => Measured::error(&file, format!("could not read the download back: {e}")),
+                },
+                Contents::Failed(message) => Measured::error(&file, message),
+            }
+        };
+        let Measured { predictions, errors } = match timeout_at(self.deadline, measure).await {
+            Ok(measured) => measured,
+            Err(_) => Measured::error(&file, unfinished(&file, self.engine.job_deadline)),
+        };
+        (index, SourceResult { source, results: InferenceResults { predictions, errors } })
     }
 
     /// A source's contents: an archive's members each as its own file, or the one file.
@@ -347,5 +437,40 @@ impl Run<'_> {
             return Ok(None);
         }
         self.engine.media.prepare(file, kind, bytes, needs).await.map(Some).map_err(|e| e.to_string())
+    }
+}
+
+/// The download phase of a URL: into a temporary file, cut at the job's deadline.
+async fn download(fetcher: &Fetcher, index: usize, url: String, deadline: Instant, job_deadline: Duration) -> Fetched {
+    let file = file_name(&url);
+    let contents = match Url::parse(&url) {
+        Err(e) => Contents::Failed(format!("not a valid URL: {e}")),
+        Ok(parsed) => match timeout_at(deadline, fetcher.get_to_file(&parsed)).await {
+            Ok(Ok(fetched)) => Contents::Downloaded(fetched),
+            Ok(Err(e)) => Contents::Failed(e.to_string()),
+            Err(_) => Contents::Failed(unfinished(&format!("The download of {file}"), job_deadline)),
+        },
+    };
+    Fetched { index, source: Source::Url { url }, file, contents }
+}
+
+/// The error of a source (`what`) that the job's deadline cut.
+fn unfinished(what: &str, job_deadline: Duration) -> String {
+    format!(
+        "{what} was not finished within the job deadline of {} s (HUME_ACTION_JOB_DEADLINE_SECS), so the job ended without it; send fewer or smaller sources per job, or faster hosts.",
+        job_deadline.as_secs_f64()
+    )
+}
+
+/// The name a URL's file goes by in its errors and predictions: the last segment of its path.
+fn file_name(url: &str) -> String {
+    match Url::parse(url) {
+        Err(_) => url.to_owned(),
+        Ok(parsed) => parsed
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("index")
+            .to_owned(),
     }
 }

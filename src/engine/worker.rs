@@ -1,15 +1,25 @@
 //! The worker pool: claims queued jobs, runs them, stores the outcome, sends callbacks.
 //!
-//! On start it puts jobs a stopped process left `IN_PROGRESS` back in the queue and re-sends
-//! callbacks that were never delivered. On shutdown, workers stop claiming and abandon the job
-//! at hand, which stays `IN_PROGRESS` and runs again on the next start: a job's run has no
-//! effect outside this database until it is finished, so running it twice is safe.
+//! `HUME_ACTION_WORKERS` is the number of jobs measured at once (measuring slots). Twice as
+//! many jobs are claimed at once, so that jobs waiting on their downloads, which hold no slot
+//! (`super::pipeline`), never keep the slots idle: a job full of slow URLs delays no other job,
+//! and every run is bounded by the download and job deadlines.
+//!
+//! On shutdown (SIGTERM), workers stop claiming and abandon the job at hand, which goes back to
+//! `QUEUED` without counting as an interruption: a job's run has no effect outside this
+//! database until it is finished, so running it again is safe. On start, jobs still left
+//! `IN_PROGRESS` are those of an unclean end (killed, crashed): they go back in the queue and
+//! count toward the crash-loop guard ([`MAX_RUNS`]), and undelivered callbacks are re-sent.
+//!
+//! A job whose outcome cannot be stored (too large for the store, a store error) ends `FAILED`
+//! with that reason; when even that cannot be stored, it is queued again and given up after
+//! [`MAX_RUNS`] such runs, never re-run forever.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -18,10 +28,12 @@ use super::callback::Callbacks;
 use super::pipeline::Engine;
 use crate::job::now_ms;
 use crate::job::state::JobState;
-use crate::store::{JobRecord, Store, StoreError};
+use crate::store::{JobRecord, Store, StoreError, MAX_RUNS};
 
 /// How long an idle worker sleeps before looking at the queue without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Jobs claimed at once per measuring slot: the others download while one measures.
+pub const CLAIMS_PER_SLOT: usize = 2;
 
 /// Runs jobs in the background.
 pub struct WorkerPool {
@@ -46,19 +58,24 @@ impl WorkerPool {
         }
     }
 
-    /// Recovers interrupted work, then starts `workers` workers.
+    /// Recovers interrupted work, then starts workers that measure `workers` jobs at once.
     pub async fn start(&self, workers: usize) -> Result<(), StoreError> {
+        let measuring_slots = Arc::new(Semaphore::new(workers));
         let requeued = self.store.requeue_interrupted(now_ms()).await?;
         if requeued > 0 {
-            tracing::info!(requeued, "jobs interrupted by the last stop are queued again");
+            tracing::warn!(
+                requeued,
+                "the last run of the server ended uncleanly; its jobs in progress are queued again"
+            );
         }
         for job in self.store.pending_callbacks().await? {
             let callbacks = self.callbacks.clone();
             self.tasks.spawn(async move { callbacks.deliver(&job).await });
         }
-        for worker in 0..workers {
+        for worker in 0..workers * CLAIMS_PER_SLOT {
             let worker = Worker {
                 id: worker,
+                measuring_slots: measuring_slots.clone(),
                 store: self.store.clone(),
                 engine: self.engine.clone(),
                 callbacks: self.callbacks.clone(),
@@ -117,13 +134,14 @@ enum Step {
     Ended,
     /// Put back in the queue: it could not run or its outcome could not be stored.
     Requeued,
-    /// Abandoned at shutdown; it runs again on the next start.
+    /// Put back in the queue at shutdown, uncounted; it runs again on the next start.
     Stopped,
 }
 
 /// One worker's handles on the pool's parts.
 struct Worker {
     id: usize,
+    measuring_slots: Arc<Semaphore>,
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
     callbacks: Arc<Callbacks>,
@@ -134,33 +152,34 @@ struct Worker {
 impl Worker {
     /// Runs one claimed job to its end, stores the outcome and sends its callback.
     async fn run(&self, job: JobRecord) -> Step {
+        if job.runs > MAX_RUNS {
+            return self.give_up(job).await;
+        }
         tracing::info!("job started");
         // A panic in a model must not take the worker down with it.
-        let run = std::panic::AssertUnwindSafe(self.engine.run(&job)).catch_unwind();
+        let run = std::panic::AssertUnwindSafe(self.engine.run(&job, &self.measuring_slots)).catch_unwind();
         let outcome = tokio::select! {
             outcome = run => outcome,
             _ = self.stop.cancelled() => {
-                tracing::info!("shutting down: the job will run again on the next start");
+                match self.store.requeue_stopped(&job.id).await {
+                    Ok(()) => tracing::info!("shutting down: the job is queued again and runs on the next start"),
+                    Err(e) => tracing::warn!(error = %e, "shutting down: the job runs again on the next start"),
+                }
                 return Step::Stopped;
             }
         };
         let state = match outcome {
             Ok(Ok(state)) => state,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "job could not run; queued again");
-                let _ = self.store.requeue(&job.id).await;
-                return Step::Requeued;
-            }
+            // Its results could not be stored (or its uploads read): end it with that reason.
+            Ok(Err(e)) => failed_with(&job, cannot_store(&e)),
             Err(_) => {
                 tracing::error!("job panicked; failing it");
                 failed_by_panic(&job)
             }
         };
-        if let Err(e) = self.store.finish(&job.id, &state).await {
-            tracing::error!(error = %e, "could not store the job's outcome; queued again");
-            let _ = self.store.requeue(&job.id).await;
+        let Some(state) = self.store_outcome(&job, state).await else {
             return Step::Requeued;
-        }
+        };
         tracing::info!(status = state.status(), "job ended");
         give_back_memory();
         if job.callback_url.is_some() {
@@ -172,14 +191,69 @@ impl Worker {
     }
 }
 
-/// The end of a job whose run panicked.
-fn failed_by_panic(job: &JobRecord) -> JobState {
+impl Worker {
+    /// Stores a job's end; when that fails, stores its failure with the reason instead. `None`
+    /// (and the job queued again, the run counted) when not even that can be stored.
+    async fn store_outcome(&self, job: &JobRecord, state: JobState) -> Option<JobState> {
+        let Err(e) = self.store.finish(&job.id, &state).await else {
+            return Some(state);
+        };
+        let failed = failed_with(job, cannot_store(&e));
+        match self.store.finish(&job.id, &failed).await {
+            Ok(()) => Some(failed),
+            Err(again) => {
+                tracing::error!(error = %again, "could not store the job's failure either; queued again");
+                let _ = self.store.requeue(&job.id, &format!("its outcome could not be stored: {e}")).await;
+                None
+            }
+        }
+    }
+
+    /// Fails a job that ran [`MAX_RUNS`] times without its outcome being stored.
+    async fn give_up(&self, job: JobRecord) -> Step {
+        let problem = job.last_problem.as_deref().unwrap_or("no reason was recorded");
+        let message = format!(
+            "The job ran {} times without an outcome that could be stored, so it was given up; the last problem: {problem}. \
+             Start it again, perhaps with fewer or smaller sources, and tell the operator if it repeats.",
+            job.runs - 1
+        );
+        tracing::error!(runs = job.runs - 1, problem, "giving the job up");
+        let state = failed_with(&job, message);
+        if let Err(e) = self.store.finish(&job.id, &state).await {
+            tracing::error!(error = %e, "could not store that the job was given up; queued again");
+            let _ = self.store.requeue(&job.id, problem).await;
+            return Step::Requeued;
+        }
+        if job.callback_url.is_some() {
+            let job = JobRecord { state, ..job };
+            let callbacks = self.callbacks.clone();
+            self.tasks.spawn(async move { callbacks.deliver(&job).await });
+        }
+        Step::Ended
+    }
+}
+
+/// A `FAILED` end of `job` with `message`.
+fn failed_with(job: &JobRecord, message: String) -> JobState {
     let ended_ms = now_ms();
     let (created_ms, started_ms) = job.state.created_and_started(ended_ms);
-    let message =
-        "An internal error stopped this job; it was not retried. Start it again, and report it if it repeats."
-            .to_owned();
     JobState::Failed { created_ms, started_ms, ended_ms, message }
+}
+
+/// Why a job whose outcome could not be stored failed.
+fn cannot_store(e: &StoreError) -> String {
+    tracing::error!(error = %e, "could not store the job's outcome; failing it with that reason");
+    format!(
+        "The job ran, but its outcome could not be stored ({e}), so it was not run again. \
+         Start it again with fewer or smaller sources, and tell the operator if it repeats."
+    )
+}
+
+/// The end of a job whose run panicked.
+fn failed_by_panic(job: &JobRecord) -> JobState {
+    let message =
+        "An internal error stopped this job; it was not retried. Start it again, and report it if it repeats.";
+    failed_with(job, message.to_owned())
 }
 
 /// Returns the heap a job freed to the operating system: glibc keeps freed memory of large jobs

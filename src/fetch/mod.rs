@@ -13,12 +13,15 @@
 //!   and on every redirect hop (at most [`MAX_REDIRECTS`]);
 //! - proxies from the environment are ignored, as a proxy would resolve names itself, unvetted.
 //!
-//! Downloads are capped in size (while streaming, not after) and in time, and transient failures
-//! are retried under the shared [`RetryPolicy`]. Only a URL's host and path are logged: query
-//! strings may carry signed tokens.
+//! Downloads are capped in size (while streaming, not after) and in time: each attempt has its
+//! own timeout, one deadline covers all attempts of a URL (retry waits included), and a transfer
+//! whose average rate over a window (10 s) falls below a minimum is cut, waiting for the first
+//! byte included. Transient failures are retried under the shared [`RetryPolicy`]. Only a URL's
+//! host and path are logged or named in errors: query strings may carry signed tokens.
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -28,6 +31,8 @@ use bytes::{Bytes, BytesMut};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{redirect, StatusCode};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
 use url::{Host, Url};
 
 use crate::upstream::retry::{is_transient_status, parse_retry_after, RetryPolicy};
@@ -39,6 +44,12 @@ mod tests;
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 /// Default cap on one whole download, headers and body.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default of `HUME_ACTION_DOWNLOAD_DEADLINE_SECS`: one URL's attempts, all together.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
+/// Default of `HUME_ACTION_MIN_DOWNLOAD_RATE`, in bytes per second.
+pub const DEFAULT_MIN_RATE: u64 = 1024;
+/// The window a transfer's rate is averaged over.
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
 /// Redirects followed before giving up.
 pub const MAX_REDIRECTS: usize = 10;
 /// Largest buffer reserved up front on the strength of a `Content-Length` header.
@@ -53,6 +64,15 @@ pub struct FetchConfig {
     pub max_bytes: u64,
     /// Cap on one whole attempt (connect, headers and body); also bounds a callback POST.
     pub timeout: Duration,
+    /// `HUME_ACTION_DOWNLOAD_DEADLINE_SECS`: cap on all attempts of one download together.
+    pub deadline: Duration,
+    /// `HUME_ACTION_MIN_DOWNLOAD_RATE`: bytes per second a download must average over each
+    /// [`FetchConfig::rate_window`]; 0 turns the check off.
+    pub min_rate: u64,
+    /// The window of the rate check ([`RATE_WINDOW`]; shorter in tests).
+    pub rate_window: Duration,
+    /// Where [`Fetcher::get_to_file`] keeps downloads; the system's temporary directory if unset.
+    pub temp_dir: Option<std::path::PathBuf>,
     /// Retries of transient failures (downloads only; callbacks get one attempt).
     pub retry: RetryPolicy,
     /// Test hook, `None` in production: look names up here instead of in the system resolver.
@@ -71,6 +91,10 @@ impl Default for FetchConfig {
             allow_private: false,
             max_bytes: DEFAULT_MAX_BYTES,
             timeout: DEFAULT_TIMEOUT,
+            deadline: DEFAULT_DEADLINE,
+            min_rate: DEFAULT_MIN_RATE,
+            rate_window: RATE_WINDOW,
+            temp_dir: None,
             retry: RetryPolicy::new(3),
             resolver: None,
             trusted_hosts: Vec::new(),
@@ -84,6 +108,9 @@ impl fmt::Debug for FetchConfig {
             .field("allow_private", &self.allow_private)
             .field("max_bytes", &self.max_bytes)
             .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
+            .field("min_rate", &self.min_rate)
+            .field("rate_window", &self.rate_window)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
@@ -96,6 +123,25 @@ pub struct Fetched {
     pub final_url: Url,
     pub content_type: Option<String>,
     pub bytes: Bytes,
+}
+
+/// A completed download kept in a temporary file, which is deleted when this is dropped.
+#[derive(Debug)]
+pub struct FetchedFile {
+    /// Where the body came from, after redirects.
+    pub final_url: Url,
+    pub content_type: Option<String>,
+    /// The body's file.
+    pub path: tempfile::TempPath,
+    /// The body's length in bytes.
+    pub len: u64,
+}
+
+impl FetchedFile {
+    /// The body, read into memory.
+    pub async fn read(&self) -> std::io::Result<Bytes> {
+        tokio::fs::read(&self.path).await.map(Bytes::from)
+    }
 }
 
 /// Why a download or callback failed; the message is meant for a workflow run log.
@@ -113,6 +159,12 @@ pub enum FetchError {
     Status { status: u16, retry_after: Option<Duration> },
     #[error("the download did not finish within {}s; use a faster host or a smaller file", .limit.as_secs_f64())]
     Timeout { limit: Duration },
+    #[error("{url} did not finish downloading within the download deadline of {} s for all attempts together (HUME_ACTION_DOWNLOAD_DEADLINE_SECS); use a faster host or a smaller file", .limit.as_secs_f64())]
+    Deadline { url: String, limit: Duration },
+    #[error("{url} was cut off: it sent {rate:.1} bytes/s on average over {} s, below the minimum of {min_rate} bytes/s (HUME_ACTION_MIN_DOWNLOAD_RATE); use a faster host", .window.as_secs_f64())]
+    TooSlow { url: String, rate: f64, min_rate: u64, window: Duration },
+    #[error("could not keep the download: {0}")]
+    Storage(String),
     #[error("could not download: {0}; check the host name and that the server is reachable")]
     Transport(String),
     #[error("the URL redirected more than {MAX_REDIRECTS} times (a redirect loop?); use the final URL directly")]
@@ -181,6 +233,109 @@ impl FetchError {
             source = s.source();
         }
         Self::Transport(message)
+    }
+}
+
+/// A URL as errors name it: scheme, host, port and path, never the query (signed tokens).
+fn shown(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    shown.to_string()
+}
+
+/// Cuts a transfer whose average rate over a window falls below the minimum. The first window
+/// starts with the request, so a server that never answers is cut too.
+struct RateMeter<'a> {
+    url: &'a Url,
+    min_rate: u64,
+    window: Duration,
+    window_ends: Instant,
+    bytes: u64,
+}
+
+impl<'a> RateMeter<'a> {
+    fn new(url: &'a Url, min_rate: u64, window: Duration) -> Self {
+        Self { url, min_rate, window, window_ends: Instant::now() + window, bytes: 0 }
+    }
+
+    /// Awaits `step` (sending the request, reading a chunk), checking the rate at the end of
+    /// every window meanwhile.
+    async fn watch<F: Future>(&mut self, step: F) -> Result<F::Output, FetchError> {
+        if self.min_rate == 0 {
+            return Ok(step.await);
+        }
+        tokio::pin!(step);
+        loop {
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(self.window_ends) => {
+                    let rate = self.bytes as f64 / self.window.as_secs_f64();
+                    if rate < self.min_rate as f64 {
+                        return Err(FetchError::TooSlow {
+                            url: shown(self.url),
+                            rate,
+                            min_rate: self.min_rate,
+                            window: self.window,
+                        });
+                    }
+                    self.bytes = 0;
+                    self.window_ends += self.window;
+                }
+                output = &mut step => return Ok(output),
+            }
+        }
+    }
+
+    fn add(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+    }
+}
+
+/// Where a download's body goes: memory or a temporary file. A fresh one for every attempt.
+trait Sink: Sized {
+    fn reserve(&mut self, _declared: u64) {}
+    async fn put(&mut self, chunk: &[u8]) -> Result<(), FetchError>;
+}
+
+impl Sink for BytesMut {
+    fn reserve(&mut self, declared: u64) {
+        BytesMut::reserve(self, declared.min(MAX_PREALLOC) as usize);
+    }
+
+    async fn put(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+/// A temporary file being written.
+struct FileSink {
+    file: tokio::fs::File,
+    path: tempfile::TempPath,
+    len: u64,
+}
+
+impl FileSink {
+    fn create(dir: Option<&std::path::Path>) -> Result<Self, FetchError> {
+        let storage = |e: std::io::Error| FetchError::Storage(format!("no temporary file: {e}"));
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("download-");
+        let file = match dir {
+            Some(dir) => builder.tempfile_in(dir),
+            None => builder.tempfile(),
+        };
+        let (file, path) = file.map_err(storage)?.into_parts();
+        Ok(Self { file: tokio::fs::File::from_std(file), path, len: 0 })
+    }
+}
+
+impl Sink for FileSink {
+    async fn put(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
+        self.len += chunk.len() as u64;
+        self.file.write_all(chunk).await.map_err(|e| FetchError::Storage(format!("writing the temporary file: {e}")))
     }
 }
 
@@ -334,6 +489,10 @@ pub struct Fetcher {
     guard: Arc<Guard>,
     max_bytes: u64,
     timeout: Duration,
+    deadline: Duration,
+    min_rate: u64,
+    rate_window: Duration,
+    temp_dir: Option<std::path::PathBuf>,
     retry: RetryPolicy,
 }
 
@@ -363,7 +522,17 @@ impl Fetcher {
         }
         let client =
             builder.build().map_err(|e| FetchError::Transport(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client, guard, max_bytes: config.max_bytes, timeout: config.timeout, retry: config.retry })
+        Ok(Self {
+            client,
+            guard,
+            max_bytes: config.max_bytes,
+            timeout: config.timeout,
+            deadline: config.deadline,
+            min_rate: config.min_rate,
+            rate_window: config.rate_window,
+            temp_dir: config.temp_dir,
+            retry: config.retry,
+        })
     }
 
     /// Scheme and literal-address checks, cheap enough to run before accepting a job. Host names
@@ -372,29 +541,46 @@ impl Fetcher {
         self.guard.check_url(url)
     }
 
-    /// Downloads `url`, following redirects and retrying transient failures.
+    /// Downloads `url` into memory, following redirects and retrying transient failures.
     pub async fn get(&self, url: &Url) -> Result<Fetched, FetchError> {
+        let (final_url, content_type, body) = self.download(url, || Ok(BytesMut::new())).await?;
+        Ok(Fetched { final_url, content_type, bytes: body.freeze() })
+    }
+
+    /// Downloads `url` into a temporary file, like [`Fetcher::get`].
+    pub async fn get_to_file(&self, url: &Url) -> Result<FetchedFile, FetchError> {
+        let (final_url, content_type, mut body) =
+            self.download(url, || FileSink::create(self.temp_dir.as_deref())).await?;
+        body.file.flush().await.map_err(|e| FetchError::Storage(format!("writing the temporary file: {e}")))?;
+        Ok(FetchedFile { final_url, content_type, path: body.path, len: body.len })
+    }
+
+    /// Every attempt at `url`, under the deadline; each attempt writes into a fresh sink.
+    async fn download<S: Sink>(
+        &self,
+        url: &Url,
+        sink: impl Fn() -> Result<S, FetchError>,
+    ) -> Result<(Url, Option<String>, S), FetchError> {
         self.check_url(url)?;
         tracing::info!(host = url.host_str(), path = url.path(), "downloading");
-        let fetched = (|| self.get_once(url))
+        let attempts = (|| async { self.get_once(url, sink()?).await })
             .retry(self.retry.delays())
             .when(FetchError::is_transient)
             .adjust(|e, d| self.retry.next_delay(d, e.retry_after()))
-            .notify(|e, d| tracing::warn!(host = url.host_str(), path = url.path(), error = %e, "download failed; retrying in {d:?}"))
-            .await?;
-        tracing::info!(
-            host = fetched.final_url.host_str(),
-            path = fetched.final_url.path(),
-            bytes = fetched.bytes.len(),
-            "downloaded"
-        );
+            .notify(|e, d| tracing::warn!(host = url.host_str(), path = url.path(), error = %e, "download failed; retrying in {d:?}"));
+        let fetched = tokio::time::timeout(self.deadline, attempts)
+            .await
+            .map_err(|_| FetchError::Deadline { url: shown(url), limit: self.deadline })??;
+        tracing::info!(host = fetched.0.host_str(), path = fetched.0.path(), "downloaded");
         Ok(fetched)
     }
 
-    async fn get_once(&self, url: &Url) -> Result<Fetched, FetchError> {
+    async fn get_once<S: Sink>(&self, url: &Url, mut sink: S) -> Result<(Url, Option<String>, S), FetchError> {
         let limit = self.max_bytes;
+        let mut meter = RateMeter::new(url, self.min_rate, self.rate_window);
         let attempt = async {
-            let mut response = self.client.get(url.clone()).send().await.map_err(FetchError::from_reqwest)?;
+            let send = self.client.get(url.clone()).send();
+            let mut response = meter.watch(send).await?.map_err(FetchError::from_reqwest)?;
             if !response.status().is_success() {
                 let retry_after = parse_retry_after(response.headers(), SystemTime::now());
                 return Err(FetchError::Status { status: response.status().as_u16(), retry_after });
@@ -404,14 +590,17 @@ impl Fetcher {
                 return Err(FetchError::TooLarge { limit });
             }
             let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let mut body = BytesMut::with_capacity(declared.min(MAX_PREALLOC) as usize);
-            while let Some(chunk) = response.chunk().await.map_err(FetchError::from_reqwest)? {
-                if (body.len() + chunk.len()) as u64 > limit {
+            sink.reserve(declared);
+            let mut received = 0u64;
+            while let Some(chunk) = meter.watch(response.chunk()).await?.map_err(FetchError::from_reqwest)? {
+                received += chunk.len() as u64;
+                if received > limit {
                     return Err(FetchError::TooLarge { limit });
                 }
-                body.extend_from_slice(&chunk);
+                meter.add(chunk.len());
+                sink.put(&chunk).await?;
             }
-            Ok(Fetched { final_url: response.url().clone(), content_type, bytes: body.freeze() })
+            Ok((response.url().clone(), content_type, sink))
         };
         tokio::time::timeout(self.timeout, attempt).await.map_err(|_| FetchError::Timeout { limit: self.timeout })?
     }

@@ -81,17 +81,25 @@ where
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await?;
-        let mut head = Vec::new();
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            let mut buf = [0; 1024];
-            match stream.read(&mut buf).await? {
-                0 => return Ok(()),
-                n => head.extend_from_slice(&buf[..n]),
-            }
+        if !read_head(&mut stream).await? {
+            return Ok(());
         }
         serve(stream).await
     });
     url(&format!("http://{addr}/file"))
+}
+
+/// Reads a request head; false when the client went away first.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<bool> {
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut buf = [0; 1024];
+        match stream.read(&mut buf).await? {
+            0 => return Ok(false),
+            n => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    Ok(true)
 }
 
 #[test]
@@ -473,4 +481,95 @@ async fn post_json_sends_body_and_headers_once() {
     assert_eq!(done.unwrap(), StatusCode::ACCEPTED);
     let flaky = f.post_json(&url(&format!("{}/flaky", server.uri())), body, headers).await;
     assert_eq!(flaky.unwrap(), StatusCode::SERVICE_UNAVAILABLE, "one attempt; the caller decides");
+}
+
+/// A loopback server that answers every connection with headers, then drips one byte per
+/// `every` (at most 200 bytes); counts the connections.
+async fn drip_server(every: Duration) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if !read_head(&mut stream).await? {
+                    return Ok(());
+                }
+                stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n").await?;
+                for _ in 0..200 {
+                    stream.write_all(b"x").await?;
+                    tokio::time::sleep(every).await;
+                }
+                Ok::<_, std::io::Error>(())
+            });
+        }
+    });
+    (url(&format!("http://{addr}/drip.bin?sig=SECRET")), connections)
+}
+
+#[tokio::test]
+async fn a_download_below_the_minimum_rate_is_cut_and_not_retried() {
+    let (u, connections) = drip_server(Duration::from_millis(100)).await;
+    let window = Duration::from_millis(500);
+    let f = fetcher(FetchConfig { min_rate: 100, rate_window: window, ..config(true) });
+    let started = Instant::now();
+    let err = f.get(&u).await.unwrap_err();
+    let FetchError::TooSlow { rate, min_rate: 100, .. } = &err else { panic!("{err:?}") };
+    assert!(*rate < 100.0, "about 10 bytes/s, got {rate}");
+    assert!(started.elapsed() < Duration::from_secs(3), "cut after one window: {:?}", started.elapsed());
+    let message = err.to_string();
+    assert!(message.contains("/drip.bin") && message.contains("HUME_ACTION_MIN_DOWNLOAD_RATE"), "{message}");
+    assert!(!message.contains("SECRET"), "{message}");
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "a cut is final");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_cut_by_the_rate_check() {
+    let u = raw_server(|_s| async move {
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+    .await;
+    let f = fetcher(FetchConfig { min_rate: 1, rate_window: Duration::from_millis(300), ..config(true) });
+    assert!(matches!(f.get(&u).await, Err(FetchError::TooSlow { .. })));
+}
+
+#[tokio::test]
+async fn one_deadline_covers_every_attempt() {
+    // Each attempt times out after 400 ms and is retried; the deadline ends them all at 1 s.
+    let (u, connections) = drip_server(Duration::from_secs(1)).await;
+    let deadline = Duration::from_secs(1);
+    let f = fetcher(FetchConfig {
+        timeout: Duration::from_millis(400),
+        deadline,
+        min_rate: 0,
+        retry: retry(20),
+        ..config(true)
+    });
+    let started = Instant::now();
+    let err = f.get(&u).await.unwrap_err();
+    assert!(matches!(&err, FetchError::Deadline { limit, .. } if *limit == deadline), "{err:?}");
+    assert!(err.to_string().contains("HUME_ACTION_DOWNLOAD_DEADLINE_SECS"), "{err}");
+    assert!(!err.is_transient());
+    let took = started.elapsed();
+    assert!(took >= deadline && took < Duration::from_secs(3), "{took:?}");
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 2, "it was retried within the deadline");
+}
+
+#[tokio::test]
+async fn a_download_to_a_file_is_deleted_with_it() {
+    let server = MockServer::start().await;
+    Mock::given(path("/f.txt"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("hello file", "text/plain"))
+        .mount(&server)
+        .await;
+    let fetched = fetcher(config(true)).get_to_file(&url(&format!("{}/f.txt", server.uri()))).await.unwrap();
+    assert_eq!((fetched.len, fetched.content_type.as_deref()), (10, Some("text/plain")));
+    assert_eq!(&fetched.read().await.unwrap()[..], b"hello file");
+    let kept = fetched.path.to_path_buf();
+    assert!(kept.exists());
+    drop(fetched);
+    assert!(!kept.exists());
 }

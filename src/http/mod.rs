@@ -8,6 +8,7 @@ pub mod batch;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod server;
 
 use std::time::Duration;
 

@@ -4,6 +4,10 @@
 //! A job is committed before its id is returned, and every state change is one statement, so a
 //! process killed at any moment loses nothing: on start, jobs left `IN_PROGRESS` go back to
 //! `QUEUED` and run again. SQLite runs in WAL mode with `synchronous=FULL`.
+//!
+//! A job's `runs` counts the runs that did not end it: a clean stop (SIGTERM) gives its run
+//! back ([`Store::requeue_stopped`]), so only unclean ends (kill, crash) and runs whose outcome
+//! could not be stored count toward [`MAX_RUNS`].
 
 pub mod sqlite;
 
@@ -16,7 +20,8 @@ use crate::idempotency::IdempotencyClaim;
 use crate::job::state::JobState;
 use crate::job::UploadedFile;
 
-/// Runs a job gets before an interrupted one is failed rather than queued again.
+/// Runs a job gets that end uncleanly (the process killed or crashed) or whose outcome cannot
+/// be stored, before it is failed rather than run again.
 pub const MAX_RUNS: i64 = 3;
 
 /// A storage failure (the database is unreadable, full, or gone).
@@ -60,6 +65,11 @@ pub struct JobRecord {
     pub callback_url: Option<String>,
     /// The caller's sealed API key, until the job ends.
     pub api_key_sealed: Option<String>,
+    /// Runs started that did not end the job and were not given back by a clean stop (this one
+    /// included, once claimed).
+    pub runs: i64,
+    /// Why the last run did not end the job, while it has not ended.
+    pub last_problem: Option<String>,
 }
 
 /// Which timestamp `GET /v0/batch/jobs` sorts on.
@@ -89,11 +99,14 @@ pub trait Store: Send + Sync {
     async fn insert(&self, job: NewJob) -> Result<(), StoreError>;
     /// Moves the oldest `QUEUED` job to `IN_PROGRESS` and returns it.
     async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError>;
-    /// Puts jobs a stopped process left `IN_PROGRESS` back in the queue; returns how many. A job
-    /// that has already been started [`MAX_RUNS`] times fails instead (it may be what crashes us).
+    /// Puts jobs an uncleanly ended process left `IN_PROGRESS` back in the queue; returns how
+    /// many. A job whose runs reached [`MAX_RUNS`] fails instead (it may be what crashes us).
     async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError>;
-    /// Puts one `IN_PROGRESS` job back in the queue (its run could not finish).
-    async fn requeue(&self, id: &str) -> Result<(), StoreError>;
+    /// Puts one `IN_PROGRESS` job back in the queue because its run could not finish; the run
+    /// counts, and `problem` is kept for the message should the job be given up.
+    async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError>;
+    /// Puts one `IN_PROGRESS` job back in the queue at a clean shutdown: its run does not count.
+    async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError>;
     /// Stores one source's result (a v0 source result as JSON) at `position` of job `id`'s
     /// predictions, replacing what an earlier, interrupted run stored there.
     async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError>;

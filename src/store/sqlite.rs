@@ -1,11 +1,19 @@
 //! The SQLite [`Store`]: one file in the data directory, WAL with `synchronous=FULL`.
+//!
+//! Uploads live in the database until their job ends. So that their space goes back to the
+//! file system then, the database uses `auto_vacuum = INCREMENTAL` (a database made before that
+//! is converted once, by a `VACUUM` at start-up) and every finish that dropped uploads runs
+//! `PRAGMA incremental_vacuum`; `journal_size_limit` keeps the WAL from staying at the size of
+//! the largest upload.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use md5::Digest as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use super::{JobRecord, ListFilter, NewJob, SortBy, Store, StoreError, MAX_RUNS};
@@ -21,7 +29,7 @@ pub struct SqliteStore {
 }
 
 const JOB_COLUMNS: &str =
-    "id, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed";
+    "id, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs";
 
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/hume-action.sqlite3` and applies migrations.
@@ -33,12 +41,44 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        store.ensure_incremental_vacuum().await?;
+        store.release_free_pages().await?;
+        Ok(store)
+    }
+
+    /// A database created before incremental vacuum was turned on keeps `auto_vacuum = NONE`
+    /// until a full `VACUUM` rewrites it: done once, here, before any worker runs.
+    async fn ensure_incremental_vacuum(&self) -> Result<(), StoreError> {
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&self.pool).await?;
+        if mode != INCREMENTAL {
+            tracing::info!("converting the jobs database to incremental vacuum (once; may take a while)");
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
+            sqlx::query("VACUUM").execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the pages of deleted rows back to the file system, and checkpoints so that the
+    /// database file itself shrinks (a busy reader only postpones that to a later checkpoint).
+    async fn release_free_pages(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA incremental_vacuum").execute(&mut *conn).await?;
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut *conn).await?;
+        Ok(())
     }
 }
+
+/// `PRAGMA auto_vacuum` of a database that gives free pages back on `incremental_vacuum`.
+const INCREMENTAL: i64 = 2;
+/// The WAL is truncated to this after a checkpoint (bytes).
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 
 fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
     let created_ms: i64 = row.try_get("created_ms")?;
@@ -63,6 +103,10 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
             message: row.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
         },
     };
+    let last_problem = match state {
+        JobState::Queued { .. } | JobState::InProgress { .. } => row.try_get("message")?,
+        _ => None,
+    };
     let request: String = row.try_get("request")?;
     Ok(JobRecord {
         id: row.try_get("id")?,
@@ -70,6 +114,8 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
         state,
         callback_url: row.try_get("callback_url")?,
         api_key_sealed: row.try_get("api_key_sealed")?,
+        runs: row.try_get("runs")?,
+        last_problem,
     })
 }
 
@@ -118,7 +164,9 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE jobs SET status = 'FAILED', ended_ms = ?, predictions = '[]', api_key_sealed = NULL,
-                 message = 'The job was interrupted ' || runs || ' times while running and was given up; start it again, perhaps with fewer or smaller sources.'
+                 message = 'The server ended uncleanly (killed, crashed or out of memory, not a clean stop) while running this job, '
+                     || runs || ' times in all, so the job was given up: it may be what brings the server down. '
+                     || 'Start it again, perhaps with fewer or smaller sources, and tell the operator if it repeats.'
              WHERE status = 'IN_PROGRESS' AND runs >= ?",
         )
         .bind(now_ms)
@@ -132,11 +180,25 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn requeue(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET status = 'QUEUED', started_ms = NULL WHERE id = ? AND status = 'IN_PROGRESS'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, message = ? WHERE id = ? AND status = 'IN_PROGRESS'",
+        )
+        .bind(problem)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, runs = MAX(runs - 1, 0)
+             WHERE id = ? AND status = 'IN_PROGRESS'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -187,8 +249,13 @@ impl Store for SqliteStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM job_files WHERE job_id = ?").bind(id).execute(&mut *tx).await?;
+        let dropped = sqlx::query("DELETE FROM job_files WHERE job_id = ?").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
+        if dropped.rows_affected() > 0 {
+            if let Err(e) = self.release_free_pages().await {
+                tracing::warn!(error = %e, "the space of the job's uploads is given back later");
+            }
+        }
         Ok(())
     }
 
@@ -374,5 +441,83 @@ mod tests {
         assert!(matches!(Store::get(&reopened, "job-1").await.unwrap().unwrap().state, JobState::Queued { .. }));
         assert!(reopened.claim_next(0).await.unwrap().is_some());
         assert_eq!(reopened.requeue_interrupted(0).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn clean_stops_do_not_count_toward_the_crash_loop_guard_and_unclean_ends_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let job = NewJob {
+            id: "job-1".into(),
+            request: json!({"text": ["hi"]}),
+            created_ms: 1,
+            callback_url: None,
+            files: vec![],
+            api_key_sealed: None,
+            idempotency: None,
+        };
+        store.insert(job).await.unwrap();
+        for _ in 0..5 {
+            assert_eq!(store.claim_next(2).await.unwrap().unwrap().runs, 1);
+            store.requeue_stopped("job-1").await.unwrap();
+        }
+        for unclean in 1..MAX_RUNS {
+            assert_eq!(store.claim_next(2).await.unwrap().unwrap().runs, unclean);
+            assert_eq!(store.requeue_interrupted(3).await.unwrap(), 1, "queued again after {unclean} unclean ends");
+        }
+        store.claim_next(2).await.unwrap().unwrap();
+        assert_eq!(store.requeue_interrupted(3).await.unwrap(), 0);
+        let JobState::Failed { message, .. } = Store::get(&store, "job-1").await.unwrap().unwrap().state else {
+            panic!("given up after {MAX_RUNS} unclean ends")
+        };
+        assert!(message.contains("ended uncleanly") && message.contains("3 times"), "{message}");
+    }
+
+    fn db_bytes(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join("hume-action.sqlite3")).unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn an_ended_jobs_uploads_give_their_space_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let upload: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let file = UploadedFile { filename: Some("a.bin".into()), content_type: None, bytes: upload.into() };
+        let job = NewJob {
+            id: "job-1".into(),
+            request: json!({}),
+            created_ms: 1,
+            callback_url: None,
+            files: vec![file],
+            api_key_sealed: None,
+            idempotency: None,
+        };
+        store.insert(job).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.unwrap();
+        let full = db_bytes(dir.path());
+        assert!(full > 8 << 20, "the upload is in the file: {full} bytes");
+        let state = JobState::Failed { created_ms: 1, started_ms: 1, ended_ms: 2, message: "m".into() };
+        store.finish("job-1", &state).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.unwrap();
+        let after = db_bytes(dir.path());
+        assert!(after < 1 << 20, "the file shrank from {full} to {after} bytes");
+    }
+
+    #[tokio::test]
+    async fn an_older_database_is_converted_to_incremental_vacuum() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(dir.path().join("hume-action.sqlite3"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let old = SqlitePoolOptions::new().connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE t (x)").execute(&old).await.unwrap();
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&old).await.unwrap();
+        assert_eq!(mode, 0);
+        old.close().await;
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(mode, INCREMENTAL);
     }
 }

@@ -1,6 +1,8 @@
 //! The integration tests: one binary, the app on port 0, Hume faked by wiremock.
 
 mod action;
+mod connections;
+mod deadlines;
 mod engine;
 mod fake_v1;
 mod helpers;
@@ -14,3 +16,5 @@ mod ratelimit;
 mod recovery;
 mod retries;
 mod sdk;
+mod slow_host;
+mod storage;

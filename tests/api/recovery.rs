@@ -1,4 +1,5 @@
-//! Nothing accepted is lost: the real binary is killed (SIGKILL) mid-job and started again.
+//! Nothing accepted is lost: the real binary is killed (SIGKILL) mid-job and started again; a
+//! clean stop (SIGTERM) puts the job back without counting it as an interruption.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::model_dir;
+use crate::slow_host::{Answer, SlowHost};
 
 /// The `hume-action` binary, running on a data directory.
 struct Server {
@@ -51,6 +53,14 @@ impl Server {
     fn kill(mut self) {
         self.child.kill().unwrap(); // SIGKILL: no shutdown code runs
         self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, as a rolling deploy stops a server; waits for the process to exit.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success());
+        self.child.wait().unwrap()
     }
 
     async fn start_job(&self, url: &str, idempotency_key: &str) -> String {
@@ -103,8 +113,11 @@ async fn a_killed_server_loses_no_accepted_job() {
     let first = Server::start(data_dir.path());
     let running = first.start_job(&slow_url, "run-a").await;
     first.wait_for(&running, "IN_PROGRESS").await;
-    let queued = first.start_job(&queued_url, "run-b").await;
-    assert_eq!(first.status(&queued).await, "QUEUED", "one worker, busy with the first job");
+    // One worker claims two jobs at once (one downloads while the other is measured).
+    let fetching = first.start_job(&format!("{slow_url}?b"), "run-b").await;
+    first.wait_for(&fetching, "IN_PROGRESS").await;
+    let queued = first.start_job(&queued_url, "run-c").await;
+    assert_eq!(first.status(&queued).await, "QUEUED", "one worker, busy with two jobs");
     first.kill();
 
     upstream.reset().await;
@@ -114,6 +127,38 @@ async fn a_killed_server_loses_no_accepted_job() {
         .await;
     let second = Server::start(data_dir.path());
     second.wait_for(&running, "COMPLETED").await;
+    second.wait_for(&fetching, "COMPLETED").await;
     second.wait_for(&queued, "COMPLETED").await;
     assert_eq!(second.start_job(&slow_url, "run-a").await, running, "idempotency keys survive a restart too");
+}
+
+#[tokio::test]
+async fn three_sigterm_restarts_during_a_job_do_not_fail_it() {
+    let host = SlowHost::start(Answer::Held { body: "Rolling deploys should never cost me a job." }).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let url = host.url("/held.txt");
+    let mut server = Server::start(data_dir.path());
+    let job = server.start_job(&url, "deploy-1").await;
+    for restart in 1..=3 {
+        host.wait_for_requests(restart).await; // this run is fetching the source: mid-job
+        server.wait_for(&job, "IN_PROGRESS").await;
+        let exit = server.terminate();
+        assert!(exit.success(), "a clean stop exits 0: {exit:?}");
+        let (status, runs) = stored_status(data_dir.path(), &job).await;
+        assert_eq!((status.as_str(), runs), ("QUEUED", 0), "put back, the run not counted");
+        server = Server::start(data_dir.path());
+    }
+    host.wait_for_requests(4).await;
+    host.release();
+    server.wait_for(&job, "COMPLETED").await;
+}
+
+/// A job's stored status and counted runs, read while no server runs.
+async fn stored_status(data_dir: &std::path::Path, id: &str) -> (String, i64) {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(data_dir.join("hume-action.sqlite3"));
+    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let row: (String, i64) =
+        sqlx::query_as("SELECT status, runs FROM jobs WHERE id = ?").bind(id).fetch_one(&db).await.unwrap();
+    db.close().await;
+    row
 }
