@@ -373,6 +373,7 @@ async fn fuzz(count: usize) {
     let requests: Vec<_> = (0..count).map(|_| fuzzed(&mut rng)).collect();
     let outcomes: Vec<(u16, bool)> = futures::stream::iter(requests)
         .map(|(method, path, content_type, body)| {
+            let shown = format!("{method} {path} ({content_type})");
             let request = client
                 .request(method, format!("{address}{path}"))
                 .header("content-type", content_type)
@@ -385,6 +386,12 @@ async fn fuzz(count: usize) {
                         let bytes = response.bytes().await.unwrap_or_default();
                         let json_error = status < 400
                             || serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v["error"]["code"].is_string());
+                        if !json_error {
+                            println!(
+                                "  not in the error shape: {shown} -> {status} {}",
+                                String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+                            );
+                        }
                         (status, json_error)
                     }
                     Err(_) => (0, false),

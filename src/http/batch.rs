@@ -1,7 +1,7 @@
 //! The v0-compatible batch routes (`/v0/batch/jobs...`), served by whichever backend is set:
 //! JSON or multipart in, the job started through idempotency, bodies passed back as they are.
 
-use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, Multipart, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
@@ -10,7 +10,7 @@ use super::action::idempotency_key;
 use crate::app::AppState;
 use crate::backend::RawBody;
 use crate::error::{ApiError, FieldError};
-use crate::http::extract::JsonBody;
+use crate::http::extract::{JobId, JsonBody};
 use crate::job::request::{InferenceRequest, MAX_FILES};
 use crate::job::{JobRequest, UploadedFile};
 
@@ -42,11 +42,7 @@ pub async fn list(
 }
 
 /// `GET /v0/batch/jobs/{id}`.
-pub async fn details(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<RawBody, ApiError> {
+pub async fn details(State(app): State<AppState>, headers: HeaderMap, JobId(id): JobId) -> Result<RawBody, ApiError> {
     app.backend.job(&app.caller(&headers), &id).await
 }
 
@@ -54,17 +50,13 @@ pub async fn details(
 pub async fn predictions(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> Result<RawBody, ApiError> {
     app.backend.predictions(&app.caller(&headers), &id).await
 }
 
 /// `GET /v0/batch/jobs/{id}/artifacts`.
-pub async fn artifacts(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<RawBody, ApiError> {
+pub async fn artifacts(State(app): State<AppState>, headers: HeaderMap, JobId(id): JobId) -> Result<RawBody, ApiError> {
     app.backend.artifacts(&app.caller(&headers), &id).await
 }
 

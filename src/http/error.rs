@@ -1,7 +1,7 @@
 //! The JSON shape every non-2xx answer has: `{"error": {"code", "message", "field"?, "retryable",
 //! "upstream_status"?, "attempts"?}}`, and `Retry-After` when the wait is known.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -54,6 +54,18 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_job_id",
+            message: format!(
+                "The job id in the path cannot be read ({rejection}); use the job_id a job was started with."
+            ),
+        }
     }
 }
 

@@ -104,3 +104,11 @@ async fn a_second_server_on_the_same_data_directory_is_refused() {
     let error = hume_action::startup::Application::build(config).await.err().expect("refused");
     assert!(error.to_string().contains("another hume-action is running"), "{error}");
 }
+
+#[tokio::test]
+async fn a_job_id_that_is_not_utf8_answers_in_the_error_shape() {
+    let app = crate::helpers::spawn_local_app(|_| {}).await;
+    let (status, body) = status_and_json(app.get("/v0/batch/jobs/%FF%FE/predictions").await).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_job_id", "{body}");
+}
