@@ -18,7 +18,8 @@ struct Attention {
     value: Linear,
     out: Linear,
     n_head: usize,
-    /// `(keys, values)` of shape `(1, tokens, state)`.
+    /// Self-attention: the `(keys, values)` seen so far, `(1, tokens, state)`; cross-attention:
+    /// the audio's keys and values as [`Attention::attend`] takes them.
     cache: Option<(Tensor, Tensor)>,
 }
 
@@ -41,36 +42,49 @@ impl Attention {
             Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 1)?, Tensor::cat(&[&past_v, &v], 1)?),
             None => (k, v),
         };
-        let out = self.attend(x, &k, &v, mask)?;
+        let (keys, values) = (self.keys(&k)?, self.heads(&v)?.contiguous()?);
         self.cache = Some((k, v));
-        Ok(out)
+        self.attend(x, &keys, &values, mask)
     }
 
-    /// Cross-attention of `x` over the audio features, whose keys and values are computed once.
+    /// Cross-attention of `x` over the audio features, whose keys and values are computed once
+    /// per window and kept in the layout [`Attention::attend`] takes.
     fn attend_audio(&mut self, x: &Tensor, audio: &Tensor) -> Result<Tensor> {
         if self.cache.is_none() {
-            self.cache = Some((self.key.forward(audio)?, self.value.forward(audio)?));
+            let keys = self.keys(&self.key.forward(audio)?)?;
+            let values = self.heads(&self.value.forward(audio)?)?.contiguous()?;
+            self.cache = Some((keys, values));
         }
-        let (k, v) = self.cache.clone().expect("just filled");
-        self.attend(x, &k, &v, None)
+        let (keys, values) = self.cache.clone().expect("just filled");
+        self.attend(x, &keys, &values, None)
     }
 
-    fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    /// `(batch, tokens, state)` as `(batch, heads, tokens, state / heads)`.
+    fn heads(&self, t: &Tensor) -> Result<Tensor> {
+        let (b, n, s) = t.dims3()?;
+        t.reshape((b, n, self.n_head, s / self.n_head))?.transpose(1, 2)
+    }
+
+    /// Keys scaled and laid out for `q · kᵀ`: `(batch, heads, state / heads, tokens)`.
+    fn keys(&self, k: &Tensor) -> Result<Tensor> {
+        let (_, _, n_state) = k.dims3()?;
+        (self.heads(k)?.transpose(2, 3)? * self.scale(n_state))?.contiguous()
+    }
+
+    fn scale(&self, n_state: usize) -> f64 {
+        ((n_state / self.n_head) as f64).powf(-0.25)
+    }
+
+    /// Attention of `x` over `keys` (from [`Attention::keys`]) and `values` (in heads).
+    fn attend(&self, x: &Tensor, keys: &Tensor, values: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (_, _, n_state) = x.dims3()?;
-        let scale = ((n_state / self.n_head) as f64).powf(-0.25);
-        let heads = |t: &Tensor| -> Result<Tensor> {
-            let (b, n, s) = t.dims3()?;
-            t.reshape((b, n, self.n_head, s / self.n_head))?.transpose(1, 2)
-        };
-        let q = (heads(&self.query.forward(x)?)? * scale)?;
-        let k = (heads(k)?.transpose(2, 3)? * scale)?;
-        let v = heads(v)?.contiguous()?;
-        let mut w = q.matmul(&k)?;
+        let q = (self.heads(&self.query.forward(x)?)? * self.scale(n_state))?;
+        let mut w = q.contiguous()?.matmul(keys)?;
         if let Some(mask) = mask {
             w = w.broadcast_add(mask)?;
         }
         let w = candle_nn::ops::softmax_last_dim(&w)?;
-        self.out.forward(&w.matmul(&v)?.transpose(1, 2)?.flatten_from(2)?)
+        self.out.forward(&w.matmul(values)?.transpose(1, 2)?.flatten_from(2)?)
     }
 }
 
@@ -155,7 +169,9 @@ impl Decoder {
         }
         self.seen += n;
         let hidden = self.ln.forward(&x)?.squeeze(0)?;
-        hidden.matmul(&self.token_embedding.embeddings().t()?)
+        // (vocab, state) x (state, tokens): the embedding matrix is read in its stored layout
+        // (a transposed right-hand side would be copied, 100 MB, on every step).
+        self.token_embedding.embeddings().matmul(&hidden.t()?.contiguous()?)?.t()?.contiguous()
     }
 }
 
