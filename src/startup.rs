@@ -85,8 +85,10 @@ async fn engine_backend(
                 config.max_queue_wait(),
             ));
             let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
-            let client = UpstreamClient::new(config.hume_api_base_url.clone(), timeout, limiter, policy.clone())
-                .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
+            let scrubber = Arc::new(config.scrubber());
+            let client =
+                UpstreamClient::new(config.hume_api_base_url.clone(), timeout, limiter, policy.clone(), scrubber)
+                    .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
             let client = Arc::new(HumeV1Client::new(client));
             let face = Arc::new(HumeFace::new(client.clone()));
             let voice = Arc::new(HumeVoice::new(client));
@@ -119,7 +121,8 @@ async fn engine_backend(
         policy,
         store: store.clone(),
     });
-    let engine = Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer });
+    let scrubber = Arc::new(config.scrubber());
+    let engine = Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer, scrubber });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
     Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer)), store))
@@ -161,8 +164,10 @@ impl Application {
                     config.max_queue_wait(),
                 ));
                 let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
-                let client = UpstreamClient::new(config.hume_batch_base_url.clone(), timeout, limiter, policy)
-                    .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
+                let scrubber = Arc::new(config.scrubber());
+                let client =
+                    UpstreamClient::new(config.hume_batch_base_url.clone(), timeout, limiter, policy, scrubber)
+                        .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
                 let client = HumeV0Client::new(client);
                 (Arc::new(BatchBackend::new(Arc::new(client))), Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)))
             }

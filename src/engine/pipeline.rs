@@ -2,8 +2,9 @@
 //! file is, expand an archive into its members, prepare media once (`crate::media`), run each
 //! selected model on its runner (`crate::analyzers`), and assemble typed v0 predictions.
 //!
-//! One bad source never fails the job: its problem becomes an entry in that source's `errors`.
-//! A job fails only when nothing at all could be measured.
+//! One bad source never fails the job: its problem becomes an entry in that source's `errors`
+//! (scrubbed of every secret before it is stored). A job fails only when nothing at all could be
+//! measured.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript};
+use crate::config::Secret;
 use crate::fetch::Fetcher;
 use crate::job::models::{Model, ModelSettings};
 use crate::job::now_ms;
@@ -25,6 +27,7 @@ use crate::media::prepare::{Needs, Prepared, Preparer};
 use crate::media::{sniff, MediaKind};
 use crate::predictions::{InferencePrediction, InferenceResults, ModelsPredictions, Source, SourceError, SourceResult};
 use crate::sealed::Sealer;
+use crate::secrets::Scrubber;
 use crate::store::{JobRecord, Store, StoreError};
 
 /// Sources of one job worked on at once.
@@ -39,6 +42,8 @@ pub struct Engine {
     pub transcriber: Option<Arc<dyn Transcriber>>,
     pub store: Arc<dyn Store>,
     pub sealer: Arc<Sealer>,
+    /// Scrubs every stored error of the server's secrets and the job's key.
+    pub scrubber: Arc<Scrubber>,
 }
 
 /// One input of a job.
@@ -104,8 +109,12 @@ impl Engine {
                 other => Some(other.and_then(|t| t["language"].as_str()).map(str::to_owned)),
             },
         };
-        let results: Vec<SourceResult> =
+        let mut results: Vec<SourceResult> =
             futures::stream::iter(inputs).map(|input| run.source(input)).buffered(PARALLEL_SOURCES).collect().await;
+        let job_key: Vec<&str> = run.context.api_key.iter().map(Secret::expose).collect();
+        for error in results.iter_mut().flat_map(|r| &mut r.results.errors) {
+            error.message = self.scrubber.scrub_with(&error.message, &job_key);
+        }
 
         let num_predictions = results.iter().map(|r| r.results.predictions.len() as i64).sum();
         let num_errors = results.iter().map(|r| r.results.errors.len() as i64).sum();
