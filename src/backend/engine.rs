@@ -5,6 +5,9 @@
 //! background. Reads are answered from the database in v0's shapes. On `hume`, the caller's key
 //! is required at intake and stored sealed with the job, so its workers use the caller's key
 //! also after a restart.
+//!
+//! A job belongs to its caller (`crate::job::Owner`): only that caller lists, reads or downloads
+//! it; to anyone else it does not exist (404).
 
 use std::sync::Arc;
 
@@ -45,8 +48,14 @@ impl EngineBackend {
         Self { store, workers, key_sealer, _data_dir_lock: data_dir_lock }
     }
 
-    async fn ended_job(&self, id: &str) -> Result<JobRecord, ApiError> {
-        let job = self.store.get(id).await?.ok_or_else(|| not_found(id))?;
+    /// The caller's job `id`: another caller's job is "not found", as on Hume.
+    async fn owned_job(&self, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+        let job = self.store.get(id).await?.filter(|job| job.owner == caller.owner().as_str());
+        job.ok_or_else(|| not_found(id))
+    }
+
+    async fn ended_job(&self, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+        let job = self.owned_job(caller, id).await?;
         match job.state {
             JobState::Completed { .. } | JobState::Failed { .. } => Ok(job),
             ref state => Err(ApiError::BadRequest {
@@ -81,6 +90,7 @@ impl Backend for EngineBackend {
             .collect();
         let new = NewJob {
             id: id.clone(),
+            owner: caller.owner().as_str().to_owned(),
             request: request_echo(&request, files),
             created_ms: now_ms(),
             callback_url: request.callback_url.clone(),
@@ -93,26 +103,26 @@ impl Backend for EngineBackend {
         Ok(id)
     }
 
-    async fn list_jobs(&self, _caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError> {
-        let filter = list_filter(query)?;
+    async fn list_jobs(&self, caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError> {
+        let filter = ListFilter { owner: caller.owner().as_str().to_owned(), ..list_filter(query)? };
         let jobs: Vec<Value> =
             self.store.list(&filter).await?.iter().map(|j| job_json(&j.id, &j.request, &j.state)).collect();
         Ok(RawBody::json(Value::Array(jobs).to_string()))
     }
 
-    async fn job(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
-        let job = self.store.get(id).await?.ok_or_else(|| not_found(id))?;
+    async fn job(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+        let job = self.owned_job(caller, id).await?;
         Ok(RawBody::json(job_json(&job.id, &job.request, &job.state).to_string()))
     }
 
-    async fn predictions(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
-        let job = self.ended_job(id).await?;
+    async fn predictions(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+        let job = self.ended_job(caller, id).await?;
         let predictions = self.store.predictions(&job.id).await?.unwrap_or_else(|| json!([]));
         Ok(RawBody::json(predictions.to_string()))
     }
 
-    async fn artifacts(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
-        let job = self.ended_job(id).await?;
+    async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+        let job = self.ended_job(caller, id).await?;
         let predictions = self.store.predictions(&job.id).await?.unwrap_or_else(|| json!([]));
         let zip = tokio::task::spawn_blocking(move || zip_predictions(&predictions))
             .await
@@ -134,9 +144,11 @@ impl Backend for EngineBackend {
     }
 }
 
-/// The filters of `GET /v0/batch/jobs`, with v0's defaults (50 jobs, newest first).
+/// The filters of `GET /v0/batch/jobs`, with v0's defaults (50 jobs, newest first), for no owner
+/// yet.
 fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
     let mut filter = ListFilter {
+        owner: String::new(),
         limit: 50,
         statuses: Vec::new(),
         created_after: None,

@@ -40,6 +40,8 @@ impl From<StoreError> for ApiError {
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: String,
+    /// Who the job belongs to (`crate::job::Owner`).
+    pub owner: String,
     /// The v0 request echo.
     pub request: Value,
     pub created_ms: i64,
@@ -55,6 +57,8 @@ pub struct NewJob {
 #[derive(Debug, Clone)]
 pub struct JobRecord {
     pub id: String,
+    /// Who the job belongs to (`crate::job::Owner`).
+    pub owner: String,
     pub request: Value,
     pub state: JobState,
     pub callback_url: Option<String>,
@@ -70,9 +74,10 @@ pub enum SortBy {
     Ended,
 }
 
-/// The filters of `GET /v0/batch/jobs`.
+/// The filters of `GET /v0/batch/jobs`, within one owner's jobs.
 #[derive(Debug, Clone)]
 pub struct ListFilter {
+    pub owner: String,
     pub limit: i64,
     pub statuses: Vec<String>,
     /// `Some(true)`: created after `timestamp_ms`; `Some(false)`: before.
@@ -97,7 +102,7 @@ pub trait Store: Send + Sync {
     /// Records a job's end (`Completed` or `Failed`) with its predictions; drops its uploads and
     /// its sealed key.
     async fn finish(&self, id: &str, state: &JobState, predictions: &Value) -> Result<(), StoreError>;
-    /// One job.
+    /// One job (whoever owns it: the caller checks).
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
     /// One job's predictions, once it has ended.
     async fn predictions(&self, id: &str) -> Result<Option<Value>, StoreError>;

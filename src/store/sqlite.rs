@@ -22,7 +22,7 @@ pub struct SqliteStore {
 }
 
 const JOB_COLUMNS: &str =
-    "id, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed";
+    "id, owner, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed";
 
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/hume-action.sqlite3` and applies migrations.
@@ -67,6 +67,7 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
     let request: String = row.try_get("request")?;
     Ok(JobRecord {
         id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
         request: serde_json::from_str(&request).map_err(|e| StoreError(e.to_string()))?,
         state,
         callback_url: row.try_get("callback_url")?,
@@ -78,8 +79,9 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
 impl Store for SqliteStore {
     async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO jobs (id, request, status, created_ms, callback_url, callback_state, api_key_sealed) VALUES (?, ?, 'QUEUED', ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed) VALUES (?, ?, ?, 'QUEUED', ?, ?, ?, ?)")
             .bind(&job.id)
+            .bind(&job.owner)
             .bind(job.request.to_string())
             .bind(job.created_ms)
             .bind(&job.callback_url)
@@ -184,7 +186,8 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
-        let mut sql = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+        let mut sql = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE owner = "));
+        sql.push_bind(filter.owner.clone());
         if !filter.statuses.is_empty() {
             sql.push(" AND status IN (");
             let mut list = sql.separated(", ");
@@ -315,6 +318,7 @@ mod tests {
             created_ms: crate::job::now_ms(),
             callback_url: None,
             files: vec![],
+            owner: "no-key".into(),
             api_key_sealed: None,
             idempotency: Some(claim),
         };

@@ -1,11 +1,46 @@
-//! Bounded by design: secrets scrubbed from what upstream says.
+//! Bounded by design: jobs that belong to their caller; secrets scrubbed from what upstream
+//! says.
 
 use base64::Engine as _;
-use serde_json::json;
+use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{captured_logs, spawn_batch_app, status_and_json};
+use crate::helpers::{captured_logs, spawn_batch_app, spawn_local_app, status_and_json};
+
+#[tokio::test]
+async fn a_caller_never_sees_another_callers_job() {
+    let app = spawn_local_app(|_| {}).await;
+    let (alice, bob) = (Some("alice-key-0123456789"), Some("bob-key-9876543210"));
+    let start = |key: &'static str, idempotency: &'static str| {
+        let body =
+            json!({"text": ["Thank you, this was wonderful."], "models": {"language": {"granularity": "sentence"}}});
+        let request = app.client.post(format!("{}/v0/batch/jobs", app.address)).header("X-Hume-Api-Key", key);
+        request.header("Idempotency-Key", idempotency).json(&body).send()
+    };
+    let (status, answer) = status_and_json(start(alice.unwrap(), "run-1").await.unwrap()).await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["job_id"].as_str().unwrap().to_owned();
+    let job = app.wait_for_job_as(alice, &id, &["COMPLETED"]).await;
+    assert_eq!(job["job_id"], id.as_str());
+    for path in ["", "/predictions", "/artifacts"] {
+        assert_eq!(app.get_as(alice, &format!("/v0/batch/jobs/{id}{path}")).await.status(), 200, "{path}");
+        for other in [bob, None] {
+            let (status, body) = status_and_json(app.get_as(other, &format!("/v0/batch/jobs/{id}{path}")).await).await;
+            assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{other:?} {path}");
+        }
+    }
+    let listed = |key: Option<&'static str>| {
+        let app = &app;
+        async move { app.get_as(key, "/v0/batch/jobs").await.json::<Vec<Value>>().await.unwrap() }
+    };
+    assert_eq!(listed(alice).await.len(), 1);
+    assert!(listed(bob).await.is_empty() && listed(None).await.is_empty());
+    // Idempotency keys are the caller's too: Bob's "run-1" starts Bob's own job.
+    let (_, bobs) = status_and_json(start(bob.unwrap(), "run-1").await.unwrap()).await;
+    assert_ne!(bobs["job_id"].as_str(), Some(id.as_str()));
+    assert_eq!(app.get_as(bob, &format!("/v0/batch/jobs/{}", bobs["job_id"].as_str().unwrap())).await.status(), 200);
+}
 
 #[tokio::test]
 async fn a_transformed_key_is_scrubbed_from_an_upstream_message() {
