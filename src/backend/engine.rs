@@ -7,7 +7,9 @@
 //! also after a restart.
 //!
 //! A job belongs to its caller (`crate::job::Owner`): only that caller lists, reads or downloads
-//! it; to anyone else it does not exist (404).
+//! it; to anyone else it does not exist (404). Lists are paged: at most [`MAX_LIST_LIMIT`] jobs
+//! and [`MAX_LIST_BYTES`] per answer, each job's request shown as a bounded preview, the next
+//! page linked in a `Link` header.
 
 use std::sync::Arc;
 
@@ -20,11 +22,11 @@ use crate::engine::worker::WorkerPool;
 use crate::error::{ApiError, FieldError};
 use crate::job::now_ms;
 use crate::job::request::InferenceRequest;
-use crate::job::state::{job_json, request_echo, JobState};
+use crate::job::state::{job_json, request_echo, request_preview, JobState};
 use crate::job::{Caller, JobRequest};
 use crate::predictions::artifacts::zip_predictions;
 use crate::sealed::Sealer;
-use crate::store::{JobRecord, ListFilter, NewJob, SortBy, Store};
+use crate::store::{JobRecord, ListFilter, NewJob, PageToken, SortBy, Store};
 
 /// Jobs run here, by the engine's workers.
 pub struct EngineBackend {
@@ -105,9 +107,11 @@ impl Backend for EngineBackend {
 
     async fn list_jobs(&self, caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError> {
         let filter = ListFilter { owner: caller.owner().as_str().to_owned(), ..list_filter(query)? };
-        let jobs: Vec<Value> =
-            self.store.list(&filter).await?.iter().map(|j| job_json(&j.id, &j.request, &j.state)).collect();
-        Ok(RawBody::json(Value::Array(jobs).to_string()))
+        // One more than the page tells whether there is a next one.
+        let jobs = self.store.list(&ListFilter { limit: filter.limit + 1, ..filter.clone() }).await?;
+        let (body, kept) = list_page(&jobs, filter.limit as usize);
+        let link = (kept < jobs.len()).then(|| next_page_link(query, &PageToken::of(&jobs[kept - 1], filter.sort_by)));
+        Ok(RawBody { link, ..RawBody::json(body) })
     }
 
     async fn job(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
@@ -128,7 +132,7 @@ impl Backend for EngineBackend {
             .await
             .map_err(|e| ApiError::internal("artifact zip task failed", e))?
             .map_err(|e| ApiError::internal("could not build the artifacts zip", e))?;
-        Ok(RawBody { content_type: "application/octet-stream".into(), bytes: zip.into() })
+        Ok(RawBody { content_type: "application/octet-stream".into(), bytes: zip.into(), link: None })
     }
 
     fn records_idempotency_keys(&self) -> bool {
@@ -144,11 +148,45 @@ impl Backend for EngineBackend {
     }
 }
 
+/// Jobs per page of `GET /v0/batch/jobs` at most; a larger `limit` is lowered to it.
+pub const MAX_LIST_LIMIT: i64 = 100;
+
+/// Bytes of one page at most: a page ends early, with a next link, rather than grow past it.
+pub const MAX_LIST_BYTES: usize = 1 << 20;
+
+/// A page of jobs as v0's JSON array, within [`MAX_LIST_BYTES`] (but at least one job), each
+/// with a bounded preview of its request; and how many of `jobs` it holds.
+fn list_page(jobs: &[JobRecord], limit: usize) -> (String, usize) {
+    let mut items: Vec<String> = Vec::new();
+    let mut bytes = 2;
+    for job in jobs.iter().take(limit) {
+        let item = job_json(&job.id, &request_preview(&job.request), &job.state).to_string();
+        if !items.is_empty() && bytes + item.len() + 1 > MAX_LIST_BYTES {
+            break;
+        }
+        bytes += item.len() + 1;
+        items.push(item);
+    }
+    let kept = items.len();
+    (format!("[{}]", items.join(",")), kept)
+}
+
+/// The caller's query with `page_token` moved on to `token`, as a `Link` header.
+fn next_page_link(query: &[(String, String)], token: &PageToken) -> String {
+    let mut next = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in query.iter().filter(|(key, _)| key != "page_token") {
+        next.append_pair(key, value);
+    }
+    next.append_pair("page_token", &token.to_string());
+    format!("</v0/batch/jobs?{}>; rel=\"next\"", next.finish())
+}
+
 /// The filters of `GET /v0/batch/jobs`, with v0's defaults (50 jobs, newest first), for no owner
-/// yet.
+/// yet; `page_token` (from a `Link: <...>; rel="next"` answer) continues a list.
 fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
     let mut filter = ListFilter {
         owner: String::new(),
+        after: None,
         limit: 50,
         statuses: Vec::new(),
         created_after: None,
@@ -162,10 +200,14 @@ fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
         match key.as_str() {
             "limit" => {
                 filter.limit = value
-                    .parse()
+                    .parse::<i64>()
                     .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| invalid("limit", "a whole number from 1 to 1000"))?
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid("limit", "a whole number of at least 1"))?
+                    .min(MAX_LIST_LIMIT)
+            }
+            "page_token" => {
+                filter.after = Some(value.parse().map_err(|()| invalid("page_token", "a token from a Link header"))?)
             }
             "status" => match value.as_str() {
                 "QUEUED" | "IN_PROGRESS" | "COMPLETED" | "FAILED" => filter.statuses.push(value.clone()),

@@ -16,18 +16,24 @@ use crate::job::{Caller, JobRequest};
 pub struct RawBody {
     pub content_type: String,
     pub bytes: Bytes,
+    /// A `Link` header: the next page of a list (`<url>; rel="next"`).
+    pub link: Option<String>,
 }
 
 impl RawBody {
     /// A JSON body.
     pub fn json(bytes: impl Into<Bytes>) -> Self {
-        Self { content_type: "application/json".into(), bytes: bytes.into() }
+        Self { content_type: "application/json".into(), bytes: bytes.into(), link: None }
     }
 }
 
 impl IntoResponse for RawBody {
     fn into_response(self) -> Response {
-        ([(header::CONTENT_TYPE, self.content_type)], self.bytes).into_response()
+        let mut response = ([(header::CONTENT_TYPE, self.content_type)], self.bytes).into_response();
+        if let Some(link) = self.link.and_then(|l| header::HeaderValue::from_str(&l).ok()) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+        response
     }
 }
 

@@ -85,6 +85,46 @@ pub struct ListFilter {
     pub timestamp_ms: i64,
     pub sort_by: SortBy,
     pub ascending: bool,
+    /// Only jobs after this one in the sort order: the last of the previous page.
+    pub after: Option<PageToken>,
+}
+
+/// Where a page of jobs ends: the sort key (a missing timestamp counts as 0) and the id of its
+/// last job. Written as `<key>.<id>` in `page_token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    pub key: i64,
+    pub id: String,
+}
+
+impl PageToken {
+    /// The token of `job`'s place in a list sorted by `sort_by`.
+    pub fn of(job: &JobRecord, sort_by: SortBy) -> Self {
+        let (created_ms, started_ms) = job.state.created_and_started(0);
+        let key = match (sort_by, &job.state) {
+            (SortBy::Created, _) => created_ms,
+            (SortBy::Started, JobState::Queued { .. }) => 0,
+            (SortBy::Started, _) => started_ms,
+            (SortBy::Ended, JobState::Completed { ended_ms, .. } | JobState::Failed { ended_ms, .. }) => *ended_ms,
+            (SortBy::Ended, _) => 0,
+        };
+        Self { key, id: job.id.clone() }
+    }
+}
+
+impl std::fmt::Display for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.key, self.id)
+    }
+}
+
+impl std::str::FromStr for PageToken {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (key, id) = s.split_once('.').ok_or(())?;
+        let id_ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        Ok(Self { key: key.parse().map_err(|_| ())?, id: id_ok.then(|| id.to_owned()).ok_or(())? })
+    }
 }
 
 /// Durable job storage.

@@ -203,10 +203,14 @@ impl Store for SqliteStore {
         };
         let column = match filter.sort_by {
             SortBy::Created => "created_ms",
-            SortBy::Started => "started_ms",
-            SortBy::Ended => "ended_ms",
+            SortBy::Started => "COALESCE(started_ms, 0)",
+            SortBy::Ended => "COALESCE(ended_ms, 0)",
         };
-        let direction = if filter.ascending { "ASC" } else { "DESC" };
+        let (direction, beyond) = if filter.ascending { ("ASC", ">") } else { ("DESC", "<") };
+        if let Some(after) = &filter.after {
+            sql.push(format!(" AND ({column}, id) {beyond} ("));
+            sql.push_bind(after.key).push(", ").push_bind(after.id.clone()).push(")");
+        }
         sql.push(format!(" ORDER BY {column} {direction}, id {direction} LIMIT ")).push_bind(filter.limit);
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter().map(record).collect()
@@ -314,11 +318,11 @@ mod tests {
         let claim = IdempotencyClaim { scope: "s".into(), key: "k".into(), request_hash: "h".into() };
         let job = NewJob {
             id: "job-1".into(),
+            owner: "no-key".into(),
             request: json!({"text": ["hi"]}),
             created_ms: crate::job::now_ms(),
             callback_url: None,
             files: vec![],
-            owner: "no-key".into(),
             api_key_sealed: None,
             idempotency: Some(claim),
         };

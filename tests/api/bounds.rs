@@ -1,5 +1,5 @@
-//! Bounded by design: jobs that belong to their caller; secrets scrubbed from what upstream
-//! says.
+//! Bounded by design: paged lists; jobs that belong to their caller; secrets scrubbed from what
+//! upstream says.
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -7,6 +7,53 @@ use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::{captured_logs, spawn_batch_app, spawn_local_app, status_and_json};
+
+#[tokio::test]
+async fn lists_are_capped_paged_and_show_a_bounded_preview_of_each_request() {
+    let app = spawn_local_app(|_| {}).await;
+    // Four jobs of 800 KB of text each: listed whole, they would be 3.2 MB.
+    let text = "Long text. ".repeat(200 * 1024 / 11);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(app.start_v0(&json!({"text": [text, text, text, text], "models": {"face": {}}})).await);
+    }
+    let response = app.get("/v0/batch/jobs").await;
+    assert!(response.headers().get("link").is_none(), "everything fits one page");
+    let body = response.text().await.unwrap();
+    assert!(body.len() < 32 * 1024, "the list of 4 large jobs is {} bytes", body.len());
+    let jobs: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(jobs.len(), 4);
+    let shown = jobs[0]["request"]["text"][0].as_str().unwrap();
+    assert!(shown.ends_with('…') && shown.chars().count() <= 200, "{shown}");
+    assert_eq!(jobs[0]["request"]["text"].as_array().unwrap().len(), 4, "v0's shape is kept");
+
+    // Pages of two, newest first, linked by `Link: <...>; rel="next"`.
+    let mut seen = Vec::new();
+    let mut next = Some("/v0/batch/jobs?limit=2".to_owned());
+    while let Some(path) = next.take() {
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), 200);
+        next = response.headers().get("link").map(|l| {
+            let l = l.to_str().unwrap();
+            assert!(l.ends_with("; rel=\"next\""), "{l}");
+            l[1..l.find('>').unwrap()].to_owned()
+        });
+        let page: Vec<Value> = response.json().await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|j| j["job_id"].as_str().unwrap().to_owned()));
+        assert!(seen.len() <= 4, "paging ends");
+    }
+    let unpaged: Vec<&str> = jobs.iter().map(|j| j["job_id"].as_str().unwrap()).collect();
+    assert_eq!(seen, unpaged, "every job once, in the list's order");
+    ids.sort();
+    seen.sort();
+    assert_eq!(seen, ids);
+    // A limit over the cap is lowered, not refused (v0 clients may ask for more).
+    let (status, all) = status_and_json(app.get("/v0/batch/jobs?limit=5000").await).await;
+    assert_eq!((status, all.as_array().map(Vec::len)), (200, Some(4)));
+    let (status, body) = status_and_json(app.get("/v0/batch/jobs?page_token=nonsense").await).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("page_token")));
+}
 
 #[tokio::test]
 async fn a_caller_never_sees_another_callers_job() {
