@@ -1,13 +1,16 @@
 //! Every setting of the server, as a clap flag with an environment fallback.
 //!
 //! Nothing else reads the environment. Secrets are wrapped in [`Secret`] so that `Debug`,
-//! `--help` and logs never show them.
+//! `--help` and logs never show them, and [`Config::scrubber`] removes them from any text that
+//! may echo one (`crate::secrets`).
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
 use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
+
+use crate::secrets::Scrubber;
 
 /// Where jobs run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,6 +197,12 @@ impl Config {
     /// How many jobs the local engine runs at once.
     pub fn workers(&self) -> usize {
         self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
+    }
+
+    /// The scrubber of the server's own secrets (the caller's key is added where it is known).
+    pub fn scrubber(&self) -> Scrubber {
+        let secrets = [&self.hume_api_key, &self.token, &self.callback_secret, &self.secret_key];
+        Scrubber::new(secrets.into_iter().flatten().map(Secret::expose))
     }
 
     /// The configuration with no flags given (environment variables still apply), for tests and tools.

@@ -21,6 +21,7 @@ pub mod media;
 pub mod models;
 pub mod predictions;
 pub mod sealed;
+pub mod secrets;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

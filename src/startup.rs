@@ -106,8 +106,10 @@ async fn engine_backend(
                 config.max_queue_wait(),
             ));
             let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
-            let client = UpstreamClient::new(config.hume_api_base_url.clone(), timeout, limiter, policy.clone())
-                .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
+            let scrubber = Arc::new(config.scrubber());
+            let client =
+                UpstreamClient::new(config.hume_api_base_url.clone(), timeout, limiter, policy.clone(), scrubber)
+                    .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
             let client = Arc::new(HumeV1Client::new(client));
             let face = Arc::new(HumeFace::new(client.clone()));
             let voice = Arc::new(HumeVoice::new(client));
@@ -148,8 +150,17 @@ async fn engine_backend(
         store: store.clone(),
     });
     let job_deadline = Duration::from_secs_f64(config.job_deadline_secs);
-    let engine =
-        Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer, job_deadline });
+    let scrubber = Arc::new(config.scrubber());
+    let engine = Arc::new(Engine {
+        fetcher,
+        media,
+        analyzers,
+        transcriber,
+        store: store.clone(),
+        sealer,
+        job_deadline,
+        scrubber,
+    });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
     Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer, components)), store))
@@ -229,8 +240,10 @@ impl Application {
                     config.max_queue_wait(),
                 ));
                 let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
-                let client = UpstreamClient::new(config.hume_batch_base_url.clone(), timeout, limiter, policy)
-                    .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
+                let scrubber = Arc::new(config.scrubber());
+                let client =
+                    UpstreamClient::new(config.hume_batch_base_url.clone(), timeout, limiter, policy, scrubber)
+                        .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
                 let client = HumeV0Client::new(client);
                 (Arc::new(BatchBackend::new(Arc::new(client))), Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)))
             }

@@ -23,7 +23,11 @@ impl BatchBackend {
 
     async fn read(&self, caller: &Caller, path: &str, query: &[(String, String)]) -> Result<RawBody, ApiError> {
         let RawResponse { content_type, body } = self.client.get(caller.require_api_key()?, path, query).await?;
-        Ok(RawBody { content_type: content_type.unwrap_or_else(|| "application/json".into()), body: body.into() })
+        Ok(RawBody {
+            content_type: content_type.unwrap_or_else(|| "application/json".into()),
+            body: body.into(),
+            link: None,
+        })
     }
 }
 

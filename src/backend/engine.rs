@@ -5,6 +5,11 @@
 //! background. Reads are answered from the database in v0's shapes. On `hume`, the caller's key
 //! is required at intake and stored sealed with the job, so its workers use the caller's key
 //! also after a restart.
+//!
+//! A job belongs to its caller (`crate::job::Owner`): only that caller lists, reads or downloads
+//! it; to anyone else it does not exist (404). Lists are paged: at most [`MAX_LIST_LIMIT`] jobs
+//! and [`MAX_LIST_BYTES`] per answer, each job's request shown as a bounded preview, the next
+//! page linked in a `Link` header.
 
 use std::io::{Seek, SeekFrom};
 use std::sync::Arc;
@@ -18,11 +23,11 @@ use crate::engine::worker::WorkerPool;
 use crate::error::{ApiError, FieldError};
 use crate::job::now_ms;
 use crate::job::request::InferenceRequest;
-use crate::job::state::{job_json, request_echo, JobState};
+use crate::job::state::{job_json, request_echo, request_preview, JobState};
 use crate::job::{Caller, JobRequest};
 use crate::predictions::artifacts::write_zip;
 use crate::sealed::Sealer;
-use crate::store::{predictions_json, JobRecord, ListFilter, NewJob, SortBy, Store};
+use crate::store::{predictions_json, JobRecord, ListFilter, NewJob, PageToken, SortBy, Store};
 
 /// Jobs run here, by the engine's workers.
 pub struct EngineBackend {
@@ -49,8 +54,14 @@ impl EngineBackend {
         Self { store, workers, key_sealer, _data_dir_lock: data_dir_lock, components }
     }
 
-    async fn ended_job(&self, id: &str) -> Result<JobRecord, ApiError> {
-        let job = self.store.get(id).await?.ok_or_else(|| not_found(id))?;
+    /// The caller's job `id`: another caller's job is "not found", as on Hume.
+    async fn owned_job(&self, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+        let job = self.store.get(id).await?.filter(|job| job.owner == caller.owner().as_str());
+        job.ok_or_else(|| not_found(id))
+    }
+
+    async fn ended_job(&self, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+        let job = self.owned_job(caller, id).await?;
         match job.state {
             JobState::Completed { .. } | JobState::Failed { .. } => Ok(job),
             ref state => Err(ApiError::BadRequest {
@@ -85,6 +96,7 @@ impl Backend for EngineBackend {
             .collect();
         let new = NewJob {
             id: id.clone(),
+            owner: caller.owner().as_str().to_owned(),
             request: request_echo(&request, files),
             created_ms: now_ms(),
             callback_url: request.callback_url.clone(),
@@ -97,25 +109,27 @@ impl Backend for EngineBackend {
         Ok(id)
     }
 
-    async fn list_jobs(&self, _caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError> {
-        let filter = list_filter(query)?;
-        let jobs: Vec<Value> =
-            self.store.list(&filter).await?.iter().map(|j| job_json(&j.id, &j.request, &j.state)).collect();
-        Ok(RawBody::json(Value::Array(jobs).to_string()))
+    async fn list_jobs(&self, caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError> {
+        let filter = ListFilter { owner: caller.owner().as_str().to_owned(), ..list_filter(query)? };
+        // One more than the page tells whether there is a next one.
+        let jobs = self.store.list(&ListFilter { limit: filter.limit + 1, ..filter.clone() }).await?;
+        let (body, kept) = list_page(&jobs, filter.limit as usize);
+        let link = (kept < jobs.len()).then(|| next_page_link(query, &PageToken::of(&jobs[kept - 1], filter.sort_by)));
+        Ok(RawBody { link, ..RawBody::json(body) })
     }
 
-    async fn job(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
-        let job = self.store.get(id).await?.ok_or_else(|| not_found(id))?;
+    async fn job(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+        let job = self.owned_job(caller, id).await?;
         Ok(RawBody::json(job_json(&job.id, &job.request, &job.state).to_string()))
     }
 
-    async fn predictions(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
-        let job = self.ended_job(id).await?;
+    async fn predictions(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+        let job = self.ended_job(caller, id).await?;
         Ok(RawBody::stream("application/json", predictions_json(self.store.clone(), job.id)))
     }
 
-    async fn artifacts(&self, _caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
-        let job = self.ended_job(id).await?;
+    async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+        let job = self.ended_job(caller, id).await?;
         let zip = write_artifacts(self.store.clone(), job.id).await?;
         let file = tokio::fs::File::from_std(zip);
         Ok(RawBody::stream("application/octet-stream", tokio_util::io::ReaderStream::new(file)))
@@ -137,9 +151,45 @@ impl Backend for EngineBackend {
     }
 }
 
-/// The filters of `GET /v0/batch/jobs`, with v0's defaults (50 jobs, newest first).
+/// Jobs per page of `GET /v0/batch/jobs` at most; a larger `limit` is lowered to it.
+pub const MAX_LIST_LIMIT: i64 = 100;
+
+/// Bytes of one page at most: a page ends early, with a next link, rather than grow past it.
+pub const MAX_LIST_BYTES: usize = 1 << 20;
+
+/// A page of jobs as v0's JSON array, within [`MAX_LIST_BYTES`] (but at least one job), each
+/// with a bounded preview of its request; and how many of `jobs` it holds.
+fn list_page(jobs: &[JobRecord], limit: usize) -> (String, usize) {
+    let mut items: Vec<String> = Vec::new();
+    let mut bytes = 2;
+    for job in jobs.iter().take(limit) {
+        let item = job_json(&job.id, &request_preview(&job.request), &job.state).to_string();
+        if !items.is_empty() && bytes + item.len() + 1 > MAX_LIST_BYTES {
+            break;
+        }
+        bytes += item.len() + 1;
+        items.push(item);
+    }
+    let kept = items.len();
+    (format!("[{}]", items.join(",")), kept)
+}
+
+/// The caller's query with `page_token` moved on to `token`, as a `Link` header.
+fn next_page_link(query: &[(String, String)], token: &PageToken) -> String {
+    let mut next = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in query.iter().filter(|(key, _)| key != "page_token") {
+        next.append_pair(key, value);
+    }
+    next.append_pair("page_token", &token.to_string());
+    format!("</v0/batch/jobs?{}>; rel=\"next\"", next.finish())
+}
+
+/// The filters of `GET /v0/batch/jobs`, with v0's defaults (50 jobs, newest first), for no owner
+/// yet; `page_token` (from a `Link: <...>; rel="next"` answer) continues a list.
 fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
     let mut filter = ListFilter {
+        owner: String::new(),
+        after: None,
         limit: 50,
         statuses: Vec::new(),
         created_after: None,
@@ -153,10 +203,14 @@ fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
         match key.as_str() {
             "limit" => {
                 filter.limit = value
-                    .parse()
+                    .parse::<i64>()
                     .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| invalid("limit", "a whole number from 1 to 1000"))?
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid("limit", "a whole number of at least 1"))?
+                    .min(MAX_LIST_LIMIT)
+            }
+            "page_token" => {
+                filter.after = Some(value.parse().map_err(|()| invalid("page_token", "a token from a Link header"))?)
             }
             "status" => match value.as_str() {
                 "QUEUED" | "IN_PROGRESS" | "COMPLETED" | "FAILED" => filter.statuses.push(value.clone()),

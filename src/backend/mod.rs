@@ -18,12 +18,14 @@ use crate::job::{Caller, JobRequest};
 pub struct RawBody {
     pub content_type: String,
     pub body: Body,
+    /// A `Link` header: the next page of a list (`<url>; rel="next"`).
+    pub link: Option<String>,
 }
 
 impl RawBody {
     /// A JSON body.
     pub fn json(bytes: impl Into<Bytes>) -> Self {
-        Self { content_type: "application/json".into(), body: Body::from(bytes.into()) }
+        Self { content_type: "application/json".into(), body: Body::from(bytes.into()), link: None }
     }
 
     /// A body sent as `stream` yields it.
@@ -31,13 +33,17 @@ impl RawBody {
     where
         E: Into<axum::BoxError>,
     {
-        Self { content_type: content_type.into(), body: Body::from_stream(stream) }
+        Self { content_type: content_type.into(), body: Body::from_stream(stream), link: None }
     }
 }
 
 impl IntoResponse for RawBody {
     fn into_response(self) -> Response {
-        ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response()
+        let mut response = ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response();
+        if let Some(link) = self.link.and_then(|l| header::HeaderValue::from_str(&l).ok()) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+        response
     }
 }
 

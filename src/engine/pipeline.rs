@@ -10,8 +10,9 @@
 //! jobs. The job's deadline ([`Engine::job_deadline`]) covers everything: a source not finished
 //! by then becomes an error of its own and the job ends with the rest.
 //!
-//! One bad source never fails the job: its problem becomes an entry in that source's `errors`.
-//! A job fails only when nothing at all could be measured.
+//! One bad source never fails the job: its problem becomes an entry in that source's `errors`
+//! (scrubbed of every secret before it is stored). A job fails only when nothing at all could be
+//! measured.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use tokio::time::{timeout_at, Instant};
 use url::Url;
 
 use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript};
+use crate::config::Secret;
 use crate::fetch::{FetchedFile, Fetcher};
 use crate::job::models::{Model, ModelSettings};
 use crate::job::now_ms;
@@ -39,6 +41,7 @@ use crate::media::prepare::{Needs, Prepared, Preparer};
 use crate::media::{sniff, MediaKind};
 use crate::predictions::{InferencePrediction, InferenceResults, ModelsPredictions, Source, SourceError, SourceResult};
 use crate::sealed::Sealer;
+use crate::secrets::Scrubber;
 use crate::store::{JobRecord, Store, StoreError};
 
 /// Sources of one job measured at once.
@@ -57,6 +60,8 @@ pub struct Engine {
     pub sealer: Arc<Sealer>,
     /// `HUME_ACTION_JOB_DEADLINE_SECS`: how long one run of a job may take.
     pub job_deadline: Duration,
+    /// Scrubs every stored error of the server's secrets and the job's key.
+    pub scrubber: Arc<Scrubber>,
 }
 
 /// One input of a job.
@@ -251,7 +256,11 @@ impl Run<'_> {
                 }
             }
             tokio::select! {
-                Some((index, result)) = measuring.next(), if !measuring.is_empty() => {
+                Some((index, mut result)) = measuring.next(), if !measuring.is_empty() => {
+                    let job_key: Vec<&str> = self.context.api_key.iter().map(Secret::expose).collect();
+                    for error in &mut result.results.errors {
+                        error.message = self.engine.scrubber.scrub_with(&error.message, &job_key);
+                    }
                     tally.count(&result);
                     let json = serde_json::to_string(&result).expect("predictions serialise");
                     drop(result);

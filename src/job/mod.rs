@@ -7,6 +7,7 @@ pub mod state;
 
 use bytes::Bytes;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::config::Secret;
 use crate::error::ApiError;
@@ -55,7 +56,28 @@ pub struct Caller {
     pub api_key: Option<Secret>,
 }
 
+/// Who a job belongs to on the engine backends: `sha256:<hex>` of the API key it was submitted
+/// with, or `no-key`. Only that caller lists, reads, downloads or is called back about it, as Hume
+/// scoped jobs to the account behind the key; the key itself is never kept for this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner(String);
+
+impl Owner {
+    /// The owner as stored with the job.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Caller {
+    /// The owner of the jobs this caller starts, and the only jobs it may see.
+    pub fn owner(&self) -> Owner {
+        match &self.api_key {
+            Some(key) => Owner(format!("sha256:{}", hex::encode(Sha256::digest(key.expose().as_bytes())))),
+            None => Owner("no-key".to_owned()),
+        }
+    }
+
     /// The API key, or the error that says both ways to give one.
     pub fn require_api_key(&self) -> Result<&Secret, ApiError> {
         self.api_key.as_ref().ok_or(ApiError::MissingApiKey)

@@ -97,6 +97,33 @@ pub fn request_echo(request: &InferenceRequest, files: Vec<Value>) -> Value {
     echo
 }
 
+/// Characters of each text item a listed job's request shows.
+pub const PREVIEW_TEXT_CHARS: usize = 200;
+
+/// Characters of each URL a listed job's request shows.
+pub const PREVIEW_URL_CHARS: usize = 2_000;
+
+/// The request echo as a list shows it: v0's shape, with each text item and URL cut short (an
+/// ellipsis marks the cut), so a page of jobs stays small whatever the jobs hold.
+pub fn request_preview(request: &Value) -> Value {
+    let mut preview = request.clone();
+    for (key, max) in [("text", PREVIEW_TEXT_CHARS), ("urls", PREVIEW_URL_CHARS)] {
+        if let Some(items) = preview.get_mut(key).and_then(Value::as_array_mut) {
+            for item in items.iter_mut() {
+                if let Some(cut) = item.as_str().filter(|s| s.chars().count() > max).map(|s| cut_chars(s, max)) {
+                    *item = Value::String(cut);
+                }
+            }
+        }
+    }
+    preview
+}
+
+fn cut_chars(s: &str, max: usize) -> String {
+    let end = s.char_indices().nth(max.saturating_sub(1)).map_or(s.len(), |(i, _)| i);
+    format!("{}…", &s[..end])
+}
+
 /// The v0 job object.
 pub fn job_json(id: &str, request: &Value, state: &JobState) -> Value {
     json!({"type": "INFERENCE", "job_id": id, "request": request, "state": state.to_json()})
@@ -123,6 +150,20 @@ mod tests {
         let all = request_echo(&InferenceRequest::parse(json!({"text": ["hi"]}), false).unwrap(), vec![]);
         assert_eq!(all["models"].as_object().unwrap().len(), 6);
         assert_eq!(all["models"]["face"]["fps_pred"], 3);
+    }
+
+    #[test]
+    fn a_preview_cuts_long_texts_and_urls_and_keeps_the_rest() {
+        let long = "é".repeat(PREVIEW_TEXT_CHARS + 50);
+        let request = json!({"text": [long, "short"], "urls": ["https://a.test/x"], "models": {"language": {}}});
+        let preview = request_preview(&request);
+        let cut = preview["text"][0].as_str().unwrap();
+        assert_eq!(cut.chars().count(), PREVIEW_TEXT_CHARS);
+        assert!(cut.ends_with('…'));
+        assert_eq!(
+            (&preview["text"][1], &preview["urls"], &preview["models"]),
+            (&request["text"][1], &request["urls"], &request["models"])
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ impl From<StoreError> for ApiError {
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: String,
+    /// Who the job belongs to (`crate::job::Owner`).
+    pub owner: String,
     /// The v0 request echo.
     pub request: Value,
     pub created_ms: i64,
@@ -60,6 +62,8 @@ pub struct NewJob {
 #[derive(Debug, Clone)]
 pub struct JobRecord {
     pub id: String,
+    /// Who the job belongs to (`crate::job::Owner`).
+    pub owner: String,
     pub request: Value,
     pub state: JobState,
     pub callback_url: Option<String>,
@@ -80,9 +84,10 @@ pub enum SortBy {
     Ended,
 }
 
-/// The filters of `GET /v0/batch/jobs`.
+/// The filters of `GET /v0/batch/jobs`, within one owner's jobs.
 #[derive(Debug, Clone)]
 pub struct ListFilter {
+    pub owner: String,
     pub limit: i64,
     pub statuses: Vec<String>,
     /// `Some(true)`: created after `timestamp_ms`; `Some(false)`: before.
@@ -90,6 +95,46 @@ pub struct ListFilter {
     pub timestamp_ms: i64,
     pub sort_by: SortBy,
     pub ascending: bool,
+    /// Only jobs after this one in the sort order: the last of the previous page.
+    pub after: Option<PageToken>,
+}
+
+/// Where a page of jobs ends: the sort key (a missing timestamp counts as 0) and the id of its
+/// last job. Written as `<key>.<id>` in `page_token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    pub key: i64,
+    pub id: String,
+}
+
+impl PageToken {
+    /// The token of `job`'s place in a list sorted by `sort_by`.
+    pub fn of(job: &JobRecord, sort_by: SortBy) -> Self {
+        let (created_ms, started_ms) = job.state.created_and_started(0);
+        let key = match (sort_by, &job.state) {
+            (SortBy::Created, _) => created_ms,
+            (SortBy::Started, JobState::Queued { .. }) => 0,
+            (SortBy::Started, _) => started_ms,
+            (SortBy::Ended, JobState::Completed { ended_ms, .. } | JobState::Failed { ended_ms, .. }) => *ended_ms,
+            (SortBy::Ended, _) => 0,
+        };
+        Self { key, id: job.id.clone() }
+    }
+}
+
+impl std::fmt::Display for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.key, self.id)
+    }
+}
+
+impl std::str::FromStr for PageToken {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (key, id) = s.split_once('.').ok_or(())?;
+        let id_ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        Ok(Self { key: key.parse().map_err(|_| ())?, id: id_ok.then(|| id.to_owned()).ok_or(())? })
+    }
 }
 
 /// Durable job storage.
@@ -117,7 +162,7 @@ pub trait Store: Send + Sync {
     /// Records a job's end (`Completed` or `Failed`; its results are already stored); drops its
     /// uploads and its sealed key.
     async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError>;
-    /// One job.
+    /// One job (whoever owns it: the caller checks).
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
     /// Jobs matching a filter.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError>;

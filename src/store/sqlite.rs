@@ -29,7 +29,7 @@ pub struct SqliteStore {
 }
 
 const JOB_COLUMNS: &str =
-    "id, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs";
+    "id, owner, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs";
 
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/hume-action.sqlite3` and applies migrations.
@@ -110,6 +110,7 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
     let request: String = row.try_get("request")?;
     Ok(JobRecord {
         id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
         request: serde_json::from_str(&request).map_err(|e| StoreError(e.to_string()))?,
         state,
         callback_url: row.try_get("callback_url")?,
@@ -123,8 +124,9 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
 impl Store for SqliteStore {
     async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO jobs (id, request, status, created_ms, callback_url, callback_state, api_key_sealed) VALUES (?, ?, 'QUEUED', ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed) VALUES (?, ?, ?, 'QUEUED', ?, ?, ?, ?)")
             .bind(&job.id)
+            .bind(&job.owner)
             .bind(job.request.to_string())
             .bind(job.created_ms)
             .bind(&job.callback_url)
@@ -268,7 +270,8 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
-        let mut sql = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+        let mut sql = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE owner = "));
+        sql.push_bind(filter.owner.clone());
         if !filter.statuses.is_empty() {
             sql.push(" AND status IN (");
             let mut list = sql.separated(", ");
@@ -284,10 +287,14 @@ impl Store for SqliteStore {
         };
         let column = match filter.sort_by {
             SortBy::Created => "created_ms",
-            SortBy::Started => "started_ms",
-            SortBy::Ended => "ended_ms",
+            SortBy::Started => "COALESCE(started_ms, 0)",
+            SortBy::Ended => "COALESCE(ended_ms, 0)",
         };
-        let direction = if filter.ascending { "ASC" } else { "DESC" };
+        let (direction, beyond) = if filter.ascending { ("ASC", ">") } else { ("DESC", "<") };
+        if let Some(after) = &filter.after {
+            sql.push(format!(" AND ({column}, id) {beyond} ("));
+            sql.push_bind(after.key).push(", ").push_bind(after.id.clone()).push(")");
+        }
         sql.push(format!(" ORDER BY {column} {direction}, id {direction} LIMIT ")).push_bind(filter.limit);
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter().map(record).collect()
@@ -395,6 +402,7 @@ mod tests {
         let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(SqliteStore::open(dir.path()).await.unwrap());
         let id = "job-r".to_owned();
         let job = NewJob {
+            owner: "no-key".into(),
             id: id.clone(),
             request: json!({"text": ["a", "b", "c"]}),
             created_ms: 0,
@@ -426,6 +434,7 @@ mod tests {
         let claim = IdempotencyClaim { scope: "s".into(), key: "k".into(), request_hash: "h".into() };
         let job = NewJob {
             id: "job-1".into(),
+            owner: "no-key".into(),
             request: json!({"text": ["hi"]}),
             created_ms: crate::job::now_ms(),
             callback_url: None,
@@ -448,6 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
         let job = NewJob {
+            owner: "no-key".into(),
             id: "job-1".into(),
             request: json!({"text": ["hi"]}),
             created_ms: 1,
@@ -484,6 +494,7 @@ mod tests {
         let upload: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         let file = UploadedFile { filename: Some("a.bin".into()), content_type: None, bytes: upload.into() };
         let job = NewJob {
+            owner: "no-key".into(),
             id: "job-1".into(),
             request: json!({}),
             created_ms: 1,

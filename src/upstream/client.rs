@@ -1,5 +1,6 @@
 //! What every call to Hume shares: the per-key rate limit, the retry policy with `Retry-After`,
-//! and error messages that never carry the key. The v0 and v1 clients are thin layers on this.
+//! and error messages scrubbed of every secret (`crate::secrets`) before they are logged, kept
+//! or answered. The v0 and v1 clients are thin layers on this.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use super::limiter::{LimiterKey, RateLimiter};
 use super::retry::{is_transient_status, parse_retry_after, RetryPolicy};
 use super::UpstreamError;
 use crate::config::Secret;
+use crate::secrets::Scrubber;
 
 /// A successful answer, passed on unchanged.
 #[derive(Debug, Clone)]
@@ -75,12 +77,14 @@ impl AttemptError {
     }
 }
 
-/// An HTTP client for one Hume API: its base URL, its rate limiter and the retry policy.
+/// An HTTP client for one Hume API: its base URL, its rate limiter, the retry policy, and the
+/// scrubber every upstream message passes before it is kept, logged or answered.
 pub struct UpstreamClient {
     http: reqwest::Client,
     base_url: Url,
     limiter: Arc<dyn RateLimiter>,
     policy: RetryPolicy,
+    scrubber: Arc<Scrubber>,
 }
 
 impl UpstreamClient {
@@ -90,13 +94,14 @@ impl UpstreamClient {
         timeout: Duration,
         limiter: Arc<dyn RateLimiter>,
         policy: RetryPolicy,
+        scrubber: Arc<Scrubber>,
     ) -> reqwest::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("hume-action/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, base_url, limiter, policy })
+        Ok(Self { http, base_url, limiter, policy, scrubber })
     }
 
     /// One request with retries; `attach` adds the query and body to each attempt's request.
@@ -171,14 +176,15 @@ impl UpstreamClient {
                 self.limiter.pause(&key, wait.min(self.policy.max_retry_after));
             }
         }
-        let message = upstream_message(&body, api_key.expose());
+        let message = upstream_message(&body, &self.scrubber, api_key.expose());
         Err(AttemptError::Status { status, message, retry_after })
     }
 }
 
 /// The upstream's own error message, for the person reading the run log, with v1's `code` and
-/// `request_id` when it gave them (quote the request id to Hume's support); the key never shows.
-pub fn upstream_message(body: &[u8], api_key: &str) -> String {
+/// `request_id` when it gave them (quote the request id to Hume's support), scrubbed of the
+/// server's secrets and of `api_key` in every form (`crate::secrets`).
+pub fn upstream_message(body: &[u8], scrubber: &Scrubber, api_key: &str) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
             let message = ["message", "error", "detail"]
@@ -196,8 +202,9 @@ pub fn upstream_message(body: &[u8], api_key: &str) -> String {
         }
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
-    let text = if api_key.is_empty() { text } else { text.replace(api_key, "[redacted]") };
+    // Cut first, so no part of a secret is left by the cut; then scrub.
     let text: String = text.chars().take(500).collect();
+    let text = scrubber.scrub_with(&text, &[api_key]);
     if text.trim().is_empty() {
         "no message".into()
     } else {
@@ -220,16 +227,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upstream_messages_are_extracted_and_never_carry_the_key() {
-        assert_eq!(upstream_message(br#"{"message":"job not found"}"#, "k"), "job not found");
-        assert_eq!(upstream_message(br#"{"fault":{"faultstring":"Invalid ApiKey"}}"#, "k"), "Invalid ApiKey");
-        assert_eq!(upstream_message(b"bad key sk-123 given", "sk-123"), "bad key [redacted] given");
+    fn upstream_messages_are_extracted_and_never_carry_a_key() {
+        let server = Scrubber::new(["sk-server-key-0001"]);
+        let message = |body: &[u8]| upstream_message(body, &server, "sk-caller-key-0002");
+        assert_eq!(message(br#"{"message":"job not found"}"#), "job not found");
+        assert_eq!(message(br#"{"fault":{"faultstring":"Invalid ApiKey"}}"#), "Invalid ApiKey");
+        assert_eq!(message(b"bad key SK-CALLER-KEY-0002 given"), "bad key [redacted] given");
+        assert_eq!(message(br#"{"message":"server key sk-server-key-0001"}"#), "server key [redacted]");
+        // A key that straddles the 500-character cut leaves no prefix behind.
+        let long = format!("{}sk-caller-key-0002", "x".repeat(490));
+        assert!(!message(long.as_bytes()).contains("sk-calle"));
     }
 
     #[test]
     fn v1_error_bodies_keep_their_code_and_request_id() {
         let body = br#"{"type":"error","code":"config_invalid","message":"unknown field `x`","request_id":"req_1"}"#;
-        assert_eq!(upstream_message(body, "sk-key"), "config_invalid: unknown field `x` (request_id req_1)");
-        assert_eq!(upstream_message(br#"{"message":"Unauthorized"}"#, "sk-key"), "Unauthorized");
+        let none = Scrubber::default();
+        assert_eq!(upstream_message(body, &none, "sk-key"), "config_invalid: unknown field `x` (request_id req_1)");
+        assert_eq!(upstream_message(br#"{"message":"Unauthorized"}"#, &none, "sk-key"), "Unauthorized");
     }
 }

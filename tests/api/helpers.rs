@@ -101,6 +101,16 @@ impl TestApp {
         self.client.get(format!("{}{}", self.address, path)).send().await.unwrap()
     }
 
+    /// GETs a path as the caller with this `X-Hume-Api-Key` (none: the server's key).
+    pub async fn get_as(&self, key: Option<&str>, path: &str) -> reqwest::Response {
+        let request = self.client.get(format!("{}{}", self.address, path));
+        let request = match key {
+            Some(key) => request.header("X-Hume-Api-Key", key),
+            None => request,
+        };
+        request.send().await.unwrap()
+    }
+
     /// Signals shutdown and waits for the server to finish its in-flight calls.
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -170,9 +180,14 @@ async fn spawn_engine_app(backend: BackendKind, tweak: impl FnOnce(&mut Config))
 impl TestApp {
     /// Polls the job until its status is one of `statuses` (bounded), and returns it.
     pub async fn wait_for_job(&self, id: &str, statuses: &[&str]) -> Value {
+        self.wait_for_job_as(None, id, statuses).await
+    }
+
+    /// [`TestApp::wait_for_job`] as the caller with this key (jobs belong to their caller).
+    pub async fn wait_for_job_as(&self, key: Option<&str>, id: &str, statuses: &[&str]) -> Value {
         let mut last = Value::Null;
         for _ in 0..1200 {
-            last = self.get(&format!("/v0/batch/jobs/{id}")).await.json().await.unwrap();
+            last = self.get_as(key, &format!("/v0/batch/jobs/{id}")).await.json().await.unwrap();
             if statuses.iter().any(|s| last["state"]["status"] == *s) {
                 return last;
             }

@@ -283,7 +283,7 @@ async fn the_callers_key_runs_the_job_after_a_restart_sealed_at_rest_and_dropped
     config.model_dir = Some(crate::helpers::model_dir());
     config.allow_private_urls = true;
     let app = crate::helpers::spawn_with(config, upstream, data_dir).await;
-    let job = app.wait_for_job(&id, &["COMPLETED", "FAILED"]).await;
+    let job = app.wait_for_job_as(Some(KEY), &id, &["COMPLETED", "FAILED"]).await;
     assert_eq!(job["state"]["status"], "COMPLETED", "{job}");
     assert!(!job.to_string().contains(KEY));
     let sent = v1.requests();

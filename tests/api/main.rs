@@ -1,6 +1,7 @@
 //! The integration tests: one binary, the app on port 0, Hume faked by wiremock.
 
 mod action;
+mod bounds;
 mod connections;
 mod deadlines;
 mod engine;
