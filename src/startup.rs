@@ -16,6 +16,7 @@ use crate::config::{BackendKind, Config};
 use crate::engine::{callback::Callbacks, pipeline::Engine, worker::WorkerPool};
 use crate::fetch::{FetchConfig, Fetcher};
 use crate::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
+use crate::intake::Intake;
 use crate::media::ffmpeg::{check_tools, Tools};
 use crate::media::prepare::{MediaLimits, Preparer};
 use crate::models::face::DIR_NAME as FACE_DIR_NAME;
@@ -53,7 +54,12 @@ async fn engine_backend(
     let tools = Tools { ffmpeg: config.ffmpeg.clone(), ffprobe: config.ffprobe.clone() };
     let media = Arc::new(Preparer::new(
         tools.clone(),
-        MediaLimits { ffmpeg_timeout: Duration::from_secs_f64(config.ffmpeg_timeout_secs), ..MediaLimits::default() },
+        MediaLimits {
+            ffmpeg_timeout: Duration::from_secs_f64(config.ffmpeg_timeout_secs),
+            // An archive with more files than a whole job may have sources is not expanded.
+            max_archive_members: usize::try_from(config.max_job_sources).unwrap_or(usize::MAX),
+            ..MediaLimits::default()
+        },
     ));
     match (check_tools(&tools).await, config.backend) {
         (Ok(version), _) => tracing::info!(%version, "ffmpeg found"),
@@ -107,25 +113,32 @@ async fn engine_backend(
             (Analyzers::local(language, face), None)
         }
     };
-    let fetcher = Fetcher::new(FetchConfig {
-        allow_private: config.allow_private_urls,
-        max_bytes: config.max_download_bytes,
-        timeout: Duration::from_secs_f64(config.download_timeout_secs),
-        retry: policy.clone(),
-        ..FetchConfig::default()
-    })
-    .map_err(|e| other(&e))?;
+    let fetcher = fetcher(config, &policy)?;
     let callbacks = Arc::new(Callbacks {
         fetcher: fetcher.clone(),
         secret: config.callback_secret.clone(),
         policy,
         store: store.clone(),
     });
+    let budgets = config.budgets();
     let scrubber = Arc::new(config.scrubber());
-    let engine = Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer, scrubber });
+    let engine =
+        Arc::new(Engine { fetcher, media, analyzers, transcriber, store: store.clone(), sealer, budgets, scrubber });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
     Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer)), store))
+}
+
+/// Downloads and callbacks, under the configured address rules.
+fn fetcher(config: &Config, policy: &RetryPolicy) -> Result<Fetcher, StartupError> {
+    Fetcher::new(FetchConfig {
+        allow_private: config.allow_private_urls,
+        max_bytes: config.max_download_bytes,
+        timeout: Duration::from_secs_f64(config.download_timeout_secs),
+        retry: policy.clone(),
+        ..FetchConfig::default()
+    })
+    .map_err(|e| StartupError::Other(e.to_string()))
 }
 
 /// One server per data directory: a second one would re-run the first one's jobs as
@@ -156,6 +169,7 @@ impl Application {
             base_delay: Duration::from_millis(config.retry_base_ms),
             ..RetryPolicy::new(config.max_attempts)
         };
+        let intake = Intake::new(config.budgets());
         let (backend, idempotency_store): (Arc<dyn Backend>, Arc<dyn IdempotencyStore>) = match config.backend {
             BackendKind::HumeBatch => {
                 let limiter: Arc<dyn RateLimiter> = Arc::new(SlidingWindowLimiter::new(
@@ -177,7 +191,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: config.listen, source })?;
-        let app = AppState(Arc::new(App { config, backend, idempotency }));
+        let app = AppState(Arc::new(App { config, backend, idempotency, intake }));
         Ok(Self { listener, app })
     }
 
