@@ -1,15 +1,21 @@
 //! What every job passes before it is accepted, on every backend, so that a refusal is an answer
-//! and not a failure later: the budgets known at intake (`crate::job::budget`): sources (URLs,
-//! text items, uploaded files), bytes per text item and per job, and the language segments those
-//! texts cut into at the requested granularity (by the same segmentation the model uses).
+//! and not a failure later:
+//!
+//! - the budgets known at intake (`crate::job::budget`): sources (URLs, text items, uploaded
+//!   files), bytes per text item and per job, and the language segments those texts cut into at
+//!   the requested granularity (by the same segmentation the model uses);
+//! - `callback_url`, under the same address rules as downloads (`crate::fetch`): scheme, local
+//!   names, and every address the host resolves to, unless private URLs are allowed.
 //!
 //! Budgets only found later (downloaded texts, archive members, media durations, frames) are
 //! enforced by the engine as per-source errors.
 
 use serde::Deserialize;
 use serde_json::Value;
+use url::Url;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
+use crate::fetch::Fetcher;
 use crate::job::budget::{Budgets, Limit, LimitExceeded};
 use crate::job::models::{LanguageSettings, ModelSettings};
 use crate::job::request::InferenceRequest;
@@ -20,21 +26,34 @@ use crate::models::segment::segment_count;
 /// The intake checks, built once from the configuration.
 pub struct Intake {
     budgets: Budgets,
+    /// Vets `callback_url` (it never fetches anything here).
+    fetcher: Fetcher,
 }
 
 impl Intake {
-    /// Checks under `budgets`.
-    pub fn new(budgets: Budgets) -> Self {
-        Self { budgets }
+    /// Checks under `budgets`, with callbacks vetted by `fetcher`'s address rules.
+    pub fn new(budgets: Budgets, fetcher: Fetcher) -> Self {
+        Self { budgets, fetcher }
     }
 
     /// Refuses a job over a budget known now (413 or 422 naming the limit, the value seen and
-    /// the setting).
+    /// the setting) or with a callback that could never be delivered (422 on `callback_url`).
     pub async fn check(&self, job: &JobRequest) -> Result<(), ApiError> {
         let request = InferenceRequest::deserialize(&job.request)
             .map_err(|e| ApiError::internal("a parsed job request no longer parses", e))?;
         check_budgets(&self.budgets, &request, &job.files)?;
+        if let Some(callback) = &request.callback_url {
+            self.check_callback(callback).await?;
+        }
         Ok(())
+    }
+
+    async fn check_callback(&self, callback: &str) -> Result<(), FieldError> {
+        let refused = |reason: String| {
+            FieldError::new("callback_url_refused", "callback_url", format!("callback_url is refused: {reason}."))
+        };
+        let url = Url::parse(callback).map_err(|e| refused(e.to_string()))?;
+        self.fetcher.vet(&url).await.map_err(|e| refused(e.to_string()))
     }
 }
 

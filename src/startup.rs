@@ -129,7 +129,7 @@ async fn engine_backend(
     Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer)), store))
 }
 
-/// Downloads and callbacks, under the configured address rules.
+/// Downloads, callbacks and the intake's callback check, under the configured address rules.
 fn fetcher(config: &Config, policy: &RetryPolicy) -> Result<Fetcher, StartupError> {
     Fetcher::new(FetchConfig {
         allow_private: config.allow_private_urls,
@@ -169,7 +169,7 @@ impl Application {
             base_delay: Duration::from_millis(config.retry_base_ms),
             ..RetryPolicy::new(config.max_attempts)
         };
-        let intake = Intake::new(config.budgets());
+        let intake = Intake::new(config.budgets(), fetcher(&config, &policy)?);
         let (backend, idempotency_store): (Arc<dyn Backend>, Arc<dyn IdempotencyStore>) = match config.backend {
             BackendKind::HumeBatch => {
                 let limiter: Arc<dyn RateLimiter> = Arc::new(SlidingWindowLimiter::new(

@@ -309,6 +309,12 @@ struct VettingResolver {
     inner: Option<Arc<dyn Resolve>>,
 }
 
+impl fmt::Debug for VettingResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VettingResolver").field("guard", &self.guard).finish_non_exhaustive()
+    }
+}
+
 impl Resolve for VettingResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let (guard, host) = (self.guard.clone(), name.as_str().to_owned());
@@ -332,6 +338,7 @@ impl Resolve for VettingResolver {
 pub struct Fetcher {
     client: reqwest::Client,
     guard: Arc<Guard>,
+    resolver: Arc<VettingResolver>,
     max_bytes: u64,
     timeout: Duration,
     retry: RetryPolicy,
@@ -340,6 +347,7 @@ pub struct Fetcher {
 impl Fetcher {
     pub fn new(config: FetchConfig) -> Result<Self, FetchError> {
         let guard = Arc::new(Guard { allow_private: config.allow_private, trusted_hosts: config.trusted_hosts });
+        let resolver = Arc::new(VettingResolver { guard: guard.clone(), inner: config.resolver });
         let hops = guard.clone();
         let policy = redirect::Policy::custom(move |attempt| {
             // `previous` starts with the original URL, so it holds one entry per redirect so far.
@@ -357,19 +365,40 @@ impl Fetcher {
             .user_agent(concat!("hume-action/", env!("CARGO_PKG_VERSION")))
             .redirect(policy)
             .connect_timeout(config.timeout.min(Duration::from_secs(30)))
-            .dns_resolver(Arc::new(VettingResolver { guard: guard.clone(), inner: config.resolver }));
+            .dns_resolver(resolver.clone());
         if !config.allow_private {
             builder = builder.no_proxy();
         }
         let client =
             builder.build().map_err(|e| FetchError::Transport(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client, guard, max_bytes: config.max_bytes, timeout: config.timeout, retry: config.retry })
+        Ok(Self { client, guard, resolver, max_bytes: config.max_bytes, timeout: config.timeout, retry: config.retry })
     }
 
     /// Scheme and literal-address checks, cheap enough to run before accepting a job. Host names
     /// pass here unless they are local by name; their addresses are vetted when connecting.
     pub fn check_url(&self, url: &Url) -> Result<(), FetchError> {
         self.guard.check_url(url)
+    }
+
+    /// Every address rule on `url` without fetching it, for checks at intake (a job's
+    /// `callback_url`): [`Fetcher::check_url`], then, unless private URLs are allowed, the host
+    /// name resolved by the same vetting resolver downloads connect through. A name that does not
+    /// resolve is refused too: a callback to it could never be delivered.
+    pub async fn vet(&self, url: &Url) -> Result<(), FetchError> {
+        self.check_url(url)?;
+        let Some(Host::Domain(host)) = url.host() else { return Ok(()) };
+        if self.guard.trusts(host) {
+            return Ok(());
+        }
+        let name: Name =
+            host.parse().map_err(|_| FetchError::InvalidUrl(format!("`{host}` is not a valid host name")))?;
+        match self.resolver.resolve(name).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match e.downcast::<FetchError>() {
+                Ok(ours) => *ours,
+                Err(other) => FetchError::Transport(format!("`{host}` could not be resolved ({other})")),
+            }),
+        }
     }
 
     /// Downloads `url`, following redirects and retrying transient failures.

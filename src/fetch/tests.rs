@@ -474,3 +474,16 @@ async fn post_json_sends_body_and_headers_once() {
     let flaky = f.post_json(&url(&format!("{}/flaky", server.uri())), body, headers).await;
     assert_eq!(flaky.unwrap(), StatusCode::SERVICE_UNAVAILABLE, "one attempt; the caller decides");
 }
+
+#[tokio::test]
+async fn vetting_a_url_at_intake_resolves_names_like_a_download_would() {
+    let vetting = fetcher(test_dns_config());
+    assert_forbidden(vetting.vet(&url("http://rebind.test/hook")).await, "rebind.test");
+    assert_forbidden(vetting.vet(&url("http://127.0.0.1:9/hook")).await, "127.0.0.1");
+    assert_forbidden(vetting.vet(&url("http://localhost/hook")).await, "localhost");
+    assert!(vetting.vet(&url("http://public.test/hook")).await.is_ok());
+    assert!(matches!(vetting.vet(&url("http://nowhere.test/hook")).await, Err(FetchError::Transport(_))));
+    assert!(matches!(vetting.vet(&url("ftp://public.test/x")).await, Err(FetchError::UnsupportedScheme { .. })));
+    let open = fetcher(FetchConfig { resolver: test_dns_config().resolver, ..config(true) });
+    assert!(open.vet(&url("http://rebind.test/hook")).await.is_ok());
+}

@@ -1,6 +1,6 @@
 //! Bounded by design: every dimension of work has a limit, decided at intake where it can be
 //! (413 or 422 naming the limit, the value seen and the setting) and as a per-source error where
-//! it is found later; body caps; paged lists; jobs that belong to
+//! it is found later; body caps; paged lists; callbacks vetted at intake; jobs that belong to
 //! their caller; secrets scrubbed from what upstream says.
 
 use std::io::Write;
@@ -156,6 +156,29 @@ async fn lists_are_capped_paged_and_show_a_bounded_preview_of_each_request() {
     assert_eq!((status, all.as_array().map(Vec::len)), (200, Some(4)));
     let (status, body) = status_and_json(app.get("/v0/batch/jobs?page_token=nonsense").await).await;
     assert_eq!((status, body["error"]["field"].as_str()), (422, Some("page_token")));
+}
+
+#[tokio::test]
+async fn a_callback_url_the_download_rules_refuse_is_a_422_naming_the_field_on_both_routes() {
+    let app = spawn_local_app(|c| c.allow_private_urls = false).await;
+    for callback in
+        ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://localhost:8080/hook", "ftp://a.test/x"]
+    {
+        let action = app.start(&json!({"urls": "https://a.test/x.mp3", "callback_url": callback})).await;
+        let v0 = post_v0(&app, &json!({"urls": ["https://a.test/x.mp3"], "callback_url": callback})).await;
+        for (status, body) in [status_and_json(action).await, v0] {
+            assert_eq!(status, 422, "{callback}: {body}");
+            assert_eq!(body["error"]["field"], "callback_url", "{callback}: {body}");
+            assert!(
+                ["callback_url_refused", "invalid_url"].contains(&body["error"]["code"].as_str().unwrap()),
+                "{body}"
+            );
+        }
+    }
+    let (_, body) =
+        post_v0(&app, &json!({"urls": ["https://a.test/x.mp3"], "callback_url": "http://127.0.0.1:9/hook"})).await;
+    assert_eq!(body["error"]["code"], "callback_url_refused");
+    assert!(body["error"]["message"].as_str().unwrap().contains("HUME_ACTION_ALLOW_PRIVATE_URLS"), "{body}");
 }
 
 #[tokio::test]
