@@ -101,7 +101,9 @@ async fn timed_prepare(file: &Path, kind: MediaKind, needs: Needs) -> (Duration,
 
 async fn prepare(dir: &Path) {
     let audio = speech(dir, 60);
-    let (took, p) = timed_prepare(&audio, MediaKind::Audio, Needs { audio: true, frames: None }).await;
+    let (took, p) =
+        timed_prepare(&audio, MediaKind::Audio, Needs { audio: true, frames: None, max_secs: None, max_frames: None })
+            .await;
     let secs = p.audio.as_ref().unwrap().duration_secs();
     println!(
         "prepare audio: {secs:.0} s mp3 -> 16 kHz PCM in {:.3} s = {:.0}x real time",
@@ -109,7 +111,12 @@ async fn prepare(dir: &Path) {
         secs / took.as_secs_f64()
     );
     let clip = video(dir, "640x480", false);
-    let (took, p) = timed_prepare(&clip, MediaKind::Video, Needs { audio: true, frames: Some(3.0) }).await;
+    let (took, p) = timed_prepare(
+        &clip,
+        MediaKind::Video,
+        Needs { audio: true, frames: Some(3.0), max_secs: None, max_frames: None },
+    )
+    .await;
     let secs = p.duration_secs.unwrap_or(60.0);
     println!(
         "prepare video: {secs:.0} s 640x480 25 fps -> PCM + {} JPEG frames at 3 fps in {:.3} s = {:.1}x real time",
@@ -122,7 +129,9 @@ async fn prepare(dir: &Path) {
 async fn requests(dir: &Path) {
     // An hour of 16 kHz speech: how many 25 MB requests does it take?
     let clip = speech(dir, 60);
-    let (_, p) = timed_prepare(&clip, MediaKind::Audio, Needs { audio: true, frames: None }).await;
+    let (_, p) =
+        timed_prepare(&clip, MediaKind::Audio, Needs { audio: true, frames: None, max_secs: None, max_frames: None })
+            .await;
     let minute = &p.audio.unwrap().samples;
     let hour: Vec<i16> = minute.iter().copied().cycle().take(minute.len() * 60).collect();
     let chunks = chunk_ranges(&hour, MAX_CHUNK_SAMPLES, SILENCE_SEARCH_SAMPLES);
@@ -134,7 +143,12 @@ async fn requests(dir: &Path) {
     );
     for (size, noise) in [("640x480", false), ("1280x720", true)] {
         let clip = video(dir, size, noise);
-        let (_, p) = timed_prepare(&clip, MediaKind::Video, Needs { audio: false, frames: Some(3.0) }).await;
+        let (_, p) = timed_prepare(
+            &clip,
+            MediaKind::Video,
+            Needs { audio: false, frames: Some(3.0), max_secs: None, max_frames: None },
+        )
+        .await;
         let bytes: usize = p.frames.iter().map(|f| f.jpeg.len()).sum();
         // Ten minutes of such frames, to count requests per minute past the first one's rounding.
         let ten: Vec<_> = p.frames.iter().cycle().take(p.frames.len() * 10).cloned().collect();

@@ -11,6 +11,7 @@ use crate::backend::Backend;
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::idempotency::{Idempotency, IdempotencyKey, Started};
+use crate::intake::Intake;
 use crate::job::{Caller, JobRequest};
 use crate::upstream::LimiterKey;
 
@@ -22,6 +23,8 @@ pub struct App {
     pub backend: Arc<dyn Backend>,
     /// Replays of an `Idempotency-Key` get the first job id back.
     pub idempotency: Arc<Idempotency>,
+    /// The budgets and the callback check every job passes before it is accepted.
+    pub intake: Intake,
 }
 
 /// Cheap-to-clone handle on [`App`], the axum state.
@@ -43,13 +46,14 @@ impl App {
         Caller { api_key: from_header.or_else(|| self.config.hume_api_key.clone()) }
     }
 
-    /// Starts a job on the backend, at most once per idempotency key.
+    /// Starts a job on the backend, at most once per idempotency key, once it passed intake.
     pub async fn start_job(
         &self,
         caller: &Caller,
         key: Option<IdempotencyKey>,
         job: JobRequest,
     ) -> Result<String, ApiError> {
+        self.intake.check(&job).await?;
         let scope = caller
             .api_key
             .as_ref()

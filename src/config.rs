@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::job::budget::Budgets;
 use crate::secrets::Scrubber;
 
 /// Where jobs run.
@@ -168,6 +169,34 @@ pub struct Config {
     #[arg(long, env = "HUME_ACTION_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
 
+    /// Largest `text` item or text file (given, uploaded, downloaded or in an archive), in bytes.
+    #[arg(long, env = "HUME_ACTION_MAX_TEXT_BYTES", default_value_t = Budgets::default().text_item_bytes)]
+    pub max_text_bytes: u64,
+
+    /// Text per job (items, text files and archive members together), in bytes.
+    #[arg(long, env = "HUME_ACTION_MAX_JOB_TEXT_BYTES", default_value_t = Budgets::default().job_text_bytes)]
+    pub max_job_text_bytes: u64,
+
+    /// Segments the language model scores per job, at the requested granularity (text and speech).
+    #[arg(long, env = "HUME_ACTION_MAX_JOB_SEGMENTS", default_value_t = Budgets::default().job_segments)]
+    pub max_job_segments: u64,
+
+    /// Sources per job: URLs, text items and uploaded files, each archive member counted.
+    #[arg(long, env = "HUME_ACTION_MAX_JOB_SOURCES", default_value_t = Budgets::default().job_sources, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_job_sources: u64,
+
+    /// Longest audio or video source, in seconds.
+    #[arg(long, env = "HUME_ACTION_MAX_SOURCE_MEDIA_SECS", default_value_t = Budgets::default().source_media_secs)]
+    pub max_source_media_secs: u64,
+
+    /// Audio and video per job, in seconds.
+    #[arg(long, env = "HUME_ACTION_MAX_JOB_MEDIA_SECS", default_value_t = Budgets::default().job_media_secs)]
+    pub max_job_media_secs: u64,
+
+    /// Video frames and images measured per job.
+    #[arg(long, env = "HUME_ACTION_MAX_JOB_FRAMES", default_value_t = Budgets::default().job_frames)]
+    pub max_job_frames: u64,
+
     /// Log as JSON lines instead of text (filter with `RUST_LOG`).
     #[arg(long, env = "HUME_ACTION_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
@@ -203,6 +232,19 @@ impl Config {
     pub fn scrubber(&self) -> Scrubber {
         let secrets = [&self.hume_api_key, &self.token, &self.callback_secret, &self.secret_key];
         Scrubber::new(secrets.into_iter().flatten().map(Secret::expose))
+    }
+
+    /// The budgets every job is held to.
+    pub fn budgets(&self) -> Budgets {
+        Budgets {
+            text_item_bytes: self.max_text_bytes,
+            job_text_bytes: self.max_job_text_bytes,
+            job_segments: self.max_job_segments,
+            job_sources: self.max_job_sources,
+            source_media_secs: self.max_source_media_secs,
+            job_media_secs: self.max_job_media_secs,
+            job_frames: self.max_job_frames,
+        }
     }
 
     /// The configuration with no flags given (environment variables still apply), for tests and tools.

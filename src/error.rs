@@ -5,6 +5,8 @@
 //!
 //! Which error to use when:
 //! - bad builder or API input that names a field: [`ApiError::Invalid`] with a [`FieldError`];
+//! - input over one of the job budgets (`crate::job::budget`): [`ApiError::OverLimit`], which
+//!   names the limit, the value seen and the setting;
 //! - a body that is not JSON, too large, or of the wrong content type: `crate::http::error`
 //!   converts axum's rejection and picks the status;
 //! - anything from upstream (Hume): [`ApiError::Upstream`], which keeps the upstream status,
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 
+use crate::job::budget::LimitExceeded;
 use crate::upstream::UpstreamError;
 
 /// A problem with one input field, named so a builder can show it next to that field.
@@ -44,6 +47,8 @@ impl FieldError {
 pub enum ApiError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    #[error("{0}")]
+    OverLimit(#[from] LimitExceeded),
     #[error("{message}")]
     BadRequest { status: StatusCode, code: &'static str, message: String },
     #[error("Missing or wrong token: send `Authorization: Bearer <token>` with the token this server was started with (HUME_ACTION_TOKEN).")]
@@ -73,6 +78,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Invalid(_) | Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::OverLimit(e) => StatusCode::from_u16(e.limit.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
             Self::BadRequest { status, .. } => *status,
             Self::Unauthorized | Self::MissingApiKey => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -86,6 +92,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Invalid(e) => e.code,
+            Self::OverLimit(e) => e.limit.code(),
             Self::BadRequest { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::MissingApiKey => "missing_api_key",

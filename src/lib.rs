@@ -4,7 +4,8 @@
 //! `action` (builder input) -> `idempotency` -> `backend` (where the job runs) -> `upstream`
 //! (Hume v0 pass-through) or the durable `engine`, which runs each source through `fetch`,
 //! `media` and the `analyzers` (embedded `models` or Hume v1) into typed `predictions`, kept in
-//! the `store`. `job` holds the domain types everything shares; `startup` wires it together.
+//! the `store`. `intake` holds every job to its budgets before it is accepted; `job` holds the
+//! domain types everything shares; `startup` wires it together.
 
 pub mod action;
 pub mod analyzers;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod fetch;
 pub mod http;
 pub mod idempotency;
+pub mod intake;
 pub mod job;
 pub mod media;
 pub mod models;

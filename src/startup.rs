@@ -22,6 +22,7 @@ use crate::engine::{callback::Callbacks, pipeline::Engine, worker::WorkerPool};
 use crate::fetch::{FetchConfig, Fetcher};
 use crate::http::server::ConnectionLimits;
 use crate::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
+use crate::intake::Intake;
 use crate::media::ffmpeg::{check_tools, Tools};
 use crate::media::prepare::{MediaLimits, Preparer};
 use crate::models::face::DIR_NAME as FACE_DIR_NAME;
@@ -64,7 +65,12 @@ async fn engine_backend(
     let tools = Tools { ffmpeg: config.ffmpeg.clone(), ffprobe: config.ffprobe.clone() };
     let media = Arc::new(Preparer::new(
         tools.clone(),
-        MediaLimits { ffmpeg_timeout: Duration::from_secs_f64(config.ffmpeg_timeout_secs), ..MediaLimits::default() },
+        MediaLimits {
+            ffmpeg_timeout: Duration::from_secs_f64(config.ffmpeg_timeout_secs),
+            // An archive with more files than a whole job may have sources is not expanded.
+            max_archive_members: usize::try_from(config.max_job_sources).unwrap_or(usize::MAX),
+            ..MediaLimits::default()
+        },
     ));
     let mut components = Components::new();
     match (check_tools(&tools).await, config.backend) {
@@ -132,17 +138,8 @@ async fn engine_backend(
             (Analyzers::local(language, face), None)
         }
     };
-    let fetcher = Fetcher::new(FetchConfig {
-        allow_private: config.allow_private_urls,
-        max_bytes: config.max_download_bytes,
-        timeout: Duration::from_secs_f64(config.download_timeout_secs),
-        deadline: Duration::from_secs_f64(config.download_deadline_secs),
-        min_rate: config.min_download_rate,
-        temp_dir: Some(downloads_dir(&config.data_dir)?),
-        retry: policy.clone(),
-        ..FetchConfig::default()
-    })
-    .map_err(|e| other(&e))?;
+    // After the data directory's lock: only the server that owns it empties its downloads.
+    let fetcher = fetcher(config, &policy, Some(downloads_dir(&config.data_dir)?))?;
     let callbacks = Arc::new(Callbacks {
         fetcher: fetcher.clone(),
         secret: config.callback_secret.clone(),
@@ -150,6 +147,7 @@ async fn engine_backend(
         store: store.clone(),
     });
     let job_deadline = Duration::from_secs_f64(config.job_deadline_secs);
+    let budgets = config.budgets();
     let scrubber = Arc::new(config.scrubber());
     let engine = Arc::new(Engine {
         fetcher,
@@ -159,6 +157,7 @@ async fn engine_backend(
         store: store.clone(),
         sealer,
         job_deadline,
+        budgets,
         scrubber,
     });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
@@ -176,6 +175,26 @@ fn downloads_dir(data_dir: &std::path::Path) -> Result<std::path::PathBuf, Start
     }
     std::fs::create_dir_all(&dir).map_err(other)?;
     Ok(dir)
+}
+
+/// Downloads, callbacks and the intake's callback check, under the configured address rules.
+/// `downloads`: where downloads wait to be measured (the engine's; the intake downloads nothing).
+fn fetcher(
+    config: &Config,
+    policy: &RetryPolicy,
+    downloads: Option<std::path::PathBuf>,
+) -> Result<Fetcher, StartupError> {
+    Fetcher::new(FetchConfig {
+        allow_private: config.allow_private_urls,
+        max_bytes: config.max_download_bytes,
+        timeout: Duration::from_secs_f64(config.download_timeout_secs),
+        deadline: Duration::from_secs_f64(config.download_deadline_secs),
+        min_rate: config.min_download_rate,
+        temp_dir: downloads,
+        retry: policy.clone(),
+        ..FetchConfig::default()
+    })
+    .map_err(|e| StartupError::Other(e.to_string()))
 }
 
 /// One server per data directory: a second one would re-run the first one's jobs as
@@ -232,6 +251,7 @@ impl Application {
             base_delay: Duration::from_millis(config.retry_base_ms),
             ..RetryPolicy::new(config.max_attempts)
         };
+        let intake = Intake::new(config.budgets(), fetcher(&config, &policy, None)?);
         let (backend, idempotency_store): (Arc<dyn Backend>, Arc<dyn IdempotencyStore>) = match config.backend {
             BackendKind::HumeBatch => {
                 let limiter: Arc<dyn RateLimiter> = Arc::new(SlidingWindowLimiter::new(
@@ -254,7 +274,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: config.listen, source })?;
-        let app = AppState(Arc::new(App { config, backend, idempotency }));
+        let app = AppState(Arc::new(App { config, backend, idempotency, intake }));
         Ok(Self { listener, app, limits })
     }
 

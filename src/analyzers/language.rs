@@ -10,9 +10,6 @@ use crate::models::language::{LanguageModel, EXPRESSIONS, SENTIMENT, TOXICITY};
 use crate::models::segment::segment;
 use crate::predictions::{LanguagePrediction, ModelOutput, ModelsPredictions, PositionInterval, Score};
 
-/// Segments scored per file at the most; the rest are reported as skipped.
-pub const MAX_SEGMENTS: usize = 5_000;
-
 /// The embedded language model as an analyzer.
 pub struct LanguageAnalyzer {
     model: Arc<LanguageModel>,
@@ -26,14 +23,8 @@ impl LanguageAnalyzer {
 
     /// Scores `text` at the settings' granularity; no segments, no predictions.
     pub async fn score_text(&self, text: &str, settings: &LanguageSettings) -> Result<Vec<LanguagePrediction>, String> {
+        // The job's segment budget (HUME_ACTION_MAX_JOB_SEGMENTS) was taken before this runs.
         let segments = segment(text, &settings.granularity);
-        if segments.len() > MAX_SEGMENTS {
-            return Err(format!(
-                "{} segments at granularity {}; at most {MAX_SEGMENTS} are scored per file. Send shorter texts or a coarser granularity.",
-                segments.len(),
-                settings.granularity
-            ));
-        }
         if segments.is_empty() {
             return Ok(Vec::new());
         }

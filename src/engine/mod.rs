@@ -7,9 +7,11 @@
 //! - `crate::fetch`: the SSRF-safe download of a URL;
 //! - `crate::media`: what a file is, archives, and ffmpeg preparation (PCM audio, JPEG frames);
 //! - `crate::analyzers`: one analyzer per model, on the runner the configuration chose;
+//! - [`budget`]: what a job's sources have used of its budgets, shared while they run;
 //! - [`worker`]: claiming, recovery after a stop, storing the end state;
 //! - [`callback`]: telling `callback_url` that the job ended.
 
+pub mod budget;
 pub mod callback;
 pub mod pipeline;
 pub mod worker;

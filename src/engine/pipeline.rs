@@ -12,7 +12,7 @@
 //!
 //! One bad source never fails the job: its problem becomes an entry in that source's `errors`
 //! (scrubbed of every secret before it is stored). A job fails only when nothing at all could be
-//! measured.
+//! measured. The job's budgets found while it runs (`super::budget`) are taken source by source.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,17 +28,21 @@ use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 use url::Url;
 
+use super::budget::JobBudget;
 use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript};
 use crate::config::Secret;
 use crate::fetch::{FetchedFile, Fetcher};
+use crate::job::budget::{Budgets, Limit, LimitExceeded};
 use crate::job::models::{Model, ModelSettings};
 use crate::job::now_ms;
 use crate::job::state::JobState;
 use crate::job::UploadedFile;
 use crate::media::archive::expand_archive_async;
 use crate::media::audio::Pcm;
+use crate::media::error::MediaError;
 use crate::media::prepare::{Needs, Prepared, Preparer};
 use crate::media::{sniff, MediaKind};
+use crate::models::segment::segment_count;
 use crate::predictions::{InferencePrediction, InferenceResults, ModelsPredictions, Source, SourceError, SourceResult};
 use crate::sealed::Sealer;
 use crate::secrets::Scrubber;
@@ -60,6 +64,8 @@ pub struct Engine {
     pub sealer: Arc<Sealer>,
     /// `HUME_ACTION_JOB_DEADLINE_SECS`: how long one run of a job may take.
     pub job_deadline: Duration,
+    /// The per-job and per-source budgets found while a job runs.
+    pub budgets: Budgets,
     /// Scrubs every stored error of the server's secrets and the job's key.
     pub scrubber: Arc<Scrubber>,
 }
@@ -100,6 +106,8 @@ struct Run<'a> {
     /// `None`: transcription off (v0's `"transcription": null`); `Some(language)`: on, with the
     /// language forced when given.
     transcription: Option<Option<String>>,
+    /// What the job's sources have used of its budgets so far.
+    budget: JobBudget,
 }
 
 /// A file's outcome: its prediction (when anything was measured) and its errors.
@@ -114,10 +122,20 @@ impl Measured {
         Self { predictions: vec![], errors: vec![SourceError { file: file.to_owned(), message: message.into() }] }
     }
 
+    fn over(file: &str, what: &str, limit: LimitExceeded) -> Self {
+        Self { predictions: vec![], errors: vec![over_budget(file, what, &limit)] }
+    }
+
     fn extend(&mut self, other: Measured) {
         self.predictions.extend(other.predictions);
         self.errors.extend(other.errors);
     }
+}
+
+/// A source's error for a budget found while the job runs: the limit's code, what was left out,
+/// and the limit, the value seen and the setting.
+fn over_budget(file: &str, what: &str, limit: &LimitExceeded) -> SourceError {
+    SourceError { file: file.to_owned(), message: format!("{}: {what} {limit}", limit.limit.code()) }
 }
 
 impl Engine {
@@ -151,6 +169,7 @@ impl Engine {
                 Some(Value::Null) => None,
                 other => Some(other.and_then(|t| t["language"].as_str()).map(str::to_owned)),
             },
+            budget: JobBudget::new(self.budgets, inputs.len() as u64),
         };
         let tally = run.all(inputs, measuring_slots, &job.id).await?;
         let ended_ms = now_ms();
@@ -308,13 +327,36 @@ impl Run<'_> {
         let limits = self.engine.media.limits().clone();
         let members = match expand_archive_async(file.to_owned(), bytes, limits).await {
             Ok(members) => members,
+            Err(MediaError::ArchiveTooManyMembers { max, .. }) => {
+                let seen = self.budget.used(Limit::JobSources) + max as u64;
+                let limit = LimitExceeded::new(Limit::JobSources, self.budget.budgets().job_sources, seen, file);
+                return Measured::over(
+                    file,
+                    &format!("{file} holds more than {max} files and was not expanded."),
+                    limit.at_least(),
+                );
+            }
             Err(e) => return Measured::error(file, e.to_string()),
         };
         if members.is_empty() {
             return Measured::error(file, format!("{file} holds no files to measure."));
         }
         let mut measured = Measured::default();
-        for member in members {
+        // The archive was counted as one source at intake: that is its first member.
+        let (granted, over) = self.budget.take_up_to(Limit::JobSources, members.len() as u64 - 1, file);
+        let kept = granted as usize + 1;
+        if let Some(limit) = over {
+            let skipped: Vec<&str> = members[kept..].iter().map(|m| m.name.as_str()).collect();
+            let what = format!(
+                "{} of the {} files in {file} were not measured ({}{}).",
+                skipped.len(),
+                members.len(),
+                skipped.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+                if skipped.len() > 5 { ", …" } else { "" }
+            );
+            measured.errors.push(over_budget(file, &what, &limit));
+        }
+        for member in members.into_iter().take(kept) {
             let kind = sniff(&member.bytes, None, Some(&member.name));
             measured.extend(if kind == MediaKind::Archive {
                 Measured::error(
@@ -331,32 +373,44 @@ impl Run<'_> {
         measured
     }
 
-    /// One file: prepared once, then every selected model that applies, on its runner.
+    /// One file: prepared once, then every selected model that applies, on its runner, within
+    /// the job's budgets.
     async fn file(&self, file: &str, kind: MediaKind, bytes: Bytes) -> Measured {
         if kind == MediaKind::Unknown {
             return Measured::error(file, "Could not tell what kind of file this is (text, audio, video or image); check the URL serves the media itself, not a web page.");
         }
         let mut measured = Measured::default();
+        // Models the budgets keep from this file (their error is already in `measured`).
+        let mut blocked: Vec<Model> = Vec::new();
+        let text = (kind == MediaKind::Text).then(|| String::from_utf8_lossy(&bytes).into_owned());
+        if let Some(text) = &text {
+            if let Err(limit) = self.take_text(file, text) {
+                return Measured::over(file, &format!("{file} was not measured."), limit);
+            }
+        }
         let prepared = match kind {
             MediaKind::Text => None,
-            _ => match self.prepare(file, kind, &bytes).await {
+            _ => match self.prepare(file, kind, &bytes, &mut measured.errors, &mut blocked).await {
                 Ok(prepared) => prepared,
-                Err(message) => return Measured::error(file, message),
+                Err(error) => {
+                    measured.errors.push(error);
+                    return measured;
+                }
             },
         };
         let kind = prepared.as_ref().map_or(kind, |p| p.kind);
-        if prepared.as_ref().is_some_and(|p| p.frames_truncated) {
-            let kept = prepared.as_ref().map_or(0, |p| p.frames.len());
-            measured.errors.push(SourceError {
-                file: file.to_owned(),
-                message: format!("{file} has more frames than one source may have measured; only the first {kept} were measured. Lower models.face.fps_pred or send a shorter video."),
-            });
-        }
-        let text = (kind == MediaKind::Text).then(|| String::from_utf8_lossy(&bytes).into_owned());
         let transcript = match prepared.as_ref().and_then(|p| p.audio.as_ref()) {
             Some(pcm) => self.transcribe(file, pcm, &mut measured.errors).await,
             None => None,
         };
+        if let (Some(transcript), Some(granularity)) = (&transcript, self.language_granularity()) {
+            let segments = segment_count(&transcript.text_and_spans().0, granularity) as u64;
+            if let Err(limit) = self.budget.take(Limit::JobSegments, segments, file) {
+                let what = format!("What was said in {file} was not scored by the language model.");
+                measured.errors.push(over_budget(file, &what, &limit));
+                blocked.push(Model::Language);
+            }
+        }
         let subject =
             Subject { file, text: text.as_deref(), media: prepared.as_ref(), transcript: transcript.as_ref() };
         let selected = self.settings.selected();
@@ -368,6 +422,7 @@ impl Run<'_> {
                 format!("None of the selected models ({}) applies to a {} file.", names.join(", "), kind.as_str()),
             );
         }
+        let applicable: Vec<Model> = applicable.into_iter().filter(|m| !blocked.contains(m)).collect();
         let mut models = ModelsPredictions::default();
         for (analyzer, served) in self.groups(&applicable, &mut measured.errors, file) {
             let task = Task { job: &self.context, subject: &subject, models: &served, settings: &self.settings };
@@ -385,6 +440,23 @@ impl Run<'_> {
             });
         }
         measured
+    }
+
+    /// The language model's granularity, when it runs on this job.
+    fn language_granularity(&self) -> Option<&str> {
+        let runs = matches!(self.engine.analyzers.route(Model::Language), Route::Run(_));
+        self.settings.language.as_ref().filter(|_| runs).map(|l| l.granularity.as_str())
+    }
+
+    /// Takes a text file's bytes and segments from the job's budgets, all or nothing.
+    fn take_text(&self, file: &str, text: &str) -> Result<(), LimitExceeded> {
+        let bytes = text.len() as u64;
+        self.budget.per_source(Limit::TextItemBytes, bytes, file)?;
+        self.budget.take(Limit::JobTextBytes, bytes, file)?;
+        let segments = self.language_granularity().map_or(0, |g| segment_count(text, g) as u64);
+        self.budget.take(Limit::JobSegments, segments, file).inspect_err(|_| {
+            self.budget.give_back(Limit::JobTextBytes, bytes);
+        })
     }
 
     /// The analyzers that serve `models`, each once with the models it serves; a model with no
@@ -431,21 +503,96 @@ impl Run<'_> {
     }
 
     /// Decodes a media file once for every model that will run on it; `None` when none will.
-    async fn prepare(&self, file: &str, kind: MediaKind, bytes: &[u8]) -> Result<Option<Prepared>, String> {
+    /// Its duration and frames are taken from the job's budgets: a source too long is an `Err`;
+    /// frames past the budget are dropped with an error in `errors`, and `blocked` gets `face`
+    /// when none is left.
+    async fn prepare(
+        &self,
+        file: &str,
+        kind: MediaKind,
+        bytes: &[u8],
+        errors: &mut Vec<SourceError>,
+        blocked: &mut Vec<Model>,
+    ) -> Result<Option<Prepared>, SourceError> {
         let runs =
             |model: Model| self.settings.has(model) && matches!(self.engine.analyzers.route(model), Route::Run(_));
         // Only what a model that applies to this kind of file will use (ffprobe may still tell
         // an `.mp4` is audio only).
         let has_sound = matches!(kind, MediaKind::Audio | MediaKind::Video);
         let has_picture = matches!(kind, MediaKind::Image | MediaKind::Video);
+        let mut frames =
+            self.settings.face.as_ref().filter(|_| has_picture && runs(Model::Face)).map(|face| face.fps_pred);
+        let frames_left = self.budget.left(Limit::JobFrames);
+        if frames.is_some() && frames_left == 0 {
+            let seen = self.budget.used(Limit::JobFrames) + 1;
+            let limit = LimitExceeded::new(Limit::JobFrames, self.budget.budgets().job_frames, seen, file).at_least();
+            errors.push(over_budget(file, &format!("The pictures of {file} were not measured."), &limit));
+            blocked.push(Model::Face);
+            frames = None;
+        }
+        let secs_left = self.budget.left(Limit::JobMediaSecs).min(self.budget.budgets().source_media_secs);
         let needs = Needs {
             audio: has_sound && (runs(Model::Prosody) || runs(Model::Burst) || self.wants_transcript()),
-            frames: self.settings.face.as_ref().filter(|_| has_picture && runs(Model::Face)).map(|face| face.fps_pred),
+            frames,
+            max_secs: Some(secs_left as f64),
+            max_frames: Some(usize::try_from(frames_left).unwrap_or(usize::MAX)),
         };
         if !needs.audio && needs.frames.is_none() {
             return Ok(None);
         }
-        self.engine.media.prepare(file, kind, bytes, needs).await.map(Some).map_err(|e| e.to_string())
+        let not_measured = format!("{file} was not measured.");
+        let mut prepared = match self.engine.media.prepare(file, kind, bytes, needs).await {
+            Ok(prepared) => prepared,
+            Err(MediaError::TooLong { duration_secs, .. }) => {
+                let secs = duration_secs.ceil() as u64;
+                let limit = self.budget.per_source(Limit::SourceMediaSecs, secs, file).err().unwrap_or_else(|| {
+                    let (max, used) = (self.budget.budgets().job_media_secs, self.budget.used(Limit::JobMediaSecs));
+                    LimitExceeded::new(Limit::JobMediaSecs, max, used + secs, file)
+                });
+                return Err(over_budget(file, &not_measured, &limit));
+            }
+            Err(e) => return Err(SourceError { file: file.to_owned(), message: e.to_string() }),
+        };
+        if let Some(secs) = prepared.duration_secs.filter(|_| prepared.kind != MediaKind::Image) {
+            let secs = secs.ceil() as u64;
+            let taken = self.budget.per_source(Limit::SourceMediaSecs, secs, file);
+            if let Err(limit) = taken.and_then(|()| self.budget.take(Limit::JobMediaSecs, secs, file)) {
+                return Err(over_budget(file, &not_measured, &limit));
+            }
+        }
+        if needs.frames.is_some() {
+            self.take_frames(file, &mut prepared, frames_left, errors);
+            if prepared.frames.is_empty() && runs(Model::Face) {
+                blocked.push(Model::Face);
+            }
+        }
+        Ok(Some(prepared))
+    }
+
+    /// Takes a prepared file's frames from the job's budget; frames past it (or past the
+    /// per-source cap) are dropped with an error naming the limit.
+    fn take_frames(&self, file: &str, prepared: &mut Prepared, frames_left: u64, errors: &mut Vec<SourceError>) {
+        let count = prepared.frames.len() as u64;
+        let (granted, over) = self.budget.take_up_to(Limit::JobFrames, count, file);
+        let per_source_cap = self.engine.media.limits().max_frames_per_source as u64;
+        let job_cap_hit = prepared.frames_truncated && frames_left < per_source_cap;
+        prepared.frames.truncate(granted as usize);
+        let what = format!("Only the first {granted} frames of {file} were measured.");
+        match over {
+            Some(mut limit) => {
+                limit.at_least |= prepared.frames_truncated;
+                errors.push(over_budget(file, &what, &limit));
+            }
+            None if job_cap_hit => {
+                let (max, used) = (self.budget.budgets().job_frames, self.budget.used(Limit::JobFrames));
+                errors.push(over_budget(file, &what, &LimitExceeded::new(Limit::JobFrames, max, used + 1, file).at_least()));
+            }
+            None if prepared.frames_truncated => errors.push(SourceError {
+                file: file.to_owned(),
+                message: format!("{file} has more frames than one source may have measured; only the first {granted} were measured. Lower models.face.fps_pred or send a shorter video."),
+            }),
+            None => {}
+        }
     }
 }
 

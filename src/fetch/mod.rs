@@ -464,6 +464,12 @@ struct VettingResolver {
     inner: Option<Arc<dyn Resolve>>,
 }
 
+impl fmt::Debug for VettingResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VettingResolver").field("guard", &self.guard).finish_non_exhaustive()
+    }
+}
+
 impl Resolve for VettingResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let (guard, host) = (self.guard.clone(), name.as_str().to_owned());
@@ -487,6 +493,7 @@ impl Resolve for VettingResolver {
 pub struct Fetcher {
     client: reqwest::Client,
     guard: Arc<Guard>,
+    resolver: Arc<VettingResolver>,
     max_bytes: u64,
     timeout: Duration,
     deadline: Duration,
@@ -499,6 +506,7 @@ pub struct Fetcher {
 impl Fetcher {
     pub fn new(config: FetchConfig) -> Result<Self, FetchError> {
         let guard = Arc::new(Guard { allow_private: config.allow_private, trusted_hosts: config.trusted_hosts });
+        let resolver = Arc::new(VettingResolver { guard: guard.clone(), inner: config.resolver });
         let hops = guard.clone();
         let policy = redirect::Policy::custom(move |attempt| {
             // `previous` starts with the original URL, so it holds one entry per redirect so far.
@@ -516,7 +524,7 @@ impl Fetcher {
             .user_agent(concat!("hume-action/", env!("CARGO_PKG_VERSION")))
             .redirect(policy)
             .connect_timeout(config.timeout.min(Duration::from_secs(30)))
-            .dns_resolver(Arc::new(VettingResolver { guard: guard.clone(), inner: config.resolver }));
+            .dns_resolver(resolver.clone());
         if !config.allow_private {
             builder = builder.no_proxy();
         }
@@ -525,6 +533,7 @@ impl Fetcher {
         Ok(Self {
             client,
             guard,
+            resolver,
             max_bytes: config.max_bytes,
             timeout: config.timeout,
             deadline: config.deadline,
@@ -539,6 +548,27 @@ impl Fetcher {
     /// pass here unless they are local by name; their addresses are vetted when connecting.
     pub fn check_url(&self, url: &Url) -> Result<(), FetchError> {
         self.guard.check_url(url)
+    }
+
+    /// Every address rule on `url` without fetching it, for checks at intake (a job's
+    /// `callback_url`): [`Fetcher::check_url`], then, unless private URLs are allowed, the host
+    /// name resolved by the same vetting resolver downloads connect through. A name that does not
+    /// resolve is refused too: a callback to it could never be delivered.
+    pub async fn vet(&self, url: &Url) -> Result<(), FetchError> {
+        self.check_url(url)?;
+        let Some(Host::Domain(host)) = url.host() else { return Ok(()) };
+        if self.guard.trusts(host) {
+            return Ok(());
+        }
+        let name: Name =
+            host.parse().map_err(|_| FetchError::InvalidUrl(format!("`{host}` is not a valid host name")))?;
+        match self.resolver.resolve(name).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match e.downcast::<FetchError>() {
+                Ok(ours) => *ours,
+                Err(other) => FetchError::Transport(format!("`{host}` could not be resolved ({other})")),
+            }),
+        }
     }
 
     /// Downloads `url` into memory, following redirects and retrying transient failures.

@@ -573,3 +573,16 @@ async fn a_download_to_a_file_is_deleted_with_it() {
     drop(fetched);
     assert!(!kept.exists());
 }
+
+#[tokio::test]
+async fn vetting_a_url_at_intake_resolves_names_like_a_download_would() {
+    let vetting = fetcher(test_dns_config());
+    assert_forbidden(vetting.vet(&url("http://rebind.test/hook")).await, "rebind.test");
+    assert_forbidden(vetting.vet(&url("http://127.0.0.1:9/hook")).await, "127.0.0.1");
+    assert_forbidden(vetting.vet(&url("http://localhost/hook")).await, "localhost");
+    assert!(vetting.vet(&url("http://public.test/hook")).await.is_ok());
+    assert!(matches!(vetting.vet(&url("http://nowhere.test/hook")).await, Err(FetchError::Transport(_))));
+    assert!(matches!(vetting.vet(&url("ftp://public.test/x")).await, Err(FetchError::UnsupportedScheme { .. })));
+    let open = fetcher(FetchConfig { resolver: test_dns_config().resolver, ..config(true) });
+    assert!(open.vet(&url("http://rebind.test/hook")).await.is_ok());
+}

@@ -1,6 +1,7 @@
 //! The v0-compatible batch routes (`/v0/batch/jobs...`), served by whichever backend is set:
 //! JSON or multipart in, the job started through idempotency, bodies passed back as they are.
 
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{FromRequest, Multipart, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -10,24 +11,27 @@ use super::action::idempotency_key;
 use crate::app::AppState;
 use crate::backend::RawBody;
 use crate::error::{ApiError, FieldError};
-use crate::http::extract::{JobId, JsonBody};
-use crate::job::request::{InferenceRequest, MAX_FILES};
+use crate::http::extract::{check_declared_length, JobId, JsonBody};
+use crate::job::budget::{Limit, LimitExceeded};
+use crate::job::request::InferenceRequest;
 use crate::job::{JobRequest, UploadedFile};
 
-/// `POST /v0/batch/jobs`, as JSON or as multipart (`json` part plus `file` parts).
+/// `POST /v0/batch/jobs`, as JSON (capped at `HUME_ACTION_MAX_BODY_BYTES`) or as multipart
+/// (`json` part plus `file` parts, capped at `HUME_ACTION_MAX_UPLOAD_BYTES`).
 pub async fn start(State(app): State<AppState>, headers: HeaderMap, request: Request) -> Result<Json<Value>, ApiError> {
-    let is_multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
-    let job = if is_multipart {
-        from_multipart(Multipart::from_request(request, &()).await.map_err(|e| multipart_error(e.status(), e))?).await?
+    let job = if is_multipart(&headers) {
+        from_multipart(request, app.config.max_upload_bytes as u64).await?
     } else {
-        let JsonBody(body) = JsonBody::<Value>::from_request(request, &()).await?;
+        let JsonBody(body) = JsonBody::<Value>::from_request(request, &app).await?;
         JobRequest::new(InferenceRequest::parse(body, false)?.to_value())
     };
     let job_id = app.start_job(&app.caller(&headers), idempotency_key(&headers)?, job).await?;
     Ok(Json(json!({ "job_id": job_id })))
+}
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    content_type.is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
 /// `GET /v0/batch/jobs`.
@@ -60,14 +64,17 @@ pub async fn artifacts(State(app): State<AppState>, headers: HeaderMap, JobId(id
     app.backend.artifacts(&app.caller(&headers), &id).await
 }
 
-async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
+async fn from_multipart(request: Request, max: u64) -> Result<JobRequest, ApiError> {
+    check_declared_length(request.headers(), max, Limit::UploadBytes, "file")?;
+    let read_error = |e: MultipartError| multipart_error(e.status(), e, max);
+    let mut parts = Multipart::from_request(request, &()).await.map_err(|e| multipart_rejection(e, max))?;
     let mut request = Value::Object(Default::default());
     let mut files = Vec::new();
-    while let Some(part) = parts.next_field().await.map_err(|e| multipart_error(e.status(), e))? {
+    while let Some(part) = parts.next_field().await.map_err(read_error)? {
         match part.name().unwrap_or_default() {
             // The `json` part comes as a text field (TS SDK, curl) or as a file part (Python SDK).
             "json" => {
-                let bytes = part.bytes().await.map_err(|e| multipart_error(e.status(), e))?;
+                let bytes = part.bytes().await.map_err(read_error)?;
                 request = serde_json::from_slice(&bytes).map_err(|e| {
                     FieldError::new("invalid_json", "json", format!("The `json` part is not valid JSON: {e}."))
                 })?;
@@ -75,7 +82,7 @@ async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
             "file" => {
                 let filename = part.file_name().map(str::to_owned);
                 let content_type = part.content_type().map(str::to_owned);
-                let bytes = part.bytes().await.map_err(|e| multipart_error(e.status(), e))?;
+                let bytes = part.bytes().await.map_err(read_error)?;
                 files.push(UploadedFile { filename, content_type, bytes });
             }
             _ => {}
@@ -84,13 +91,18 @@ async fn from_multipart(mut parts: Multipart) -> Result<JobRequest, ApiError> {
     if files.is_empty() {
         return Err(FieldError::new("missing_file", "file", "A multipart job needs at least one `file` part.").into());
     }
-    if files.len() > MAX_FILES {
-        return Err(FieldError::new("too_many_files", "file", "At most 100 files per job; split the job.").into());
-    }
     Ok(JobRequest { files, ..JobRequest::new(InferenceRequest::parse(request, true)?.to_value()) })
 }
 
-fn multipart_error(status: StatusCode, detail: impl std::fmt::Display) -> ApiError {
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "invalid_multipart" };
-    ApiError::BadRequest { status, code, message: format!("The multipart body could not be read: {detail}.") }
+fn multipart_rejection(rejection: MultipartRejection, max: u64) -> ApiError {
+    multipart_error(rejection.status(), rejection, max)
+}
+
+/// A multipart body that could not be read; past the upload cap, that limit.
+fn multipart_error(status: StatusCode, detail: impl std::fmt::Display, max: u64) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return LimitExceeded::new(Limit::UploadBytes, max, max + 1, "file").at_least().into();
+    }
+    let message = format!("The multipart body could not be read: {detail}.");
+    ApiError::BadRequest { status, code: "invalid_multipart", message }
 }

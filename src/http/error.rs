@@ -1,5 +1,6 @@
 //! The JSON shape every non-2xx answer has: `{"error": {"code", "message", "field"?, "retryable",
-//! "upstream_status"?, "attempts"?}}`, and `Retry-After` when the wait is known.
+//! "upstream_status"?, "attempts"?, "limit"?}}`, and `Retry-After` when the wait is known. An
+//! answer over a budget carries `limit: {setting, max, seen, at_least, unit}`.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -24,6 +25,18 @@ struct ErrorDetail<'a> {
     upstream_status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<LimitDetail>,
+}
+
+/// The limit an answer is over: its setting, its value and what was seen.
+#[derive(Serialize)]
+struct LimitDetail {
+    setting: &'static str,
+    max: u64,
+    seen: u64,
+    at_least: bool,
+    unit: &'static str,
 }
 
 impl IntoResponse for ApiError {
@@ -36,6 +49,17 @@ impl IntoResponse for ApiError {
         };
         let field = match &self {
             ApiError::Invalid(e) => Some(e.field.as_str()),
+            ApiError::OverLimit(e) => Some(e.field.as_str()),
+            _ => None,
+        };
+        let limit = match &self {
+            ApiError::OverLimit(e) => Some(LimitDetail {
+                setting: e.limit.setting(),
+                max: e.max,
+                seen: e.seen,
+                at_least: e.at_least,
+                unit: e.limit.unit(),
+            }),
             _ => None,
         };
         let body = ErrorBody {
@@ -46,6 +70,7 @@ impl IntoResponse for ApiError {
                 retryable,
                 upstream_status,
                 attempts,
+                limit,
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

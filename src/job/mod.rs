@@ -1,6 +1,7 @@
 //! The domain types of a job, below everything that uses them: what is asked ([`JobRequest`],
 //! the v0 [`request::InferenceRequest`]), what was uploaded, who asked, and the job's state.
 
+pub mod budget;
 pub mod models;
 pub mod request;
 pub mod state;
@@ -13,7 +14,8 @@ use crate::config::Secret;
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyClaim;
 
-/// The most URLs one job takes.
+/// The most URLs the action's `urls` field takes (the manifest's `max_items`); every job is also
+/// held to `HUME_ACTION_MAX_JOB_SOURCES` (`crate::intake`).
 pub const MAX_URLS: usize = 100;
 
 /// Idempotency keys are remembered this long.

@@ -1,16 +1,10 @@
-//! The v0 `InferenceBaseRequest`, as `POST /v0/batch/jobs` takes it, checked at the edge.
+//! The v0 `InferenceBaseRequest`, as `POST /v0/batch/jobs` takes it, checked at the edge (its
+//! size against the job budgets is `crate::intake`'s part).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::MAX_URLS;
 use crate::error::FieldError;
-
-/// The most `text` items one job takes.
-pub const MAX_TEXTS: usize = 100;
-
-/// The most uploaded files one job takes.
-pub const MAX_FILES: usize = 100;
 
 /// Model names v0 knows.
 pub const MODEL_NAMES: [&str; 6] = ["face", "burst", "prosody", "language", "ner", "facemesh"];
@@ -79,20 +73,6 @@ impl InferenceRequest {
                     "callback_url must be an http or https URL.",
                 ));
             }
-        }
-        if request.urls.len() > MAX_URLS {
-            return Err(FieldError::new(
-                "too_many_urls",
-                "urls",
-                format!("At most {MAX_URLS} URLs per job; send an archive or split the job."),
-            ));
-        }
-        if request.text.len() > MAX_TEXTS {
-            return Err(FieldError::new(
-                "too_many_texts",
-                "text",
-                format!("At most {MAX_TEXTS} text items per job; split the job."),
-            ));
         }
         if request.urls.is_empty() && request.text.is_empty() && !has_files {
             return Err(FieldError::new(

@@ -52,6 +52,16 @@ pub enum MediaError {
         /// The limit that was exceeded.
         limit: Duration,
     },
+    /// Audio or video longer than the caller allowed (the job's duration budgets).
+    #[error("{file} lasts {duration_secs:.1} s, longer than the {max_secs:.0} s allowed.")]
+    TooLong {
+        /// The file's name as the caller knows it.
+        file: String,
+        /// Its duration, as probed or decoded.
+        duration_secs: f64,
+        /// The longest allowed.
+        max_secs: f64,
+    },
     /// An image or frame could not be brought under the size limit for the API.
     #[error("{file} could not be made smaller than {max_bytes} bytes as a JPEG: send a smaller picture.")]
     TooLarge {

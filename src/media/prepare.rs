@@ -63,6 +63,12 @@ pub struct Needs {
     /// timestamp; a negative or non-finite value means the default of 3). Images always give their
     /// single frame.
     pub frames: Option<f64>,
+    /// Refuse audio and video longer than this many seconds ([`MediaError::TooLong`]), found
+    /// by the probe before anything is decoded (the job's budgets).
+    pub max_secs: Option<f64>,
+    /// Extract at most this many video frames, below [`MediaLimits::max_frames_per_source`]
+    /// (what is left of the job's budget); [`Prepared::frames_truncated`] says when hit.
+    pub max_frames: Option<usize>,
 }
 
 /// The frame rate used when [`Needs::frames`] holds an unusable value.
@@ -310,6 +316,11 @@ impl Job<'_> {
             frames: Vec::new(),
             frames_truncated: false,
         };
+        if let (Some(max_secs), Some(duration_secs)) = (needs.max_secs, prepared.duration_secs) {
+            if duration_secs > max_secs {
+                return Err(MediaError::TooLong { file: self.file.to_string(), duration_secs, max_secs });
+            }
+        }
         if kind == MediaKind::Image {
             let v = video.expect("images have a picture stream");
             let frame = self.image(bytes, v).await?;
@@ -330,14 +341,20 @@ impl Job<'_> {
                         return Err(MediaError::NoSamples { file: self.file.to_string() });
                     }
                 } else {
-                    prepared.duration_secs = prepared.duration_secs.or(Some(pcm.duration_secs()));
+                    let duration_secs = prepared.duration_secs.unwrap_or(pcm.duration_secs());
+                    if let Some(max_secs) = needs.max_secs.filter(|max| duration_secs > *max) {
+                        return Err(MediaError::TooLong { file: self.file.to_string(), duration_secs, max_secs });
+                    }
+                    prepared.duration_secs = Some(duration_secs);
                     prepared.audio = Some(pcm);
                 }
             }
         }
         if let (Some(fps), Some(v)) = (needs.frames, video) {
             let fps = if fps.is_finite() && fps >= 0.0 { fps } else { DEFAULT_FPS };
-            let (frames, truncated) = self.frames(v, fps, prepared.width.zip(prepared.height)).await?;
+            let cap =
+                needs.max_frames.map_or(limits.max_frames_per_source, |max| max.min(limits.max_frames_per_source));
+            let (frames, truncated) = self.frames(v, fps, cap, prepared.width.zip(prepared.height)).await?;
             prepared.frames = frames;
             prepared.frames_truncated = truncated;
         }
@@ -480,15 +497,16 @@ impl Job<'_> {
         Err(MediaError::TooLarge { file: self.file.to_string(), max_bytes: limits.max_image_bytes })
     }
 
-    /// All frames of video stream `v` in one ffmpeg run: at `fps`, or every frame when `fps` is 0.
+    /// Video stream `v`'s frames in one ffmpeg run: at `fps`, or every frame when `fps` is 0; at
+    /// most `cap` (and whether there were more).
     async fn frames(
         &self,
         v: &StreamInfo,
         fps: f64,
+        cap: usize,
         source: Option<(u32, u32)>,
     ) -> Result<(Vec<Frame>, bool), MediaError> {
         let limits = &self.p.limits;
-        let cap = limits.max_frames_per_source;
         let out_dir = self.dir.join("frames");
         tokio::fs::create_dir(&out_dir)
             .await
@@ -625,7 +643,7 @@ mod tests {
         }
     }
 
-    const AUDIO: Needs = Needs { audio: true, frames: None };
+    const AUDIO: Needs = Needs { audio: true, frames: None, max_secs: None, max_frames: None };
 
     #[tokio::test]
     async fn audio_files_decode_to_16k_mono_with_the_right_duration() {
@@ -679,7 +697,7 @@ mod tests {
         let fx = Fixture::new();
         let p = fx.preparer(MediaLimits::default());
         let bytes = clip(&fx, 4);
-        let needs = Needs { audio: true, frames: Some(3.0) };
+        let needs = Needs { audio: true, frames: Some(3.0), max_secs: None, max_frames: None };
         let prepared = p.prepare("clip.mp4", MediaKind::Video, &bytes, needs).await.unwrap();
         assert_eq!(prepared.kind, MediaKind::Video);
         assert_eq!((prepared.width, prepared.height), (Some(320), Some(240)));
@@ -695,7 +713,7 @@ mod tests {
         }
 
         // Every frame at its own timestamp.
-        let every = Needs { audio: false, frames: Some(0.0) };
+        let every = Needs { audio: false, frames: Some(0.0), max_secs: None, max_frames: None };
         let prepared = p.prepare("clip.mp4", MediaKind::Video, &bytes, every).await.unwrap();
         assert!(prepared.audio.is_none());
         assert_eq!(prepared.frames.len(), 100);
@@ -712,6 +730,14 @@ mod tests {
         let prepared = capped.prepare("clip.mp4", MediaKind::Video, &bytes, every).await.unwrap();
         assert_eq!(prepared.frames.len(), 5);
         assert!(prepared.frames_truncated);
+        // What is left of a job's budget caps it too, and a duration over the allowed is refused
+        // after the probe.
+        let left = Needs { max_frames: Some(2), ..needs };
+        let prepared = p.prepare("clip.mp4", MediaKind::Video, &bytes, left).await.unwrap();
+        assert_eq!((prepared.frames.len(), prepared.frames_truncated), (2, true));
+        let short = Needs { max_secs: Some(1.5), ..needs };
+        let err = p.prepare("clip.mp4", MediaKind::Video, &bytes, short).await.unwrap_err();
+        assert!(matches!(err, MediaError::TooLong { max_secs: 1.5, .. }), "{err}");
 
         // A video with no audio track: no audio, no error.
         let mute = fx.make("mute.mp4", "-f lavfi -i testsrc2=size=160x120:rate=10 -t 1 -c:v libx264 -pix_fmt yuv420p");
@@ -836,8 +862,15 @@ mod tests {
             "-f lavfi -i nullsrc=s=1200x900:rate=5,geq=random(1)*255:128:128 -t 1 \
              -c:v libx264 -preset ultrafast -pix_fmt yuv420p",
         );
-        let prepared =
-            p.prepare("noise.mp4", MediaKind::Video, &video, Needs { audio: true, frames: Some(2.0) }).await.unwrap();
+        let prepared = p
+            .prepare(
+                "noise.mp4",
+                MediaKind::Video,
+                &video,
+                Needs { audio: true, frames: Some(2.0), max_secs: None, max_frames: None },
+            )
+            .await
+            .unwrap();
         assert_eq!(prepared.frames.len(), 2);
         for f in &prepared.frames {
             assert!(
@@ -875,7 +908,7 @@ mod tests {
         ];
         for (name, kind, bytes) in cases {
             let err = p
-                .prepare(name, kind, &bytes, Needs { audio: true, frames: Some(3.0) })
+                .prepare(name, kind, &bytes, Needs { audio: true, frames: Some(3.0), max_secs: None, max_frames: None })
                 .await
                 .map(|p| p.kind)
                 .expect_err(name);
@@ -922,8 +955,15 @@ mod tests {
              -c:v libx264 -preset veryfast -pix_fmt yuv420p -c:a aac",
         );
         let started = std::time::Instant::now();
-        let prepared =
-            p.prepare("minute.mp4", MediaKind::Video, &mp4, Needs { audio: true, frames: Some(3.0) }).await.unwrap();
+        let prepared = p
+            .prepare(
+                "minute.mp4",
+                MediaKind::Video,
+                &mp4,
+                Needs { audio: true, frames: Some(3.0), max_secs: None, max_frames: None },
+            )
+            .await
+            .unwrap();
         let video_time = started.elapsed();
         assert_eq!(prepared.frames.len(), 180);
         println!(

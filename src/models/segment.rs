@@ -18,16 +18,27 @@ pub const GRANULARITIES: [&str; 4] = ["word", "sentence", "utterance", "conversa
 /// Cuts `text` at `granularity` (one of [`GRANULARITIES`]; anything else is treated as `word`).
 pub fn segment(text: &str, granularity: &str) -> Vec<Segment> {
     let chars: Vec<char> = text.chars().collect();
-    let spans = match granularity {
-        "sentence" | "utterance" => sentence_spans(&chars),
-        "conversational_turn" => vec![(0, chars.len())],
-        _ => word_spans(&chars),
-    };
-    spans
+    spans(&chars, granularity)
         .into_iter()
-        .filter_map(|(b, e)| trim(&chars, b, e))
         .map(|(begin, end)| Segment { text: chars[begin..end].iter().collect(), begin, end })
         .collect()
+}
+
+/// How many segments [`segment`] cuts `text` into, without copying them out (budgets count
+/// them before any scoring).
+pub fn segment_count(text: &str, granularity: &str) -> usize {
+    let chars: Vec<char> = text.chars().collect();
+    spans(&chars, granularity).len()
+}
+
+/// The trimmed, non-empty spans of `chars` at `granularity`.
+fn spans(chars: &[char], granularity: &str) -> Vec<(usize, usize)> {
+    let spans = match granularity {
+        "sentence" | "utterance" => sentence_spans(chars),
+        "conversational_turn" => vec![(0, chars.len())],
+        _ => word_spans(chars),
+    };
+    spans.into_iter().filter_map(|(b, e)| trim(chars, b, e)).collect()
 }
 
 fn word_spans(chars: &[char]) -> Vec<(usize, usize)> {
@@ -129,5 +140,8 @@ mod tests {
         assert_eq!(texts("Hello, (world)! e.g. 3.5 -- ok", "word"), ["Hello", "world", "e.g", "3.5", "ok"]);
         assert!(segment("   \n ", "sentence").is_empty());
         assert_eq!(texts("no final stop", "sentence"), ["no final stop"]);
+        for g in GRANULARITIES {
+            assert_eq!(segment_count(text, g), segment(text, g).len(), "{g}");
+        }
     }
 }
