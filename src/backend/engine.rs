@@ -15,10 +15,12 @@ use std::io::{Seek, SeekFrom};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use futures::StreamExt;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 
 use crate::backend::{Backend, Components, RawBody};
+use crate::engine::give_back_memory;
 use crate::engine::worker::WorkerPool;
 use crate::error::{ApiError, FieldError};
 use crate::job::now_ms;
@@ -125,7 +127,11 @@ impl Backend for EngineBackend {
 
     async fn predictions(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
         let job = self.ended_job(caller, id).await?;
-        Ok(RawBody::stream("application/json", predictions_json(self.store.clone(), job.id)))
+        let trim = futures::stream::once(async {
+            give_back_memory();
+            Ok(bytes::Bytes::new())
+        });
+        Ok(RawBody::stream("application/json", predictions_json(self.store.clone(), job.id).chain(trim)))
     }
 
     async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {

@@ -9,9 +9,20 @@
 //! - `crate::analyzers`: one analyzer per model, on the runner the configuration chose;
 //! - [`budget`]: what a job's sources have used of its budgets, shared while they run;
 //! - [`worker`]: claiming, recovery after a stop, storing the end state;
-//! - [`callback`]: telling `callback_url` that the job ended.
+//! - [`callback`]: telling `callback_url` that the job ended;
+//! - [`give_back_memory`]: the heap a large job or read freed goes back to the system.
 
 pub mod budget;
 pub mod callback;
 pub mod pipeline;
 pub mod worker;
+
+/// Returns freed heap to the operating system. glibc keeps what a large job or a large read of
+/// predictions freed for reuse, so without this the process would stay at its peak.
+pub fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it is thread-safe and has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::callback::Callbacks;
+use super::give_back_memory;
 use super::pipeline::Engine;
 use crate::job::now_ms;
 use crate::job::state::JobState;
@@ -254,14 +255,4 @@ fn failed_by_panic(job: &JobRecord) -> JobState {
     let message =
         "An internal error stopped this job; it was not retried. Start it again, and report it if it repeats.";
     failed_with(job, message.to_owned())
-}
-
-/// Returns the heap a job freed to the operating system: glibc keeps freed memory of large jobs
-/// for reuse otherwise, and the process would stay at its peak.
-fn give_back_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages; it is thread-safe and has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
