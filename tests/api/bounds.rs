@@ -225,6 +225,11 @@ fn zip_of_texts(texts: &[&str]) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
+fn assert_completed_with_one_error(job: &Value) {
+    let state = &job["state"];
+    assert_eq!((state["status"].as_str(), state["num_errors"].as_i64()), (Some("COMPLETED"), Some(1)), "{job}");
+}
+
 /// The errors of a job's predictions, as `(file, message)`.
 fn errors(predictions: &Value) -> Vec<(String, String)> {
     let all = predictions.as_array().unwrap().iter().flat_map(|s| s["results"]["errors"].as_array().unwrap().clone());
@@ -259,11 +264,7 @@ async fn limits_found_while_a_job_runs_are_per_source_errors_and_the_other_sourc
     let frames_job = app.start_v0(&json!({"urls": [video], "models": {"face": {"fps_pred": 3}}})).await;
 
     let job = app.wait_for_job(&archive_job, &["COMPLETED", "FAILED"]).await;
-    assert_eq!(
-        (job["state"]["status"].as_str(), job["state"]["num_errors"].as_i64()),
-        (Some("COMPLETED"), Some(1)),
-        "{job}"
-    );
+    assert_completed_with_one_error(&job);
     let predictions = app.predictions(&archive_job).await;
     let files: Vec<&str> = predictions
         .as_array()
@@ -281,11 +282,7 @@ async fn limits_found_while_a_job_runs_are_per_source_errors_and_the_other_sourc
     }
 
     let job = app.wait_for_job(&media_job, &["COMPLETED", "FAILED"]).await;
-    assert_eq!(
-        (job["state"]["status"].as_str(), job["state"]["num_errors"].as_i64()),
-        (Some("COMPLETED"), Some(1)),
-        "{job}"
-    );
+    assert_completed_with_one_error(&job);
     let predictions = app.predictions(&media_job).await;
     assert_eq!(predictions[1]["results"]["predictions"][0]["file"], "text");
     let (file, message) = &errors(&predictions)[0];
