@@ -193,7 +193,8 @@ mod tests {
         assert_eq!(mask[1], vec![0.0, 0.0, 0.0]);
     }
 
-    /// The cached decoder gives candle's logits (which re-run the whole prefix) at every step.
+    /// The cached decoder gives candle's logits (which re-run the whole prefix) at every step, on
+    /// the installed Whisper base.
     #[test]
     fn cached_steps_match_candles_full_prefix_decoder() {
         use candle_core::{DType, Device, IndexOp};
@@ -201,7 +202,7 @@ mod tests {
 
         let dir = std::env::var_os("HUME_ACTION_MODEL_DIR")
             .map_or_else(|| std::path::PathBuf::from("data/models"), std::path::PathBuf::from)
-            .join("whisper-tiny.en");
+            .join("whisper-base");
         let config: Config = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
             .unwrap()
