@@ -93,7 +93,12 @@ fn models(dir: &Path) {
     let preparer = Preparer::new(Tools::default(), MediaLimits::default());
     let bytes = std::fs::read(&video).unwrap();
     let prepared = runtime
-        .block_on(preparer.prepare("face.mp4", MediaKind::Video, &bytes, Needs { audio: false, frames: Some(3.0) }))
+        .block_on(preparer.prepare(
+            "face.mp4",
+            MediaKind::Video,
+            &bytes,
+            Needs { audio: false, frames: Some(3.0), max_secs: None, max_frames: None },
+        ))
         .expect("video prepares");
     let threshold = detector_threshold(V0_DEFAULT_PROB_THRESHOLD);
     let start = Instant::now();
