@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::job::budget::Budgets;
+use crate::budget::Budgets;
 use crate::secrets::Scrubber;
 
 /// Where jobs run.

@@ -5,7 +5,7 @@
 //!
 //! Which error to use when:
 //! - bad builder or API input that names a field: [`ApiError::Invalid`] with a [`FieldError`];
-//! - input over one of the job budgets (`crate::job::budget`): [`ApiError::OverLimit`], which
+//! - input over one of the job budgets (`crate::budget`): [`ApiError::OverLimit`], which
 //!   names the limit, the value seen and the setting;
 //! - a body that is not JSON, too large, or of the wrong content type: `crate::http::error`
 //!   converts axum's rejection and picks the status;
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 
-use crate::job::budget::LimitExceeded;
+use crate::budget::LimitExceeded;
 use crate::upstream::UpstreamError;
 
 /// A problem with one input field, named so a builder can show it next to that field.

@@ -1,7 +1,7 @@
 //! What every job passes before it is accepted, on every backend, so that a refusal is an answer
 //! and not a failure later:
 //!
-//! - the budgets known at intake (`crate::job::budget`): sources (URLs, text items, uploaded
+//! - the budgets known at intake (`crate::budget`): sources (URLs, text items, uploaded
 //!   files), bytes per text item and per job, and the language segments those texts cut into at
 //!   the requested granularity (by the same segmentation the model uses);
 //! - `callback_url`, under the same address rules as downloads (`crate::fetch`): scheme, local
@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
+use crate::budget::{Budgets, Limit, LimitExceeded};
 use crate::error::{ApiError, FieldError};
 use crate::fetch::Fetcher;
-use crate::job::budget::{Budgets, Limit, LimitExceeded};
 use crate::job::models::{LanguageSettings, ModelSettings};
 use crate::job::request::InferenceRequest;
 use crate::job::{JobRequest, UploadedFile};

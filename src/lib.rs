@@ -11,6 +11,7 @@ pub mod action;
 pub mod analyzers;
 pub mod app;
 pub mod backend;
+pub mod budget;
 pub mod config;
 pub mod engine;
 pub mod error;

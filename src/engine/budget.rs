@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::job::budget::{Budgets, Limit, LimitExceeded};
+use crate::budget::{Budgets, Limit, LimitExceeded};
 
 /// The running totals of one job.
 pub struct JobBudget {

@@ -30,9 +30,9 @@ use url::Url;
 
 use super::budget::JobBudget;
 use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript};
+use crate::budget::{Budgets, Limit, LimitExceeded};
 use crate::config::Secret;
 use crate::fetch::{FetchedFile, Fetcher};
-use crate::job::budget::{Budgets, Limit, LimitExceeded};
 use crate::job::models::{Model, ModelSettings};
 use crate::job::now_ms;
 use crate::job::state::JobState;

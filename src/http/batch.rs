@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use super::action::idempotency_key;
 use crate::app::AppState;
 use crate::backend::RawBody;
+use crate::budget::{Limit, LimitExceeded};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{check_declared_length, JobId, JsonBody};
-use crate::job::budget::{Limit, LimitExceeded};
 use crate::job::request::InferenceRequest;
 use crate::job::{JobRequest, UploadedFile};
 

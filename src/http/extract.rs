@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::job::budget::{Limit, LimitExceeded};
+use crate::budget::{Limit, LimitExceeded};
 
 /// `axum::Json`, but capped at `HUME_ACTION_MAX_BODY_BYTES` whatever the route's own limit, and a
 /// malformed, oversized or non-JSON body answers in our error shape.

@@ -1,7 +1,6 @@
 //! The domain types of a job, below everything that uses them: what is asked ([`JobRequest`],
 //! the v0 [`request::InferenceRequest`]), what was uploaded, who asked, and the job's state.
 
-pub mod budget;
 pub mod models;
 pub mod request;
 pub mod state;

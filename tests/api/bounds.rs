@@ -7,8 +7,8 @@ use std::io::Write;
 
 use base64::Engine as _;
 use clap::CommandFactory;
+use hume_action::budget::Limit;
 use hume_action::config::Config;
-use hume_action::job::budget::Limit;
 use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
