@@ -98,8 +98,13 @@ async fn one_body(label: &str, texts: usize, words: usize, workers_env: &[(&str,
     let _ = child.wait();
 }
 
-/// The default of a setting, read from the binary's `--help` (`[default: N]` after its env name).
-fn default_of(env: &str) -> Option<u64> {
+/// The default of a setting, read from the binary's `--help` (`[default: N]` after its env name);
+/// panics when the setting is gone, so a renamed one cannot be measured with a stale guess.
+fn default_of(env: &str) -> u64 {
+    parse_default(env).unwrap_or_else(|| panic!("{env} has no default in hume-action --help"))
+}
+
+fn parse_default(env: &str) -> Option<u64> {
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_hume-action")).arg("--help").output().ok()?;
     let help = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
     let at = help.find(&format!("env: {env}="))?;
@@ -112,9 +117,9 @@ async fn bodies() {
     one_body("issue's body", 30, 5_000, &[]).await;
     // The largest text job the defaults let in: as many items as the per-job byte budget allows,
     // each as large as the per-item budget allows, within the segment budget.
-    let per_item = default_of("HUME_ACTION_MAX_TEXT_BYTES").unwrap_or(256 * 1024);
-    let per_job = default_of("HUME_ACTION_MAX_JOB_TEXT_BYTES").unwrap_or(2 * 1024 * 1024);
-    let segments = default_of("HUME_ACTION_MAX_SEGMENTS_PER_JOB").unwrap_or(20_000);
+    let per_item = default_of("HUME_ACTION_MAX_TEXT_BYTES");
+    let per_job = default_of("HUME_ACTION_MAX_JOB_TEXT_BYTES");
+    let segments = default_of("HUME_ACTION_MAX_JOB_SEGMENTS");
     let avg_word = 6; // bytes per word of `text_of`, space included
     let words_by_bytes = (per_job / avg_word) as usize;
     let words = words_by_bytes.min(segments as usize).max(1);
