@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs the server and the tests run, from Debian's packages, when missing:
 # ffmpeg/ffprobe (decoding audio, video and images) always; espeak-ng (speech the tests
-# synthesise) with --tests. Needs root (or sudo) and apt; says what to do otherwise.
+# synthesise), PostgreSQL and Redis (the replica tests' servers) with --tests. Needs root (or sudo) and apt; says what to do otherwise.
 #
 # Usage: scripts/install-system.sh [--tests]
 set -euo pipefail
@@ -10,6 +10,9 @@ need=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
 if [[ ${1:-} == --tests ]]; then
   command -v espeak-ng >/dev/null || need+=(espeak-ng)
+  # The replica tests start their own PostgreSQL and Redis servers in temporary directories.
+  compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
+  command -v redis-server >/dev/null || need+=(redis-server)
 fi
 [[ ${#need[@]} -eq 0 ]] && exit 0
 

@@ -96,6 +96,21 @@ pub struct Config {
     #[arg(long, env = "HUME_ACTION_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Where jobs, uploads, predictions and idempotency records live: unset keeps them in a
+    /// SQLite file in the data directory (one server); `postgres://user:password@host/db` puts
+    /// them in PostgreSQL, shared by any number of replicas.
+    #[arg(long, env = "HUME_ACTION_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+
+    /// Connections each replica keeps to PostgreSQL.
+    #[arg(long, env = "HUME_ACTION_DATABASE_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_pool_size: u32,
+
+    /// `redis://host:port/` shares the upstream rate limits (v0 and v1, per API key) and 429
+    /// pauses across replicas; unset keeps them in this process.
+    #[arg(long, env = "HUME_ACTION_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+
     /// Largest download accepted for one URL, in bytes.
     #[arg(long, env = "HUME_ACTION_MAX_DOWNLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_download_bytes: u64,
@@ -230,7 +245,14 @@ impl Config {
 
     /// The scrubber of the server's own secrets (the caller's key is added where it is known).
     pub fn scrubber(&self) -> Scrubber {
-        let secrets = [&self.hume_api_key, &self.token, &self.callback_secret, &self.secret_key];
+        let secrets = [
+            &self.hume_api_key,
+            &self.token,
+            &self.callback_secret,
+            &self.secret_key,
+            &self.database_url,
+            &self.redis_url,
+        ];
         Scrubber::new(secrets.into_iter().flatten().map(Secret::expose))
     }
 

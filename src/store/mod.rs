@@ -172,6 +172,9 @@ pub trait Store: Send + Sync {
     async fn pending_callbacks(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Records a callback's fate (`DELIVERED` or `FAILED`).
     async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError>;
+    /// How many jobs are in each state (`QUEUED`, `IN_PROGRESS`, `COMPLETED`, `FAILED`), for
+    /// every owner: what `/metrics` reports.
+    async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -45,7 +45,7 @@ impl SqliteStore {
             .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
         let store = Self { pool };
         store.ensure_incremental_vacuum().await?;
         store.release_free_pages().await?;
@@ -328,6 +328,10 @@ impl Store for SqliteStore {
     async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE jobs SET callback_state = ? WHERE id = ?").bind(state).bind(id).execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(&self.pool).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
