@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::idempotency::{Idempotency, IdempotencyKey, Started};
 use crate::intake::Intake;
 use crate::job::{Caller, JobRequest};
-use crate::upstream::LimiterKey;
+use crate::upstream::{LimiterKey, SharedLimits};
 
 /// Everything the server holds for its lifetime.
 pub struct App {
@@ -25,6 +25,8 @@ pub struct App {
     pub idempotency: Arc<Idempotency>,
     /// The budgets and the callback check every job passes before it is accepted.
     pub intake: Intake,
+    /// The Redis that holds the fleet's rate limits, when configured (`/readyz` checks it).
+    pub shared_limits: Option<Arc<SharedLimits>>,
 }
 
 /// Cheap-to-clone handle on [`App`], the axum state.

@@ -33,7 +33,7 @@ use crate::store::SqliteStore;
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::v0::HumeV0Client;
 use crate::upstream::v1::HumeV1Client;
-use crate::upstream::{RateLimiter, RetryPolicy, SlidingWindowLimiter};
+use crate::upstream::{RateLimiter, RetryPolicy, SharedLimits, SlidingWindowLimiter};
 
 /// Idempotency keys are remembered this long.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -57,6 +57,7 @@ pub enum StartupError {
 async fn engine_backend(
     config: &Config,
     policy: RetryPolicy,
+    shared_limits: Option<&Arc<SharedLimits>>,
 ) -> Result<(Arc<dyn Backend>, Arc<dyn IdempotencyStore>), StartupError> {
     let other = |e: &dyn std::fmt::Display| StartupError::Other(e.to_string());
     let lock = lock_data_dir(&config.data_dir)?;
@@ -106,11 +107,8 @@ async fn engine_backend(
     };
     let (analyzers, key_sealer) = match config.backend {
         BackendKind::Hume => {
-            let limiter = Arc::new(SlidingWindowLimiter::new(
-                config.v1_rate_limit_requests,
-                config.v1_rate_limit_window(),
-                config.max_queue_wait(),
-            ));
+            let limiter =
+                rate_limiter(config, shared_limits, "v1", config.v1_rate_limit_requests, config.v1_rate_limit_window());
             let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
             let scrubber = Arc::new(config.scrubber());
             let client =
@@ -163,6 +161,42 @@ async fn engine_backend(
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
     Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer, components)), store))
+}
+
+/// The link to the Redis that holds the fleet's rate limits, when `HUME_ACTION_REDIS_URL` is
+/// set. A Redis that does not answer at start does not stop the server: it says so, reports it
+/// on `/readyz`, and upstream calls wait for Redis (fail closed) until it answers.
+async fn shared_limits(config: &Config) -> Result<Option<Arc<SharedLimits>>, StartupError> {
+    let Some(url) = &config.redis_url else { return Ok(None) };
+    let shared = SharedLimits::new(url).map_err(StartupError::Other)?;
+    match shared.check().await {
+        Ok(()) => tracing::info!(redis = %shared.address(), "sharing the rate limits in Redis"),
+        Err(e) => tracing::error!(
+            error = %e,
+            "HUME_ACTION_REDIS_URL: cannot reach Redis; no upstream request is sent until it answers"
+        ),
+    }
+    Ok(Some(shared))
+}
+
+/// The rate limiter of one API's budget (`namespace`: v0 or v1): shared in Redis when
+/// configured, else this process's own.
+fn rate_limiter(
+    config: &Config,
+    shared: Option<&Arc<SharedLimits>>,
+    namespace: &'static str,
+    limit: u32,
+    window: Duration,
+) -> Arc<dyn RateLimiter> {
+    match shared {
+        Some(shared) => {
+            // A slot counts until its request's response, at most two timeouts (the request's and
+            // its body's) and a margin.
+            let hold = Duration::from_secs_f64(config.upstream_timeout_secs * 2.0 + 10.0);
+            shared.limiter(namespace, limit, window, hold, config.max_queue_wait())
+        }
+        None => Arc::new(SlidingWindowLimiter::new(limit, window, config.max_queue_wait())),
+    }
 }
 
 /// `<data dir>/downloads`, emptied: downloads a killed process left behind go now.
@@ -252,13 +286,16 @@ impl Application {
             ..RetryPolicy::new(config.max_attempts)
         };
         let intake = Intake::new(config.budgets(), fetcher(&config, &policy, None)?);
+        let shared_limits = shared_limits(&config).await?;
         let (backend, idempotency_store): (Arc<dyn Backend>, Arc<dyn IdempotencyStore>) = match config.backend {
             BackendKind::HumeBatch => {
-                let limiter: Arc<dyn RateLimiter> = Arc::new(SlidingWindowLimiter::new(
+                let limiter = rate_limiter(
+                    &config,
+                    shared_limits.as_ref(),
+                    "v0",
                     config.rate_limit_requests,
                     config.rate_limit_window(),
-                    config.max_queue_wait(),
-                ));
+                );
                 let timeout = Duration::from_secs_f64(config.upstream_timeout_secs);
                 let scrubber = Arc::new(config.scrubber());
                 let client =
@@ -267,14 +304,14 @@ impl Application {
                 let client = HumeV0Client::new(client);
                 (Arc::new(BatchBackend::new(Arc::new(client))), Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)))
             }
-            BackendKind::Local | BackendKind::Hume => engine_backend(&config, policy).await?,
+            BackendKind::Local | BackendKind::Hume => engine_backend(&config, policy, shared_limits.as_ref()).await?,
         };
         let idempotency = Arc::new(Idempotency::new(idempotency_store));
         let limits = connection_limits(&config);
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: config.listen, source })?;
-        let app = AppState(Arc::new(App { config, backend, idempotency, intake }));
+        let app = AppState(Arc::new(App { config, backend, idempotency, intake, shared_limits }));
         Ok(Self { listener, app, limits })
     }
 

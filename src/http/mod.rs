@@ -65,8 +65,16 @@ async fn readyz(
     axum::extract::State(app): axum::extract::State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ready = tokio::time::timeout(Duration::from_secs(5), app.backend.ready()).await;
+    if let Some(outage) = app.shared_limits.as_ref().and_then(|s| s.outage()) {
+        return Err(ApiError::Unavailable(format!("Not ready: {outage}")));
+    }
     match ready {
-        Ok(Ok(components)) => Ok(Json(json!({ "status": "ready", "components": components }))),
+        Ok(Ok(mut components)) => {
+            if let Some(shared) = &app.shared_limits {
+                components.insert("redis", format!("ok ({})", shared.address()));
+            }
+            Ok(Json(json!({ "status": "ready", "components": components })))
+        }
         Ok(Err(reason)) => Err(ApiError::Unavailable(format!("Not ready: {reason}"))),
         Err(_) => Err(ApiError::Unavailable("Not ready: the backend did not answer within 5 s".into())),
     }

@@ -12,7 +12,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use super::limiter::{LimiterKey, RateLimiter};
+use super::limiter::{LimiterKey, RateLimiter, Refused};
 use super::retry::{is_transient_status, parse_retry_after, RetryPolicy};
 use super::UpstreamError;
 use crate::config::Secret;
@@ -28,9 +28,17 @@ pub struct RawResponse {
 /// One failed attempt.
 #[derive(Debug)]
 pub enum AttemptError {
-    Transport { message: String, maybe_delivered: bool },
-    Status { status: StatusCode, message: String, retry_after: Option<Duration> },
-    QueueFull { retry_after: Duration },
+    Transport {
+        message: String,
+        maybe_delivered: bool,
+    },
+    Status {
+        status: StatusCode,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The rate limiter did not let the request leave.
+    Limited(Refused),
 }
 
 impl AttemptError {
@@ -39,7 +47,7 @@ impl AttemptError {
         match self {
             Self::Transport { .. } => true,
             Self::Status { status, .. } => is_transient_status(*status),
-            Self::QueueFull { .. } => false,
+            Self::Limited(_) => false,
         }
     }
 
@@ -48,7 +56,7 @@ impl AttemptError {
         match self {
             Self::Transport { maybe_delivered, .. } => *maybe_delivered,
             Self::Status { status, .. } => matches!(status.as_u16(), 500 | 502 | 504),
-            Self::QueueFull { .. } => false,
+            Self::Limited(_) => false,
         }
     }
 
@@ -63,7 +71,10 @@ impl AttemptError {
     /// The caller-facing error after `attempts` attempts.
     pub fn into_upstream(self, attempts: u32) -> UpstreamError {
         match self {
-            Self::QueueFull { retry_after } => UpstreamError::QueueFull { retry_after, attempts },
+            Self::Limited(Refused::QueueFull { retry_after }) => UpstreamError::QueueFull { retry_after, attempts },
+            Self::Limited(Refused::Unavailable { retry_after }) => {
+                UpstreamError::LimiterUnavailable { retry_after, attempts }
+            }
             Self::Status { status, message, retry_after } if is_transient_status(status) => {
                 UpstreamError::Exhausted { status: Some(status.as_u16()), message, attempts, retry_after }
             }
@@ -145,8 +156,7 @@ impl UpstreamClient {
         attach: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<RawResponse, AttemptError> {
         let key = LimiterKey::for_api_key(api_key.expose());
-        let permit =
-            self.limiter.acquire(&key).await.map_err(|q| AttemptError::QueueFull { retry_after: q.retry_after })?;
+        let permit = self.limiter.acquire(&key).await.map_err(AttemptError::Limited)?;
         let url = self
             .base_url
             .join(path)

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 
-pub use limiter::{LimiterKey, Permit, QueueFull, RateLimiter, SlidingWindowLimiter};
+pub use limiter::{LimiterKey, Permit, RateLimiter, RedisLimiter, Refused, SharedLimits, SlidingWindowLimiter};
 pub use retry::RetryPolicy;
 
 /// Why a call to Hume did not succeed, after retries.
@@ -30,6 +30,9 @@ pub enum UpstreamError {
     /// The rate-limit queue for this key is longer than `HUME_MAX_QUEUE_WAIT_SECS`.
     #[error("Too many calls are queued for the Hume rate limit; this one would wait about {}s. Retry after that.", .retry_after.as_secs().max(1))]
     QueueFull { retry_after: Duration, attempts: u32 },
+    /// The fleet's shared rate limit (Redis) could not be reached, so nothing was sent.
+    #[error("The shared rate limit (Redis) is unreachable, so nothing was sent to Hume. Retry after {}s.", .retry_after.as_secs().max(1))]
+    LimiterUnavailable { retry_after: Duration, attempts: u32 },
 }
 
 impl UpstreamError {
@@ -38,6 +41,7 @@ impl UpstreamError {
         match self {
             Self::Rejected { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
             Self::Exhausted { status: Some(429), .. } | Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::LimiterUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Exhausted { status: None, .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Exhausted { .. } => StatusCode::BAD_GATEWAY,
         }
@@ -50,6 +54,7 @@ impl UpstreamError {
             Self::Rejected { status: 404, .. } => "not_found",
             Self::Rejected { .. } => "upstream_rejected",
             Self::Exhausted { status: Some(429), .. } | Self::QueueFull { .. } => "rate_limited",
+            Self::LimiterUnavailable { .. } => "rate_limiter_unavailable",
             Self::Exhausted { .. } => "upstream_unavailable",
         }
     }
@@ -59,16 +64,17 @@ impl UpstreamError {
         match self {
             Self::Rejected { status, .. } => Some(*status),
             Self::Exhausted { status, .. } => *status,
-            Self::QueueFull { .. } => None,
+            Self::QueueFull { .. } | Self::LimiterUnavailable { .. } => None,
         }
     }
 
     /// Attempts made.
     pub fn attempts(&self) -> u32 {
         match self {
-            Self::Rejected { attempts, .. } | Self::Exhausted { attempts, .. } | Self::QueueFull { attempts, .. } => {
-                *attempts
-            }
+            Self::Rejected { attempts, .. }
+            | Self::Exhausted { attempts, .. }
+            | Self::QueueFull { attempts, .. }
+            | Self::LimiterUnavailable { attempts, .. } => *attempts,
         }
     }
 
@@ -80,7 +86,7 @@ impl UpstreamError {
     /// How long the caller should wait before trying again, when known.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::QueueFull { retry_after, .. } => Some(*retry_after),
+            Self::QueueFull { retry_after, .. } | Self::LimiterUnavailable { retry_after, .. } => Some(*retry_after),
             Self::Exhausted { retry_after, .. } => *retry_after,
             Self::Rejected { .. } => None,
         }

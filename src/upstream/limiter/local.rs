@@ -1,4 +1,4 @@
-//! Per-API-key rate limit over a *sliding* window, by queueing rather than failing.
+//! The in-process sliding-window limiter: one server's own count, when no Redis is configured.
 //!
 //! Hume counts requests by arrival, and we cannot see when a request arrived, only when it left
 //! and when its answer came back. So a slot is taken when a request leaves and is given back one
@@ -6,71 +6,16 @@
 //! hold more than `limit` of our requests. A burst up to the limit goes out at once; later calls
 //! wait in FIFO order. (GCRA, as in `governor`'s `Quota::per_minute(50)`, would let a full burst
 //! *plus* a window's worth of refill through in the first window: about twice the limit.)
-//!
-//! The [`RateLimiter`] trait is the seam for a limiter shared across replicas later.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Which budget a request counts against: a hash of the API key, never the key itself.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LimiterKey(String);
-
-impl LimiterKey {
-    /// The budget of the given API key.
-    pub fn for_api_key(api_key: &str) -> Self {
-        Self(hex::encode(&Sha256::digest(api_key.as_bytes())[..16]))
-    }
-
-    /// A short, log-safe identifier.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The queue would make this call wait longer than allowed.
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
-#[error("rate-limit queue full; estimated wait {retry_after:?}")]
-pub struct QueueFull {
-    /// The estimated wait, a fair `Retry-After`.
-    pub retry_after: Duration,
-}
-
-/// Admission to send one upstream request. Drop it when the response has come back.
-#[must_use = "a permit counts from when it is dropped"]
-pub struct Permit {
-    release: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl Permit {
-    /// A permit that runs `release` when dropped.
-    pub fn new(release: impl FnOnce() + Send + 'static) -> Self {
-        Self { release: Some(Box::new(release)) }
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if let Some(release) = self.release.take() {
-            release();
-        }
-    }
-}
-
-/// A rate limiter keyed by API key.
-#[async_trait::async_trait]
-pub trait RateLimiter: Send + Sync {
-    /// Waits (FIFO) until a request may leave, or refuses at once if the wait would be too long.
-    async fn acquire(&self, key: &LimiterKey) -> Result<Permit, QueueFull>;
-    /// Holds every request of `key` back for `duration` (upstream said 429 with `Retry-After`).
-    fn pause(&self, key: &LimiterKey, duration: Duration);
-}
+use super::{LimiterKey, Permit, RateLimiter, Refused};
 
 /// Keys kept before idle ones are swept out of the map.
 const IDLE_SWEEP_AT: usize = 1024;
@@ -187,7 +132,7 @@ impl Drop for Waiting<'_> {
 
 #[async_trait::async_trait]
 impl RateLimiter for SlidingWindowLimiter {
-    async fn acquire(&self, key: &LimiterKey) -> Result<Permit, QueueFull> {
+    async fn acquire(&self, key: &LimiterKey) -> Result<Permit, Refused> {
         let queue = self.queue(key);
         let position = queue.waiting.fetch_add(1, Ordering::SeqCst);
         let waiting = Waiting(&queue.waiting);
@@ -197,7 +142,7 @@ impl RateLimiter for SlidingWindowLimiter {
             slots.forget_expired(now);
             let wait = slots.estimate(position, now, self.limit, self.window) - now;
             if wait > self.max_wait {
-                return Err(QueueFull { retry_after: wait });
+                return Err(Refused::QueueFull { retry_after: wait });
             }
         }
         let _head = queue.head.lock().await;
@@ -307,7 +252,7 @@ mod tests {
             .collect();
         tokio::task::yield_now().await;
         let refused = limiter.acquire(&key()).await.err().expect("would wait 4 s > 3 s");
-        assert_eq!(refused.retry_after, Duration::from_secs(4));
+        assert_eq!(refused, Refused::QueueFull { retry_after: Duration::from_secs(4) });
         for q in queued {
             q.await.unwrap().unwrap();
         }
@@ -334,12 +279,5 @@ mod tests {
         waiter.abort();
         let _ = waiter.await;
         assert_eq!(limiter.queue(&key()).waiting.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn key_is_a_hash_not_the_secret() {
-        let k = LimiterKey::for_api_key("super-secret-key");
-        assert!(!k.as_str().contains("secret"));
-        assert_eq!(k, LimiterKey::for_api_key("super-secret-key"));
     }
 }
