@@ -1,6 +1,16 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t hume-action .
 # Run:   docker run -p 8080:8080 -v hume-data:/data hume-action
+#
+# One container keeps its jobs in SQLite in the /data volume. Several replicas share:
+#   HUME_ACTION_DATABASE_URL=postgres://user:password@host:5432/db   jobs, uploads, predictions,
+#                                      idempotency records (migrations run at start-up)
+#   HUME_ACTION_DATABASE_POOL_SIZE=10  connections per replica
+#   HUME_ACTION_REDIS_URL=redis://host:6379/   the Hume rate limits (per API key) for the fleet
+#   HUME_ACTION_SECRET_KEY=<64 hex>    the same on every replica (opens API keys sealed with jobs)
+# deploy/compose.yaml runs three replicas behind nginx that way. GET /metrics (Prometheus) and
+# GET /openapi.json describe a running replica; /healthz is liveness, /readyz readiness (store,
+# Redis, models, ffmpeg).
 
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3-pip python3-venv && rm -rf /var/lib/apt/lists/*
