@@ -14,10 +14,16 @@ use crate::helpers::spawn_local_app;
 /// Checked on every answer.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_headers_conformance,response_schema_conformance";
-/// Requests per operation and phase: keeps the run near a minute on two cores.
+/// Requests per operation and phase: keeps the run well under two minutes on two cores.
+/// `HUME_ACTION_SCHEMATHESIS_EXAMPLES` asks for more (a deeper run by hand).
 const MAX_EXAMPLES: &str = "25";
 /// A fixed seed: a failure found once is found again on the next run.
+/// `HUME_ACTION_SCHEMATHESIS_SEED` picks another.
 const SEED: &str = "20261128";
+/// Checks beyond [`CHECKS`], for a run by hand: `HUME_ACTION_SCHEMATHESIS_CHECKS=all`.
+fn checks() -> String {
+    std::env::var("HUME_ACTION_SCHEMATHESIS_CHECKS").unwrap_or_else(|_| CHECKS.to_owned())
+}
 
 fn schemathesis() -> PathBuf {
     std::env::var_os("HUME_ACTION_SCHEMATHESIS")
@@ -92,7 +98,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let reports = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(&program)
         .args(["run", &format!("{}/openapi.json", app.address)])
-        .args(["--checks", CHECKS, "--max-examples", MAX_EXAMPLES, "--seed", SEED])
+        .args(["--checks", &checks()])
+        .args(["--max-examples", &std::env::var("HUME_ACTION_SCHEMATHESIS_EXAMPLES").unwrap_or(MAX_EXAMPLES.into())])
+        .args(["--seed", &std::env::var("HUME_ACTION_SCHEMATHESIS_SEED").unwrap_or(SEED.into())])
         .args(["--header", "Authorization: Bearer openapi-test-token"])
         .args(["--request-timeout", "30", "--workers", "2", "--suppress-health-check", "all"])
         .arg("--report-dir")
