@@ -228,8 +228,13 @@ async fn metrics_count_requests_jobs_analyses_and_callbacks_and_show_no_secret()
     for id in &ids {
         assert!(!text.contains(id.as_str()), "/metrics shows a job id");
     }
-    for line in text.lines().filter(|l| l.starts_with("# HELP hume_action_")) {
-        assert!(line.split_whitespace().count() > 3, "every series is described: {line}");
+    // Every series has its TYPE and a HELP line that says what it means.
+    let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    assert!(families.len() >= 7, "{text}");
+    for family in families {
+        assert!(family.starts_with("hume_action_"), "{family}");
+        let help = text.lines().find(|l| l.starts_with(&format!("# HELP {family} ")));
+        assert!(help.is_some_and(|h| h.split_whitespace().count() > 5), "{family} is not described:\n{text}");
     }
 }
 
@@ -288,4 +293,24 @@ async fn metrics_count_upstream_attempts_by_api_status_and_attempt_and_the_limit
     for secret in [TOKEN, SERVER_KEY, CALLER_KEY, hume.uri().as_str(), "hume-job-1"] {
         assert!(!text.contains(secret), "/metrics shows {secret:?}:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn an_upstream_that_cannot_be_reached_is_counted_as_error_per_attempt() {
+    // Nothing listens on port 1: every attempt fails to connect.
+    let server = Server::start(&[
+        ("HUME_ACTION_BACKEND", "hume-batch"),
+        ("HUME_BATCH_BASE_URL", "http://127.0.0.1:1"),
+        ("HUME_MAX_ATTEMPTS", "2"),
+    ]);
+    let read = server.request(reqwest::Method::GET, "/v0/batch/jobs/some-job").send().await.unwrap();
+    assert_eq!(read.status(), 504);
+    let m = server.metrics().await;
+    let upstream = "hume_action_upstream_requests_total";
+    assert_eq!(m.sum(upstream, &[("api", "v0"), ("status", "error"), ("attempt", "1")]), 1.0);
+    assert_eq!(m.sum(upstream, &[("api", "v0"), ("status", "error"), ("attempt", "2")]), 1.0);
+    assert_eq!(m.sum(upstream, &[]), 2.0);
+    let read = [("route", "/v0/batch/jobs/{id}"), ("status", "504")];
+    assert_eq!(m.sum("hume_action_http_requests_total", &read), 1.0);
+    assert!(!server.metrics_text().await.contains("127.0.0.1:1"));
 }
