@@ -19,6 +19,7 @@ use crate::job::JobRequest;
 #[utoipa::path(
     post,
     path = "/v1/actions/hume-expression-measurement",
+    operation_id = "start_action",
     tag = "action",
     summary = "Start a measurement job from builder input",
     request_body(content = ActionInputDoc, content_type = "application/json"),
@@ -54,6 +55,7 @@ pub async fn start(
 #[utoipa::path(
     get,
     path = "/v1/actions",
+    operation_id = "get_manifest",
     tag = "action",
     summary = "The action manifest: fields, defaults, help text and error codes",
     responses(

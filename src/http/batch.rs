@@ -16,6 +16,7 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::{check_declared_length, JobId, JsonBody};
 use crate::http::openapi::{
     ApiKeyHeader, IdempotencyKeyHeader, JobIdPath, JobStarted, ListJobsQuery, MultipartJobDoc, ReadErrors, V0Job,
+    ZipArchive,
 };
 use crate::job::request::InferenceRequest;
 use crate::job::{JobRequest, UploadedFile};
@@ -26,6 +27,7 @@ use crate::predictions::SourceResult;
 #[utoipa::path(
     post,
     path = "/v0/batch/jobs",
+    operation_id = "start_job",
     tag = "v0",
     summary = "Start a v0 job: JSON, or multipart with uploaded files",
     request_body(content(
@@ -73,6 +75,7 @@ fn is_multipart(headers: &HeaderMap) -> bool {
 #[utoipa::path(
     get,
     path = "/v0/batch/jobs",
+    operation_id = "list_jobs",
     tag = "v0",
     summary = "List the caller's jobs, newest first, a page at a time",
     params(ListJobsQuery, ApiKeyHeader),
@@ -96,6 +99,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/v0/batch/jobs/{id}",
+    operation_id = "get_job",
     tag = "v0",
     summary = "A job and its state",
     params(JobIdPath, ApiKeyHeader),
@@ -113,6 +117,7 @@ pub async fn details(State(app): State<AppState>, headers: HeaderMap, JobId(id):
 #[utoipa::path(
     get,
     path = "/v0/batch/jobs/{id}/predictions",
+    operation_id = "get_job_predictions",
     tag = "v0",
     summary = "An ended job's predictions, one entry per source in request order",
     params(JobIdPath, ApiKeyHeader),
@@ -134,11 +139,12 @@ pub async fn predictions(
 #[utoipa::path(
     get,
     path = "/v0/batch/jobs/{id}/artifacts",
+    operation_id = "get_job_artifacts",
     tag = "v0",
     summary = "An ended job's predictions as CSV files in a zip archive",
     params(JobIdPath, ApiKeyHeader),
     responses(
-        (status = 200, description = "A zip archive of CSV files.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "A zip archive of CSV files.", content_type = "application/octet-stream", body = ZipArchive),
         ReadErrors,
     ),
     security((), ("bearer" = [])),

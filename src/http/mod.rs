@@ -121,6 +121,7 @@ async fn readyz(axum::extract::State(app): axum::extract::State<AppState>) -> Re
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "get_metrics",
     tag = "operations",
     summary = "Prometheus metrics (text format)",
     responses((status = 200, description = "Every `hume_action_*` series, in Prometheus text format 0.0.4.", content_type = "text/plain", body = String)),
@@ -147,6 +148,7 @@ async fn metrics(axum::extract::State(app): axum::extract::State<AppState>) -> i
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "get_openapi",
     tag = "operations",
     summary = "This OpenAPI 3.1 document",
     responses((status = 200, description = "The document.", content_type = "application/json", body = Object)),

@@ -101,7 +101,12 @@ fn urls_schema() -> impl Into<RefOr<Schema>> {
     let url = || string().pattern(Some(URL_ITEM));
     let object = ObjectBuilder::new().schema_type(Type::Object).property("url", url()).required("url");
     let item = OneOfBuilder::new().item(url()).item(object).item(null());
-    OneOfBuilder::new().item(string().pattern(Some(URL_LIST))).item(ArrayBuilder::new().items(item).min_items(Some(1)))
+    OneOfBuilder::new()
+        .item(string().pattern(Some(URL_LIST)))
+        .item(ArrayBuilder::new().items(item).min_items(Some(1)))
+        .description(Some(
+            "One to 100 distinct http(s) URLs of audio, video, image or text files (or archives of them): a JSON array of URLs (or of `{\"url\": ...}` objects), one URL, or one string with URLs separated by commas or new lines, or holding a JSON array.",
+        ))
 }
 
 fn toggle_schema() -> impl Into<RefOr<Schema>> {
@@ -109,12 +114,27 @@ fn toggle_schema() -> impl Into<RefOr<Schema>> {
         r"^\s*([Yy]([Ee][Ss])?|[Nn][Oo]?|[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[01]|[Oo][Nn]|[Oo][Ff][Ff])?\s*$",
     ));
     let number = ObjectBuilder::new().schema_type(Type::Number).enum_values(Some([0, 1]));
-    OneOfBuilder::new().item(words).item(ObjectBuilder::new().schema_type(Type::Boolean)).item(number).item(null())
+    OneOfBuilder::new()
+        .item(words)
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .item(number)
+        .item(null())
+        .description(Some(
+            "Run this model: Yes or No (any case; also y/n, true/false, 1/0, on/off). Empty or absent: the manifest's default.",
+        ))
 }
 
 fn callback_schema() -> impl Into<RefOr<Schema>> {
-    OneOfBuilder::new().item(string().pattern(Some(URL_ITEM))).item(null())
+    OneOfBuilder::new().item(string().pattern(Some(URL_ITEM))).item(null()).description(Some(
+        "An http(s) URL to POST `{job_id, status, predictions}` to when the job ends; empty or null for none.",
+    ))
 }
+
+/// A zip archive, as bytes.
+#[allow(dead_code)] // the schema is all that is used
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ZipArchive(Vec<u8>);
 
 /// A multipart job: the v0 request as a `json` part (text or file) and one or more `file`
 /// parts, as Hume's v0 SDKs send them.
@@ -250,6 +270,7 @@ pub struct ApiKeyHeader {
     /// The caller's Hume API key; without it, the server's HUME_API_KEY. Jobs belong to the
     /// key that started them: another key's jobs are not found.
     #[serde(rename = "X-Hume-Api-Key")]
+    #[param(nullable = false)]
     api_key: Option<String>,
 }
 
@@ -262,7 +283,7 @@ pub struct IdempotencyKeyHeader {
     /// 24 h, per API key; the same key with another body is refused with 422). Printable
     /// ASCII, 1 to 255 characters.
     #[serde(rename = "Idempotency-Key")]
-    #[param(min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$")]
+    #[param(nullable = false, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$")]
     idempotency_key: Option<String>,
 }
 

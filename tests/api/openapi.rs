@@ -37,6 +37,9 @@ async fn the_document_covers_every_route_with_its_auth_and_headers() {
     let response = app.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
     let doc: Value = response.json().await.unwrap();
+    if let Some(path) = std::env::var_os("HUME_ACTION_OPENAPI_DUMP") {
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    }
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
     let paths = doc["paths"].as_object().unwrap();
     let mut operations: Vec<String> = paths
