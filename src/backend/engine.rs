@@ -152,6 +152,10 @@ impl Backend for EngineBackend {
         Ok(components)
     }
 
+    async fn jobs_by_status(&self) -> Option<Result<Vec<(String, i64)>, String>> {
+        Some(self.store.count_by_status().await.map_err(|e| e.to_string()))
+    }
+
     async fn shutdown(&self) {
         self.workers.shutdown().await;
     }

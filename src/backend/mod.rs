@@ -72,6 +72,11 @@ pub trait Backend: Send + Sync {
     async fn ready(&self) -> Result<Components, String> {
         Ok(Components::new())
     }
+    /// How many jobs are in each state, in every replica's store, for `/metrics`: `None` when
+    /// this backend keeps no jobs (pass-through), `Some(Err)` when its store did not answer.
+    async fn jobs_by_status(&self) -> Option<Result<Vec<(String, i64)>, String>> {
+        None
+    }
     /// Stops background work after in-flight jobs reach a safe point.
     async fn shutdown(&self) {}
 }

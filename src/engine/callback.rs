@@ -97,6 +97,7 @@ impl Callbacks {
                 other => other.is_transient(),
             })
             .await;
+        crate::telemetry::metrics::callback(outcome.is_ok());
         let state = match &outcome {
             Ok(()) => "DELIVERED",
             Err(e) => {

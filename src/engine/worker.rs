@@ -157,6 +157,7 @@ impl Worker {
             return self.give_up(job).await;
         }
         tracing::info!("job started");
+        let started = std::time::Instant::now();
         // A panic in a model must not take the worker down with it.
         let run = std::panic::AssertUnwindSafe(self.engine.run(&job, &self.measuring_slots)).catch_unwind();
         let outcome = tokio::select! {
@@ -182,6 +183,7 @@ impl Worker {
             return Step::Requeued;
         };
         tracing::info!(status = state.status(), "job ended");
+        crate::telemetry::metrics::job_ended(state.status(), started.elapsed());
         give_back_memory();
         if job.callback_url.is_some() {
             let job = JobRecord { state, ..job };
@@ -225,6 +227,7 @@ impl Worker {
             let _ = self.store.requeue(&job.id, problem).await;
             return Step::Requeued;
         }
+        crate::telemetry::metrics::job_ended(state.status(), std::time::Duration::ZERO);
         if job.callback_url.is_some() {
             let job = JobRecord { state, ..job };
             let callbacks = self.callbacks.clone();

@@ -4,10 +4,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::JsonBody;
+use super::openapi::{ActionInputDoc, ApiKeyHeader, IdempotencyKeyHeader, JobStarted};
 use crate::action::input::ActionInput;
 use crate::action::manifest::MANIFEST_JSON;
 use crate::app::AppState;
@@ -15,18 +16,54 @@ use crate::idempotency::IdempotencyKey;
 use crate::job::JobRequest;
 
 /// Starts a job from builder input and answers `{"job_id": ...}`.
+#[utoipa::path(
+    post,
+    path = "/v1/actions/hume-expression-measurement",
+    operation_id = "start_action",
+    tag = "action",
+    summary = "Start a measurement job from builder input",
+    request_body(content = ActionInputDoc, content_type = "application/json"),
+    params(ApiKeyHeader, IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "The job was accepted (or, for a replayed `Idempotency-Key`, the first job).", body = JobStarted),
+        (status = 400, description = "The body is not JSON, or cannot be read.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token, or no Hume API key where one is needed.", body = ErrorBody),
+        (status = 413, description = "The body, or the job, is over a size budget.", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (the error names it), the job is over a budget, or the `Idempotency-Key` was used with another body.", body = ErrorBody),
+        (status = 429, description = "Hume's rate limit (pass-through backend): retry after `Retry-After` seconds.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = "4XX", description = "Hume's own rejection of the job, passed on (pass-through backend).", body = ErrorBody),
+        (status = 500, description = "An internal error (details in the server's log).", body = ErrorBody),
+        (status = 502, description = "Hume did not answer successfully (pass-through backend).", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait, when Hume said."))),
+        (status = 503, description = "A part the server needs is unavailable; retry later.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait, when known."))),
+        (status = 504, description = "Hume could not be reached in time (pass-through backend).", body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn start(
     State(app): State<AppState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobStarted>, ApiError> {
     let input = ActionInput::try_from(&body)?;
     let key = idempotency_key(&headers)?;
     let job_id = app.start_job(&app.caller(&headers), key, JobRequest::from(input)).await?;
-    Ok(Json(json!({ "job_id": job_id })))
+    Ok(Json(JobStarted { job_id }))
 }
 
 /// The action manifest, as in `action-manifest.json`.
+#[utoipa::path(
+    get,
+    path = "/v1/actions",
+    operation_id = "get_manifest",
+    tag = "action",
+    summary = "The action manifest: fields, defaults, help text and error codes",
+    responses(
+        (status = 200, description = "`action-manifest.json`.", content_type = "application/json", body = Object),
+        (status = 401, description = "Missing or wrong bearer token.", body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn manifest() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], MANIFEST_JSON)
 }

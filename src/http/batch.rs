@@ -5,20 +5,57 @@ use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{FromRequest, Multipart, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::action::idempotency_key;
 use crate::app::AppState;
 use crate::backend::RawBody;
 use crate::budget::{Limit, LimitExceeded};
 use crate::error::{ApiError, FieldError};
+use crate::http::error::ErrorBody;
 use crate::http::extract::{check_declared_length, JobId, JsonBody};
+use crate::http::openapi::{
+    ApiKeyHeader, IdempotencyKeyHeader, JobIdPath, JobStarted, ListJobsQuery, MultipartJobDoc, ReadErrors, V0Job,
+    ZipArchive,
+};
 use crate::job::request::InferenceRequest;
 use crate::job::{JobRequest, UploadedFile};
+use crate::predictions::SourceResult;
 
 /// `POST /v0/batch/jobs`, as JSON (capped at `HUME_ACTION_MAX_BODY_BYTES`) or as multipart
 /// (`json` part plus `file` parts, capped at `HUME_ACTION_MAX_UPLOAD_BYTES`).
-pub async fn start(State(app): State<AppState>, headers: HeaderMap, request: Request) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v0/batch/jobs",
+    operation_id = "start_job",
+    tag = "v0",
+    summary = "Start a v0 job: JSON, or multipart with uploaded files",
+    request_body(content(
+        (InferenceRequest = "application/json"),
+        (MultipartJobDoc = "multipart/form-data"),
+    )),
+    params(ApiKeyHeader, IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "The job was accepted (or, for a replayed `Idempotency-Key`, the first job).", body = JobStarted),
+        (status = 400, description = "The body is not JSON or multipart that can be read.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token, or no Hume API key where one is needed.", body = ErrorBody),
+        (status = 413, description = "The body, an upload, or the job is over a size budget.", body = ErrorBody),
+        (status = 415, description = "The body is neither `application/json` nor `multipart/form-data`.", body = ErrorBody),
+        (status = 422, description = "The request is invalid (the error names the field), over a budget, or its `Idempotency-Key` was used with another body.", body = ErrorBody),
+        (status = 429, description = "Hume's rate limit (pass-through backend): retry after `Retry-After` seconds.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = "4XX", description = "Hume's own rejection, passed on (pass-through backend).", body = ErrorBody),
+        (status = 500, description = "An internal error (details in the server's log).", body = ErrorBody),
+        (status = 502, description = "Hume did not answer successfully (pass-through backend).", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait, when Hume said."))),
+        (status = 503, description = "A part the server needs is unavailable; retry later.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait, when known."))),
+        (status = 504, description = "Hume could not be reached in time (pass-through backend).", body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
+pub async fn start(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Json<JobStarted>, ApiError> {
     let job = if is_multipart(&headers) {
         from_multipart(request, app.config.max_upload_bytes as u64).await?
     } else {
@@ -26,7 +63,7 @@ pub async fn start(State(app): State<AppState>, headers: HeaderMap, request: Req
         JobRequest::new(InferenceRequest::parse(body, false)?.to_value())
     };
     let job_id = app.start_job(&app.caller(&headers), idempotency_key(&headers)?, job).await?;
-    Ok(Json(json!({ "job_id": job_id })))
+    Ok(Json(JobStarted { job_id }))
 }
 
 fn is_multipart(headers: &HeaderMap) -> bool {
@@ -35,6 +72,19 @@ fn is_multipart(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /v0/batch/jobs`.
+#[utoipa::path(
+    get,
+    path = "/v0/batch/jobs",
+    operation_id = "list_jobs",
+    tag = "v0",
+    summary = "List the caller's jobs, newest first, a page at a time",
+    params(ListJobsQuery, ApiKeyHeader),
+    responses(
+        (status = 200, description = "A page of the caller's jobs.", body = Vec<V0Job>, headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when there is one."))),
+        ReadErrors,
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -46,11 +96,37 @@ pub async fn list(
 }
 
 /// `GET /v0/batch/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v0/batch/jobs/{id}",
+    operation_id = "get_job",
+    tag = "v0",
+    summary = "A job and its state",
+    params(JobIdPath, ApiKeyHeader),
+    responses(
+        (status = 200, description = "The job.", body = V0Job),
+        ReadErrors,
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn details(State(app): State<AppState>, headers: HeaderMap, JobId(id): JobId) -> Result<RawBody, ApiError> {
     app.backend.job(&app.caller(&headers), &id).await
 }
 
 /// `GET /v0/batch/jobs/{id}/predictions`.
+#[utoipa::path(
+    get,
+    path = "/v0/batch/jobs/{id}/predictions",
+    operation_id = "get_job_predictions",
+    tag = "v0",
+    summary = "An ended job's predictions, one entry per source in request order",
+    params(JobIdPath, ApiKeyHeader),
+    responses(
+        (status = 200, description = "The predictions.", body = Vec<SourceResult>),
+        ReadErrors,
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn predictions(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -60,6 +136,19 @@ pub async fn predictions(
 }
 
 /// `GET /v0/batch/jobs/{id}/artifacts`.
+#[utoipa::path(
+    get,
+    path = "/v0/batch/jobs/{id}/artifacts",
+    operation_id = "get_job_artifacts",
+    tag = "v0",
+    summary = "An ended job's predictions as CSV files in a zip archive",
+    params(JobIdPath, ApiKeyHeader),
+    responses(
+        (status = 200, description = "A zip archive of CSV files.", content_type = "application/octet-stream", body = ZipArchive),
+        ReadErrors,
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn artifacts(State(app): State<AppState>, headers: HeaderMap, JobId(id): JobId) -> Result<RawBody, ApiError> {
     app.backend.artifacts(&app.caller(&headers), &id).await
 }

@@ -9,33 +9,48 @@ use serde::Serialize;
 
 pub use crate::error::{ApiError, FieldError};
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every non-2xx answer: `{"error": {...}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+/// What went wrong, for a person reading a workflow's run log and for a program.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable machine-readable code (listed in `GET /v1/actions`'s `errors`).
     code: &'a str,
+    /// What is wrong and how to fix it.
     message: String,
+    /// The input field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Whether the same request may succeed later.
     retryable: bool,
+    /// Hume's HTTP status, when Hume answered.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 100, maximum = 599)]
     upstream_status: Option<u16>,
+    /// Calls made to Hume, when any were.
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts: Option<u32>,
+    /// The budget the request is over, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<LimitDetail>,
 }
 
 /// The limit an answer is over: its setting, its value and what was seen.
-#[derive(Serialize)]
-struct LimitDetail {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LimitDetail {
+    /// The setting that holds the limit (e.g. `HUME_ACTION_MAX_BODY_BYTES`).
     setting: &'static str,
+    /// The limit.
     max: u64,
+    /// What was seen (at least this, when `at_least`).
     seen: u64,
+    /// Whether reading stopped at the limit, so the real amount is larger.
     at_least: bool,
+    /// What it counts in (`bytes`, `seconds`, ...).
     unit: &'static str,
 }
 

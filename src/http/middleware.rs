@@ -1,4 +1,5 @@
-//! Request-level layers: the optional bearer token and the per-request tracing span.
+//! Request-level layers: the optional bearer token, the per-request tracing span, and the HTTP
+//! request metrics.
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -33,4 +34,15 @@ pub async fn require_token(State(app): State<AppState>, request: Request, next: 
 pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> Span {
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+}
+
+/// Counts and times every request by its route template (`MatchedPath`, never the raw path or
+/// query) and status, for `/metrics`.
+pub async fn record_metrics(request: Request, next: Next) -> Response {
+    let since = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    crate::telemetry::metrics::http_request(&method, route.as_deref(), response.status().as_u16(), since.elapsed());
+    response
 }

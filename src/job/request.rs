@@ -9,23 +9,56 @@ use crate::error::FieldError;
 /// Model names v0 knows.
 pub const MODEL_NAMES: [&str; 6] = ["face", "burst", "prosody", "language", "ner", "facemesh"];
 
-/// A v0 job request. Unknown fields are ignored, as v0 did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A v0 job request (v0's `InferenceBaseRequest`). Unknown fields are ignored, as v0 did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InferenceRequest {
-    /// Model name to its settings; absent means every model.
+    /// Model name (`face`, `burst`, `prosody`, `language`, `ner`, `facemesh`) to its settings
+    /// object (`{}` for the defaults); absent means every model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = models_schema)]
     pub models: Option<serde_json::Map<String, Value>>,
-    /// Absent: automatic; `null`: transcription off (v0 tells the two apart).
+    /// Absent: automatic; `null`: transcription off (v0 tells the two apart); an object such as
+    /// `{"language": "en"}` forces the language.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub transcription: Option<Option<Value>>,
+    /// http(s) URLs of the media to measure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(inline, value_type = Vec<HttpUrl>)]
     pub urls: Vec<String>,
+    /// Texts to measure with the language model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub text: Vec<String>,
+    /// An http(s) URL to POST `{job_id, status, predictions}` to when the job ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^https?://\S+$")]
     pub callback_url: Option<String>,
+    /// v0's e-mail notice flag: accepted and kept with the request; no e-mail is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<bool>,
+}
+
+/// An http(s) URL, as the schema of a v0 request states it.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, pattern = r"^https?://\S+$")]
+pub struct HttpUrl(#[allow(dead_code)] String);
+
+/// `models`: an object whose keys are model names and whose values are settings objects (or
+/// `null`, which leaves that model out).
+fn models_schema() -> impl Into<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>> {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    let settings = || {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Object))
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+    };
+    let mut models = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+    for name in MODEL_NAMES {
+        models = models.property(name, settings());
+    }
+    OneOfBuilder::new().item(models).item(ObjectBuilder::new().schema_type(Type::Null))
 }
 
 impl InferenceRequest {

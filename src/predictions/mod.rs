@@ -274,13 +274,17 @@ fn merge_output<P>(into: &mut Option<ModelOutput<P>>, other: Option<ModelOutput<
 }
 
 /// Every model's output for one file of a source (a source that is an archive has several).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct InferencePrediction {
     /// The file's path within the source (or the source's own name).
     pub file: String,
     /// What the file was taken to be, e.g. `video`, `audio`, `text` (v0 sent this too, outside its spec).
     pub file_type: String,
-    /// The models' outputs.
+    /// The models' outputs, each in v0's shape (`face`, `burst`, `prosody`, `language`; from
+    /// Hume itself also `ner`, `facemesh`): `{metadata, grouped_predictions: [{id,
+    /// predictions}]}`. Face, prosody and burst predictions may carry Hume v1's full answer in
+    /// `hume_v1`.
+    #[schema(value_type = Object)]
     pub models: ModelsPredictions,
     /// What was said in the file, when it was transcribed (an extra field, like `file_type`, that
     /// v0 clients ignore; downstream steps read the words and their times here).
@@ -289,7 +293,7 @@ pub struct InferencePrediction {
 }
 
 /// One transcribed word, with its time in seconds on the source's timeline.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct Word {
     pub text: String,
     pub begin: f64,
@@ -299,7 +303,7 @@ pub struct Word {
 }
 
 /// What was said in a file: its words in order, the language, and an overall confidence.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, utoipa::ToSchema)]
 pub struct Transcript {
     /// The language spoken (BCP-47, e.g. `en`), detected or as requested.
     pub language: String,
@@ -309,7 +313,7 @@ pub struct Transcript {
 }
 
 /// A failure measuring one file: v0's `Error`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct SourceError {
     /// The file's path within the source.
     pub file: String,
@@ -318,7 +322,7 @@ pub struct SourceError {
 }
 
 /// Everything measured for one source, and everything that failed.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct InferenceResults {
     /// One entry per file measured.
     pub predictions: Vec<InferencePrediction>,
@@ -327,7 +331,7 @@ pub struct InferenceResults {
 }
 
 /// Where a source came from, tagged by `type`: `url`, `file` or `text`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Source {
     /// Fetched from a URL.
@@ -350,7 +354,7 @@ pub enum Source {
 
 /// One source's result: v0's `InferenceSourcePredictResult`. The predictions endpoint returns a
 /// list of these, one per source, in request order.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct SourceResult {
     /// The source.
     pub source: Source,

@@ -132,11 +132,16 @@ impl UpstreamClient {
     }
 
     /// Runs `attempt` under the retry policy; `attempts` counts the tries made.
-    pub async fn with_retries<T, F, Fut>(&self, attempt: F, attempts: &AtomicU32) -> Result<T, UpstreamError>
+    pub async fn with_retries<T, F, Fut>(&self, mut attempt: F, attempts: &AtomicU32) -> Result<T, UpstreamError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AttemptError>>,
     {
+        let mut n = 0;
+        let attempt = move || {
+            n += 1;
+            crate::telemetry::metrics::attempt(n, attempt())
+        };
         attempt
             .retry(self.policy.delays())
             .sleep(tokio::time::sleep)
@@ -156,12 +161,16 @@ impl UpstreamClient {
         attach: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<RawResponse, AttemptError> {
         let key = LimiterKey::for_api_key(api_key.expose());
-        let permit = self.limiter.acquire(&key).await.map_err(AttemptError::Limited)?;
+        let waiting = crate::telemetry::metrics::LimiterWait::start(path);
+        let permit = self.limiter.acquire(&key).await;
+        waiting.done(permit.is_ok());
+        let permit = permit.map_err(AttemptError::Limited)?;
         let url = self
             .base_url
             .join(path)
             .map_err(|e| AttemptError::Transport { message: e.to_string(), maybe_delivered: false })?;
         let request = attach(self.http.request(method, url).header("X-Hume-Api-Key", api_key.expose()));
+        let sent = std::time::Instant::now();
         let outcome = async {
             let response = request.send().await?;
             let status = response.status();
@@ -171,6 +180,7 @@ impl UpstreamClient {
         }
         .await;
         drop(permit);
+        crate::telemetry::metrics::upstream_request(path, outcome.as_ref().ok().map(|o| o.0.as_u16()), sent.elapsed());
         let (status, headers, body) = outcome.map_err(|e| AttemptError::Transport {
             maybe_delivered: !e.is_connect(),
             message: describe_transport_error(&e),

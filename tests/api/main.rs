@@ -11,6 +11,8 @@ mod hume;
 mod local_media;
 mod manifest;
 mod media_files;
+mod metrics;
+mod openapi;
 mod operations;
 mod passthrough;
 mod ratelimit;
