@@ -314,3 +314,34 @@ async fn an_upstream_that_cannot_be_reached_is_counted_as_error_per_attempt() {
     assert_eq!(m.sum("hume_action_http_requests_total", &read), 1.0);
     assert!(!server.metrics_text().await.contains("127.0.0.1:1"));
 }
+
+#[tokio::test]
+async fn the_limiter_queue_depth_shows_a_waiting_call_and_refusals_are_counted() {
+    let hume = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v0/batch/jobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&hume)
+        .await;
+    // One call per 100 s: the second waits its turn, a third would wait past 150 s and is refused.
+    let server = Server::start(&[
+        ("HUME_ACTION_BACKEND", "hume-batch"),
+        ("HUME_BATCH_BASE_URL", &hume.uri()),
+        ("HUME_RATE_LIMIT_REQUESTS", "1"),
+        ("HUME_RATE_LIMIT_WINDOW_SECS", "100"),
+        ("HUME_MAX_QUEUE_WAIT_SECS", "150"),
+    ]);
+    let first = server.request(reqwest::Method::GET, "/v0/batch/jobs").send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let waiting = tokio::spawn(server.request(reqwest::Method::GET, "/v0/batch/jobs").send());
+    let m = server.metrics_until(|m| m.sum("hume_action_limiter_queue_depth", &[("api", "v0")]) == 1.0).await;
+    assert_eq!(m.sum("hume_action_limiter_wait_seconds_count", &[("api", "v0")]), 1.0);
+    let refused = server.request(reqwest::Method::GET, "/v0/batch/jobs").send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let m = server.metrics().await;
+    assert_eq!(m.sum("hume_action_limiter_refused_total", &[("api", "v0")]), 1.0);
+    assert_eq!(m.sum("hume_action_limiter_queue_depth", &[("api", "v0")]), 1.0);
+    assert_eq!(m.sum("hume_action_upstream_requests_total", &[]), 1.0, "refused calls send nothing");
+    waiting.abort();
+}
