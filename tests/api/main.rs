@@ -13,6 +13,7 @@ mod manifest;
 mod media_files;
 mod operations;
 mod passthrough;
+mod pg;
 mod ratelimit;
 mod recovery;
 mod retries;
