@@ -1,5 +1,6 @@
 //! Replicas of the real binary on one PostgreSQL: a replica killed (SIGKILL) mid-job loses the
-//! job to another after its lease expires, and the job is never run by two at once; one
+//! job to another after its lease expires, and the job is never run by two at once; a replica
+//! killed mid-callback leaves the delivery to another, never two at once; one
 //! Idempotency-Key raced on two replicas makes one job; a PostgreSQL that cannot be reached at
 //! start-up is named in the error, without its password; `/readyz` reports the store.
 
@@ -18,8 +19,8 @@ use crate::recovery::Server;
 /// Lease of the replicas under test: short, so a takeover comes soon.
 const LEASE_SECS: &str = "2";
 
-/// A file host that holds every answer until released, and counts how many downloads are open
-/// at once (a download ends when its answer is sent or its client goes away).
+/// A host that holds every answer until released, and counts how many requests are open at
+/// once (a request ends when its answer is sent or its client goes away).
 struct HeldHost {
     url: String,
     requests: Arc<AtomicUsize>,
@@ -70,8 +71,9 @@ impl HeldHost {
                             );
                             let _ = socket.write_all(reply.as_bytes()).await;
                         }
-                        // The client went away (killed): its download is over.
-                        _ = socket.read(&mut buf) => {}
+                        // The client went away (killed): its request is over. (A body, such as
+                        // a callback's, is read and dropped on the way.)
+                        _ = async { while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {} } => {}
                     }
                     open.fetch_sub(1, Ordering::SeqCst);
                 });
@@ -177,6 +179,52 @@ async fn a_killed_replicas_job_is_taken_over_after_its_lease_and_never_runs_twic
     assert!(predictions[0]["error"].is_null(), "{predictions}");
     let (status, runs, owner, _) = stored(&db, &job).await;
     assert_eq!((status.as_str(), runs, owner), ("COMPLETED", 2, None));
+}
+
+#[tokio::test]
+async fn a_replica_killed_while_delivering_a_callback_leaves_it_to_another_never_two_at_once() {
+    let pg = Postgres::start().await;
+    let db = pg.pool().await;
+    let hook = HeldHost::start().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (replica(&pg, &dir_a), replica(&pg, &dir_b));
+    let body =
+        json!({"text": ["Call me back, whoever you are."], "models": {"language": {}}, "callback_url": hook.url});
+    let response = a.client.post(format!("{}/v0/batch/jobs", a.address)).json(&body).send().await.unwrap();
+    let answer: Value = response.json().await.unwrap();
+    let job = answer["job_id"].as_str().expect("a job id").to_owned();
+    hook.wait_for_requests(1).await; // the finishing replica is delivering, held by the hook
+    let (state, deliverer): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT callback_state, callback_owner FROM jobs WHERE id = $1")
+            .bind(&job)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(state.as_deref(), Some("PENDING"));
+    let deliverer = deliverer.expect("the delivery is claimed");
+    let (deliverer, other) = if a.replica.as_deref() == Some(deliverer.as_str()) { (a, b) } else { (b, a) };
+
+    deliverer.kill();
+    hook.wait_for_requests(2).await; // the other replica's sweep took the delivery over
+    hook.release.send_replace(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (state, owner): (Option<String>, Option<String>) =
+            sqlx::query_as("SELECT callback_state, callback_owner FROM jobs WHERE id = $1")
+                .bind(&job)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        if state.as_deref() == Some("DELIVERED") {
+            assert_eq!(owner, None);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the callback was never recorded delivered ({state:?})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hook.most_open.load(Ordering::SeqCst), 1, "never two deliveries at once");
+    assert_eq!(hook.requests(), 2, "delivered again once, by the survivor");
+    assert_eq!(other.status(&job).await, "COMPLETED");
 }
 
 #[tokio::test]
