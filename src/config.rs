@@ -98,13 +98,20 @@ pub struct Config {
 
     /// Where jobs, uploads, predictions and idempotency records live: unset keeps them in a
     /// SQLite file in the data directory (one server); `postgres://user:password@host/db` puts
-    /// them in PostgreSQL, shared by any number of replicas.
+    /// them in PostgreSQL, shared by any number of replicas (tried for 20 s at start-up; the
+    /// `hume` backend then needs the same HUME_ACTION_SECRET_KEY on every replica).
     #[arg(long, env = "HUME_ACTION_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
 
     /// Connections each replica keeps to PostgreSQL.
     #[arg(long, env = "HUME_ACTION_DATABASE_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub database_pool_size: u32,
+
+    /// How long a claim on a job (or on a callback's delivery) lasts unrenewed, in seconds; its
+    /// worker renews it every third of that. With PostgreSQL, the jobs of a replica that died
+    /// (or was cut off) are taken over by another replica once their lease expires.
+    #[arg(long, env = "HUME_ACTION_LEASE_SECS", default_value_t = 30.0, value_parser = parse_lease_secs)]
+    pub lease_secs: f64,
 
     /// `redis://host:port/` shares the upstream rate limits (v0 and v1, per API key) and 429
     /// pauses across replicas; unset keeps them in this process.
@@ -245,15 +252,18 @@ impl Config {
 
     /// The scrubber of the server's own secrets (the caller's key is added where it is known).
     pub fn scrubber(&self) -> Scrubber {
-        let secrets = [
-            &self.hume_api_key,
-            &self.token,
-            &self.callback_secret,
-            &self.secret_key,
-            &self.database_url,
-            &self.redis_url,
-        ];
-        Scrubber::new(secrets.into_iter().flatten().map(Secret::expose))
+        let secrets = [&self.hume_api_key, &self.token, &self.callback_secret, &self.secret_key];
+        let url_passwords: Vec<String> = [&self.database_url, &self.redis_url]
+            .into_iter()
+            .flatten()
+            .filter_map(|url| url_password(url.expose()))
+            .collect();
+        Scrubber::new(secrets.into_iter().flatten().map(Secret::expose).chain(url_passwords.iter().map(String::as_str)))
+    }
+
+    /// How long a claim lasts unrenewed (`HUME_ACTION_LEASE_SECS`).
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs_f64(self.lease_secs)
     }
 
     /// The budgets every job is held to.
@@ -272,6 +282,43 @@ impl Config {
     /// The configuration with no flags given (environment variables still apply), for tests and tools.
     pub fn defaults() -> Self {
         Self::parse_from(["hume-action"])
+    }
+}
+
+/// The password in a database or Redis URL (`postgres://user:password@host/db`, or
+/// `?password=`), decoded. The whole URL is not a secret: its first characters (`postgres`,
+/// `redis://`) would redact every mention of PostgreSQL or Redis.
+fn url_password(url: &str) -> Option<String> {
+    let url = Url::parse(url).ok()?;
+    let in_query = url.query_pairs().find(|(k, _)| k == "password").map(|(_, v)| v.into_owned());
+    in_authority_password(&url).or(in_query).filter(|p| !p.is_empty())
+}
+
+/// The URL's password, percent-decoded.
+fn in_authority_password(url: &Url) -> Option<String> {
+    let raw = url.password()?.as_bytes();
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (raw[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn parse_lease_secs(s: &str) -> Result<f64, String> {
+    match parse_positive_secs(s)? {
+        v if v >= 0.3 => Ok(v),
+        _ => Err(format!("a lease must last at least 0.3 s, got `{s}`")),
     }
 }
 
@@ -313,5 +360,22 @@ impl FromStr for Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_password_is_scrubbed_and_the_rest_of_its_url_is_not() {
+        let mut config = Config::defaults();
+        config.database_url = Some("postgres://hume:s3cr%2Ft-pa55@db.internal:5432/jobs".parse().unwrap());
+        let scrubbed = config.scrubber().scrub("postgresql at db.internal:5432/jobs refused s3cr/t-pa55");
+        assert_eq!(scrubbed, "postgresql at db.internal:5432/jobs refused [redacted]");
+        assert_eq!(url_password("postgres://u@h/db?password=qu3ry-pass").as_deref(), Some("qu3ry-pass"));
+        assert_eq!(url_password("postgres://u@h/db"), None);
+        config.redis_url = Some("redis://:r3dis-pa55@cache:6379/".parse().unwrap());
+        assert_eq!(config.scrubber().scrub("redis://cache:6379 said r3dis-pa55"), "redis://cache:6379 said [redacted]");
     }
 }

@@ -3,6 +3,11 @@
 //!
 //! At start the soft open-file limit is raised to the hard limit, and the connection cap is
 //! fitted under it, leaving room for the database, downloads and media files.
+//!
+//! The job store is SQLite in the data directory (one server, which locks the directory), or
+//! PostgreSQL when `HUME_ACTION_DATABASE_URL` is set (any number of replicas, no lock). A
+//! PostgreSQL that cannot be reached is tried again for [`DATABASE_PATIENCE`], then start-up
+//! fails naming it (host, port, database; never the password) and why.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,12 +34,14 @@ use crate::models::face::DIR_NAME as FACE_DIR_NAME;
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
 use crate::models::speech::{LocalTranscriber, SpeechModels};
 use crate::sealed::Sealer;
-use crate::store::SqliteStore;
+use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::v0::HumeV0Client;
 use crate::upstream::v1::HumeV1Client;
 use crate::upstream::{RateLimiter, RetryPolicy, SharedLimits, SlidingWindowLimiter};
 
+/// How long start-up keeps trying to reach PostgreSQL before it gives up.
+pub const DATABASE_PATIENCE: Duration = Duration::from_secs(20);
 /// Idempotency keys are remembered this long.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Connections served at once when `HUME_ACTION_MAX_CONNECTIONS` is unset.
@@ -60,8 +67,29 @@ async fn engine_backend(
     shared_limits: Option<&Arc<SharedLimits>>,
 ) -> Result<(Arc<dyn Backend>, Arc<dyn IdempotencyStore>), StartupError> {
     let other = |e: &dyn std::fmt::Display| StartupError::Other(e.to_string());
-    let lock = lock_data_dir(&config.data_dir)?;
-    let store = Arc::new(SqliteStore::open(&config.data_dir).await.map_err(|e| other(&e))?);
+    let (store, idempotency, lock, downloads): (Arc<dyn Store>, Arc<dyn IdempotencyStore>, _, _) = match &config
+        .database_url
+    {
+        Some(url) => {
+            if config.backend == BackendKind::Hume && config.secret_key.is_none() {
+                return Err(StartupError::Other(
+                    "HUME_ACTION_DATABASE_URL with the hume backend needs HUME_ACTION_SECRET_KEY, the same on every \
+                         replica: each replica must unseal the API keys stored with the jobs the others accepted"
+                        .into(),
+                ));
+            }
+            let store = Arc::new(postgres_store(config, url.expose()).await?);
+            let downloads = replica_downloads_dir(&config.data_dir, store.replica())?;
+            (store.clone(), store, None, downloads)
+        }
+        None => {
+            let lock = lock_data_dir(&config.data_dir)?;
+            let store =
+                Arc::new(SqliteStore::open(&config.data_dir).await.map_err(|e| other(&e))?.with_lease(config.lease()));
+            // After the data directory's lock: only the server that owns it empties its downloads.
+            (store.clone(), store, Some(lock), downloads_dir(&config.data_dir)?)
+        }
+    };
     let sealer = Arc::new(Sealer::load(config.secret_key.as_ref(), &config.data_dir).map_err(|e| other(&e))?);
     let tools = Tools { ffmpeg: config.ffmpeg.clone(), ffprobe: config.ffprobe.clone() };
     let media = Arc::new(Preparer::new(
@@ -136,8 +164,7 @@ async fn engine_backend(
             (Analyzers::local(language, face), None)
         }
     };
-    // After the data directory's lock: only the server that owns it empties its downloads.
-    let fetcher = fetcher(config, &policy, Some(downloads_dir(&config.data_dir)?))?;
+    let fetcher = fetcher(config, &policy, Some(downloads))?;
     let callbacks = Arc::new(Callbacks {
         fetcher: fetcher.clone(),
         secret: config.callback_secret.clone(),
@@ -160,7 +187,37 @@ async fn engine_backend(
     });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
-    Ok((Arc::new(EngineBackend::new(store.clone(), workers, lock, key_sealer, components)), store))
+    Ok((Arc::new(EngineBackend::new(store, workers, lock, key_sealer, components)), idempotency))
+}
+
+/// The PostgreSQL store of `HUME_ACTION_DATABASE_URL`, reached within [`DATABASE_PATIENCE`].
+async fn postgres_store(config: &Config, url: &str) -> Result<PostgresStore, StartupError> {
+    PostgresStore::connect(url, config.database_pool_size, config.lease(), DATABASE_PATIENCE)
+        .await
+        .map_err(|e| StartupError::Other(config.scrubber().scrub(&e.to_string())))
+}
+
+/// `<data dir>/downloads/<replica>`, for a replica on PostgreSQL: replicas may share a data
+/// directory, so each downloads into its own folder, locked while it runs; folders whose lock
+/// is free belong to replicas that are gone, and are removed.
+fn replica_downloads_dir(data_dir: &std::path::Path, replica: &str) -> Result<std::path::PathBuf, StartupError> {
+    let root = data_dir.join("downloads");
+    let other = |e: std::io::Error| StartupError::Other(format!("cannot prepare {}: {e}", root.display()));
+    std::fs::create_dir_all(&root).map_err(other)?;
+    for entry in std::fs::read_dir(&root).map_err(other)?.flatten() {
+        let path = entry.path();
+        let gone = std::fs::File::open(path.join(".lock")).is_ok_and(|lock| lock.try_lock().is_ok());
+        if gone {
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+    }
+    let dir = root.join(replica);
+    std::fs::create_dir_all(&dir).map_err(other)?;
+    let lock = std::fs::File::create(dir.join(".lock")).map_err(other)?;
+    lock.try_lock().map_err(|e| other(std::io::Error::other(e.to_string())))?;
+    // Held (leaked) for the process's lifetime: the lock ends with the process, however it ends.
+    std::mem::forget(lock);
+    Ok(dir)
 }
 
 /// The link to the Redis that holds the fleet's rate limits, when `HUME_ACTION_REDIS_URL` is
@@ -303,7 +360,13 @@ impl Application {
                     UpstreamClient::new(config.hume_batch_base_url.clone(), timeout, limiter, policy, scrubber)
                         .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
                 let client = HumeV0Client::new(client);
-                (Arc::new(BatchBackend::new(Arc::new(client))), Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)))
+                // With a database, replicas share their idempotency records (recorded once the
+                // upstream job exists: a replay on any replica finds it).
+                let idempotency: Arc<dyn IdempotencyStore> = match &config.database_url {
+                    Some(url) => Arc::new(postgres_store(&config, url.expose()).await?),
+                    None => Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)),
+                };
+                (Arc::new(BatchBackend::new(Arc::new(client))), idempotency)
             }
             BackendKind::Local | BackendKind::Hume => engine_backend(&config, policy, shared_limits.as_ref()).await?,
         };

@@ -1,5 +1,6 @@
-//! The engine backends, `local` (the default) and `hume`: jobs stored in SQLite and run by
-//! `crate::engine`, which owns the job whichever runner measures each model.
+//! The engine backends, `local` (the default) and `hume`: jobs stored in SQLite (or PostgreSQL,
+//! shared by replicas) and run by `crate::engine`, which owns the job whichever runner measures
+//! each model.
 //!
 //! The job is committed before its id is returned; workers fetch, measure and store in the
 //! background. Reads are answered from the database in v0's shapes. On `hume`, the caller's key
@@ -29,7 +30,7 @@ use crate::job::state::{job_json, request_echo, request_preview, JobState};
 use crate::job::{Caller, JobRequest};
 use crate::predictions::artifacts::write_zip;
 use crate::sealed::Sealer;
-use crate::store::{predictions_json, JobRecord, ListFilter, NewJob, PageToken, SortBy, Store};
+use crate::store::{predictions_json, Inserted, JobRecord, ListFilter, NewJob, PageToken, SortBy, Store};
 
 /// Jobs run here, by the engine's workers.
 pub struct EngineBackend {
@@ -37,8 +38,9 @@ pub struct EngineBackend {
     workers: WorkerPool,
     /// Seals the caller's key into the job, when the runners call Hume.
     key_sealer: Option<Arc<Sealer>>,
-    /// Held for the process's lifetime: one server per data directory.
-    _data_dir_lock: std::fs::File,
+    /// Held for the process's lifetime: one server per data directory (SQLite only; replicas
+    /// on PostgreSQL share the store and hold none).
+    _data_dir_lock: Option<std::fs::File>,
     /// The models and tools found at start-up, as `/readyz` lists them.
     components: Components,
 }
@@ -49,7 +51,7 @@ impl EngineBackend {
     pub fn new(
         store: Arc<dyn Store>,
         workers: WorkerPool,
-        data_dir_lock: std::fs::File,
+        data_dir_lock: Option<std::fs::File>,
         key_sealer: Option<Arc<Sealer>>,
         components: Components,
     ) -> Self {
@@ -106,9 +108,16 @@ impl Backend for EngineBackend {
             api_key_sealed,
             idempotency: job.idempotency,
         };
-        self.store.insert(new).await?;
-        self.workers.wake();
-        Ok(id)
+        let request_hash = new.idempotency.as_ref().map(|claim| claim.request_hash.clone());
+        match self.store.insert(new).await? {
+            Inserted::Job => {
+                self.workers.wake();
+                Ok(id)
+            }
+            // Another replica claimed the key first: its job is the answer.
+            Inserted::KeyTaken(record) if Some(&record.request_hash) == request_hash.as_ref() => Ok(record.job_id),
+            Inserted::KeyTaken(_) => Err(ApiError::IdempotencyConflict),
+        }
     }
 
     async fn list_jobs(&self, caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError> {
@@ -146,9 +155,10 @@ impl Backend for EngineBackend {
     }
 
     async fn ready(&self) -> Result<Components, String> {
-        self.store.ping().await.map_err(|e| format!("store: {e}"))?;
+        let kind = self.store.kind();
+        self.store.ping().await.map_err(|e| format!("store: {kind}: {e}"))?;
         let mut components = self.components.clone();
-        components.insert("store", "ok".into());
+        components.insert("store", format!("{kind}: ok"));
         Ok(components)
     }
 

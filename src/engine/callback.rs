@@ -3,6 +3,11 @@
 //! Delivery obeys the same address rules as downloads, retries transient failures with the
 //! shared backoff, and, when `HUME_ACTION_CALLBACK_SECRET` is set, signs the body:
 //! `X-Hume-Action-Signature: sha256=<hex HMAC-SHA256 of the exact body>`.
+//!
+//! A delivery is claimed in the store (by the replica that finished the job, or by a sweep) and
+//! its claim renewed while it runs ([`super::lease`]); a delivery whose claim is lost stops, so
+//! two replicas never deliver one job's end at the same time. Delivery is at least once: a
+//! replica that dies mid-delivery leaves the callback pending, and another sends it again.
 
 use std::sync::Arc;
 
@@ -56,8 +61,18 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 impl Callbacks {
-    /// Delivers the callback of an ended job and records whether it arrived.
+    /// Delivers the callback of an ended job (whose delivery this replica claimed) and records
+    /// whether it arrived; stops at once if the claim is lost.
     pub async fn deliver(&self, job: &JobRecord) {
+        let store = self.store.clone();
+        let lost = super::lease::hold(store.lease(), "callback", || store.renew_callback(&job.id));
+        tokio::select! {
+            _ = self.deliver_claimed(job) => {}
+            _ = lost => tracing::warn!(job_id = %job.id, "the callback's delivery was taken over by another replica"),
+        }
+    }
+
+    async fn deliver_claimed(&self, job: &JobRecord) {
         let Some(url) = job.callback_url.as_deref().and_then(|u| Url::parse(u).ok()) else { return };
         // A first pass over the body gives its length and signature; each attempt streams it again.
         let mut length = 0u64;

@@ -10,10 +10,12 @@
 //! - [`budget`]: what a job's sources have used of its budgets, shared while they run;
 //! - [`worker`]: claiming, recovery after a stop, storing the end state;
 //! - [`callback`]: telling `callback_url` that the job ended;
+//! - [`lease`]: renewing the claim on a job or a callback while its work runs;
 //! - [`give_back_memory`]: the heap a large job or read freed goes back to the system.
 
 pub mod budget;
 pub mod callback;
+pub mod lease;
 pub mod pipeline;
 pub mod worker;
 

@@ -14,6 +14,17 @@
 //! A job whose outcome cannot be stored (too large for the store, a store error) ends `FAILED`
 //! with that reason; when even that cannot be stored, it is queued again and given up after
 //! [`MAX_RUNS`] such runs, never re-run forever.
+//!
+//! While a job runs, its worker renews the job's lease ([`super::lease`], every third of
+//! `HUME_ACTION_LEASE_SECS`). With replicas on PostgreSQL, a replica that dies leaves its jobs'
+//! leases to expire; another replica's claim then takes them over (counted as an unclean end).
+//! A worker whose renewal finds the lease gone (it was cut off long enough for a takeover)
+//! abandons the run at once, and its store writes are refused, so a job never runs on two
+//! replicas at once past a lease, and a stale worker never overwrites the new owner's work.
+//!
+//! Callbacks: the finishing replica delivers its job's callback (claimed in the same write as
+//! the end); every replica also sweeps, at start and every [`CALLBACK_SWEEP`] (or the lease, if
+//! shorter), for pending callbacks nobody holds: those of a replica that died mid-delivery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +42,12 @@ use crate::job::now_ms;
 use crate::job::state::JobState;
 use crate::store::{JobRecord, Store, StoreError, MAX_RUNS};
 
-/// How long an idle worker sleeps before looking at the queue without being woken.
+/// How long an idle worker sleeps before looking at the queue without being woken (or half the
+/// lease, if shorter: jobs of a dead replica are found soon after their lease expires).
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// How often every replica looks for pending callbacks nobody is delivering (or the lease, if
+/// shorter).
+pub const CALLBACK_SWEEP: Duration = Duration::from_secs(30);
 /// Jobs claimed at once per measuring slot: the others download while one measures.
 pub const CLAIMS_PER_SLOT: usize = 2;
 
@@ -69,10 +84,13 @@ impl WorkerPool {
                 "the last run of the server ended uncleanly; its jobs in progress are queued again"
             );
         }
-        for job in self.store.pending_callbacks().await? {
-            let callbacks = self.callbacks.clone();
-            self.tasks.spawn(async move { callbacks.deliver(&job).await });
-        }
+        self.tasks.spawn(sweep_callbacks(
+            self.store.clone(),
+            self.callbacks.clone(),
+            self.stop.clone(),
+            self.tasks.clone(),
+        ));
+        let idle_poll = IDLE_POLL.min(self.store.lease() / 2);
         for worker in 0..workers * CLAIMS_PER_SLOT {
             let worker = Worker {
                 id: worker,
@@ -92,7 +110,7 @@ impl WorkerPool {
                             tokio::select! {
                                 _ = wake.notified() => {}
                                 _ = worker.stop.cancelled() => {}
-                                _ = tokio::time::sleep(IDLE_POLL) => {}
+                                _ = tokio::time::sleep(idle_poll) => {}
                             }
                             continue;
                         }
@@ -104,7 +122,7 @@ impl WorkerPool {
                     };
                     let span = tracing::info_span!("job", job_id = %job.id, worker = worker.id);
                     match worker.run(job).instrument(span).await {
-                        Step::Ended => {}
+                        Step::Ended | Step::Abandoned => {}
                         Step::Requeued => tokio::time::sleep(IDLE_POLL).await, // the store is failing: give it a moment
                         Step::Stopped => break,
                     }
@@ -137,6 +155,34 @@ enum Step {
     Requeued,
     /// Put back in the queue at shutdown, uncounted; it runs again on the next start.
     Stopped,
+    /// Its lease was lost to another replica: left to that replica, nothing stored.
+    Abandoned,
+}
+
+/// Claims pending callbacks nobody holds, at start and then every [`CALLBACK_SWEEP`] (or the
+/// lease, if shorter), and delivers them, until the pool stops.
+async fn sweep_callbacks(
+    store: Arc<dyn Store>,
+    callbacks: Arc<Callbacks>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let every = CALLBACK_SWEEP.min(store.lease());
+    while !stop.is_cancelled() {
+        match store.claim_callbacks().await {
+            Ok(jobs) => {
+                for job in jobs {
+                    let callbacks = callbacks.clone();
+                    tasks.spawn(async move { callbacks.deliver(&job).await });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for pending callbacks; trying again later"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// One worker's handles on the pool's parts.
@@ -160,8 +206,11 @@ impl Worker {
         let started = std::time::Instant::now();
         // A panic in a model must not take the worker down with it.
         let run = std::panic::AssertUnwindSafe(self.engine.run(&job, &self.measuring_slots)).catch_unwind();
+        let store = self.store.clone();
+        let lost = super::lease::hold(store.lease(), "job", || store.renew(&job.id));
         let outcome = tokio::select! {
             outcome = run => outcome,
+            _ = lost => return Step::Abandoned,
             _ = self.stop.cancelled() => {
                 match self.store.requeue_stopped(&job.id).await {
                     Ok(()) => tracing::info!("shutting down: the job is queued again and runs on the next start"),
@@ -172,6 +221,10 @@ impl Worker {
         };
         let state = match outcome {
             Ok(Ok(state)) => state,
+            Ok(Err(e)) if e.is_lease_lost() => {
+                tracing::warn!("another replica took the job over; abandoning this run");
+                return Step::Abandoned;
+            }
             // Its results could not be stored (or its uploads read): end it with that reason.
             Ok(Err(e)) => failed_with(&job, cannot_store(&e)),
             Err(_) => {
@@ -179,8 +232,10 @@ impl Worker {
                 failed_by_panic(&job)
             }
         };
-        let Some(state) = self.store_outcome(&job, state).await else {
-            return Step::Requeued;
+        let state = match self.store_outcome(&job, state).await {
+            Outcome::Stored(state) => state,
+            Outcome::Requeued => return Step::Requeued,
+            Outcome::Abandoned => return Step::Abandoned,
         };
         tracing::info!(status = state.status(), "job ended");
         crate::telemetry::metrics::job_ended(state.status(), started.elapsed());
@@ -195,19 +250,23 @@ impl Worker {
 }
 
 impl Worker {
-    /// Stores a job's end; when that fails, stores its failure with the reason instead. `None`
-    /// (and the job queued again, the run counted) when not even that can be stored.
-    async fn store_outcome(&self, job: &JobRecord, state: JobState) -> Option<JobState> {
-        let Err(e) = self.store.finish(&job.id, &state).await else {
-            return Some(state);
+    /// Stores a job's end; when that fails, stores its failure with the reason instead.
+    /// [`Outcome::Requeued`] (the run counted) when not even that can be stored;
+    /// [`Outcome::Abandoned`] when another replica holds the job now.
+    async fn store_outcome(&self, job: &JobRecord, state: JobState) -> Outcome {
+        let e = match self.store.finish(&job.id, &state).await {
+            Ok(()) => return Outcome::Stored(state),
+            Err(e) if e.is_lease_lost() => return abandoned(),
+            Err(e) => e,
         };
         let failed = failed_with(job, cannot_store(&e));
         match self.store.finish(&job.id, &failed).await {
-            Ok(()) => Some(failed),
+            Ok(()) => Outcome::Stored(failed),
+            Err(again) if again.is_lease_lost() => abandoned(),
             Err(again) => {
                 tracing::error!(error = %again, "could not store the job's failure either; queued again");
                 let _ = self.store.requeue(&job.id, &format!("its outcome could not be stored: {e}")).await;
-                None
+                Outcome::Requeued
             }
         }
     }
@@ -223,6 +282,10 @@ impl Worker {
         tracing::error!(runs = job.runs - 1, problem, "giving the job up");
         let state = failed_with(&job, message);
         if let Err(e) = self.store.finish(&job.id, &state).await {
+            if e.is_lease_lost() {
+                abandoned();
+                return Step::Abandoned;
+            }
             tracing::error!(error = %e, "could not store that the job was given up; queued again");
             let _ = self.store.requeue(&job.id, problem).await;
             return Step::Requeued;
@@ -235,6 +298,22 @@ impl Worker {
         }
         Step::Ended
     }
+}
+
+/// What became of a run's outcome.
+enum Outcome {
+    /// Stored as this end.
+    Stored(JobState),
+    /// Not stored; the job is queued again.
+    Requeued,
+    /// Not stored: another replica holds the job now.
+    Abandoned,
+}
+
+/// Logs that a run's outcome is dropped because the job's lease moved on.
+fn abandoned() -> Outcome {
+    tracing::warn!("another replica took the job over before its end was stored; abandoning this run");
+    Outcome::Abandoned
 }
 
 /// A `FAILED` end of `job` with `message`.

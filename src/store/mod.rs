@@ -8,11 +8,24 @@
 //! A job's `runs` counts the runs that did not end it: a clean stop (SIGTERM) gives its run
 //! back ([`Store::requeue_stopped`]), so only unclean ends (kill, crash) and runs whose outcome
 //! could not be stored count toward [`MAX_RUNS`].
+//!
+//! Two implementations: [`SqliteStore`] (one server, the default) and [`PostgresStore`] (any
+//! number of replicas). Across replicas a claimed job is *leased*: its worker renews the lease
+//! every third of [`Store::lease`]; a replica that stops renewing (killed, cut off) loses the job
+//! to the next claim once the lease expires, and the writes of a worker that lost its lease
+//! ([`Store::finish`], [`Store::put_result`], the requeues) fail with [`StoreError::lease_lost`]
+//! instead of overwriting the new owner's. Callback deliveries are leased the same way, so one
+//! job end is delivered by one replica at a time. With SQLite, one server owns the file (a lock
+//! file in the data directory), so its job leases never move; its callbacks are leased alike.
 
+pub mod postgres;
 pub mod sqlite;
+
+use std::time::Duration;
 
 use serde_json::Value;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::ApiError;
@@ -24,10 +37,40 @@ use crate::job::UploadedFile;
 /// be stored, before it is failed rather than run again.
 pub const MAX_RUNS: i64 = 3;
 
-/// A storage failure (the database is unreadable, full, or gone).
+/// How long a claim (of a job, or of a callback's delivery) lasts without being renewed, unless
+/// `HUME_ACTION_LEASE_SECS` says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// A storage failure (the database is unreadable, full, or gone), or a write refused because
+/// this replica no longer holds the job's lease ([`StoreError::lease_lost`]).
 #[derive(Debug, thiserror::Error)]
 #[error("job store: {0}")]
 pub struct StoreError(pub String);
+
+/// The message of [`StoreError::lease_lost`].
+const LEASE_LOST: &str = "this replica no longer holds the job's lease (another replica took it over)";
+
+impl StoreError {
+    /// A write refused because another replica took the job (or the callback) over.
+    pub fn lease_lost() -> Self {
+        Self(LEASE_LOST.to_owned())
+    }
+
+    /// Whether this is [`StoreError::lease_lost`]: the run must be abandoned, not failed.
+    pub fn is_lease_lost(&self) -> bool {
+        self.0 == LEASE_LOST
+    }
+}
+
+/// What [`Store::insert`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// The job (and its idempotency key, if any) is committed.
+    Job,
+    /// Its idempotency key was already claimed by a live record (another replica won the race):
+    /// nothing was stored; the caller answers with that record's job, or a conflict.
+    KeyTaken(crate::idempotency::IdempotencyRecord),
+}
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -140,13 +183,23 @@ impl std::str::FromStr for PageToken {
 /// Durable job storage.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
-    /// Commits a new `QUEUED` job and its files.
-    async fn insert(&self, job: NewJob) -> Result<(), StoreError>;
-    /// Moves the oldest `QUEUED` job to `IN_PROGRESS` and returns it.
+    /// Commits a new `QUEUED` job and its files, and its idempotency key if it has one: the key
+    /// is claimed atomically with the job, so of two replicas inserting one key, one stores its
+    /// job and the other gets [`Inserted::KeyTaken`] and stores nothing.
+    async fn insert(&self, job: NewJob) -> Result<Inserted, StoreError>;
+    /// Claims the oldest `QUEUED` job, or an `IN_PROGRESS` one whose lease expired (its replica
+    /// stopped renewing it: that run counts as an unclean end), for this replica: moves it to
+    /// `IN_PROGRESS` with a fresh lease, counts the run, and returns it.
     async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError>;
     /// Puts jobs an uncleanly ended process left `IN_PROGRESS` back in the queue; returns how
     /// many. A job whose runs reached [`MAX_RUNS`] fails instead (it may be what crashes us).
+    /// With replicas, only jobs whose lease expired: the others are held by live replicas.
     async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError>;
+    /// Extends this replica's lease on job `id`; `false` when it no longer holds it (another
+    /// replica took it over, or it ended): the run must be abandoned at once.
+    async fn renew(&self, id: &str) -> Result<bool, StoreError>;
+    /// How long a claim lasts unrenewed: workers renew every third of it.
+    fn lease(&self) -> Duration;
     /// Puts one `IN_PROGRESS` job back in the queue because its run could not finish; the run
     /// counts, and `problem` is kept for the message should the job be given up.
     async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError>;
@@ -160,7 +213,8 @@ pub trait Store: Send + Sync {
     /// One stored source result of job `id`, as JSON.
     async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError>;
     /// Records a job's end (`Completed` or `Failed`; its results are already stored); drops its
-    /// uploads and its sealed key.
+    /// uploads and its sealed key. A callback still to be sent is claimed for this replica in
+    /// the same write, so the finishing replica delivers it.
     async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError>;
     /// One job (whoever owns it: the caller checks).
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
@@ -168,15 +222,22 @@ pub trait Store: Send + Sync {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError>;
     /// A job's uploaded files, in upload order.
     async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError>;
-    /// Jobs whose callback is still to be delivered.
-    async fn pending_callbacks(&self) -> Result<Vec<JobRecord>, StoreError>;
-    /// Records a callback's fate (`DELIVERED` or `FAILED`).
+    /// Claims, for this replica, ended jobs whose callback is still to be delivered and whose
+    /// delivery nobody holds (never claimed, or its claim expired), and returns them: each is
+    /// claimed by one replica at a time.
+    async fn claim_callbacks(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// Extends this replica's claim on job `id`'s callback; `false` when it no longer holds it.
+    async fn renew_callback(&self, id: &str) -> Result<bool, StoreError>;
+    /// Records a callback's fate (`DELIVERED` or `FAILED`), if this replica still holds its
+    /// delivery.
     async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError>;
     /// How many jobs are in each state (`QUEUED`, `IN_PROGRESS`, `COMPLETED`, `FAILED`), for
     /// every owner: what `/metrics` reports.
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// What the store is, as `/readyz` names it (`sqlite`, `postgresql`).
+    fn kind(&self) -> &'static str;
 }
 
 /// Job `id`'s predictions as the bytes of one JSON array, read from the store one source at a

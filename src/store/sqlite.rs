@@ -5,6 +5,12 @@
 //! is converted once, by a `VACUUM` at start-up) and every finish that dropped uploads runs
 //! `PRAGMA incremental_vacuum`; `journal_size_limit` keeps the WAL from staying at the size of
 //! the largest upload.
+//!
+//! One server owns the file (the data directory's lock), so a job's claim never moves to
+//! another process while it runs: [`Store::renew`] only checks that the job is still running,
+//! and jobs a dead process left `IN_PROGRESS` are queued again at start-up. Callback deliveries
+//! are claimed with an owner and an expiry like PostgreSQL's, so the periodic sweep never starts
+//! a second delivery of a callback this process is sending.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,7 +22,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
-use super::{JobRecord, ListFilter, NewJob, SortBy, Store, StoreError, MAX_RUNS};
+use super::{Inserted, JobRecord, ListFilter, NewJob, SortBy, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
 use crate::job::state::JobState;
@@ -26,6 +32,10 @@ use crate::job::UploadedFile;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// This process, as the owner of the callback deliveries it claims.
+    replica: String,
+    /// How long a callback claim lasts unrenewed.
+    lease: Duration,
 }
 
 const JOB_COLUMNS: &str =
@@ -46,10 +56,20 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
-        let store = Self { pool };
+        let store = Self { pool, replica: uuid::Uuid::new_v4().to_string(), lease: DEFAULT_LEASE };
         store.ensure_incremental_vacuum().await?;
         store.release_free_pages().await?;
         Ok(store)
+    }
+
+    /// The same store, its claims lasting `lease` unrenewed (`HUME_ACTION_LEASE_SECS`).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// A database created before incremental vacuum was turned on keeps `auto_vacuum = NONE`
@@ -122,7 +142,7 @@ fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+    async fn insert(&self, job: NewJob) -> Result<Inserted, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed) VALUES (?, ?, ?, 'QUEUED', ?, ?, ?, ?)")
             .bind(&job.id)
@@ -149,7 +169,8 @@ impl Store for SqliteStore {
             record_key(&mut tx, claim, &job.id, job.created_ms).await?;
         }
         tx.commit().await?;
-        Ok(())
+        // One server: its in-process serialisation of keys already made this the first use.
+        Ok(Inserted::Job)
     }
 
     async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError> {
@@ -178,8 +199,25 @@ impl Store for SqliteStore {
         let done = sqlx::query("UPDATE jobs SET status = 'QUEUED', started_ms = NULL WHERE status = 'IN_PROGRESS'")
             .execute(&mut *tx)
             .await?;
+        // Deliveries the last process claimed died with it.
+        sqlx::query("UPDATE jobs SET callback_owner = NULL, callback_until_ms = NULL WHERE callback_state = 'PENDING'")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
+    }
+
+    async fn renew(&self, id: &str) -> Result<bool, StoreError> {
+        // One server per file: nobody else can take the job; it is ours while it runs.
+        let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE id = ? AND status = 'IN_PROGRESS'")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(running > 0)
+    }
+
+    fn lease(&self) -> Duration {
+        self.lease
     }
 
     async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError> {
@@ -240,7 +278,9 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE jobs SET status = ?, ended_ms = ?, num_predictions = ?, num_errors = ?, message = ?,
-                 api_key_sealed = NULL
+                 api_key_sealed = NULL,
+                 callback_owner = CASE WHEN callback_state = 'PENDING' THEN ? END,
+                 callback_until_ms = CASE WHEN callback_state = 'PENDING' THEN ? END
              WHERE id = ?",
         )
         .bind(state.status())
@@ -248,6 +288,8 @@ impl Store for SqliteStore {
         .bind(num_predictions)
         .bind(num_errors)
         .bind(message)
+        .bind(&self.replica)
+        .bind(crate::job::now_ms().saturating_add(self.lease_ms()))
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -317,16 +359,45 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn pending_callbacks(&self) -> Result<Vec<JobRecord>, StoreError> {
+    async fn claim_callbacks(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let now = crate::job::now_ms();
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE callback_state = 'PENDING' AND status IN ('COMPLETED', 'FAILED')"
+            "UPDATE jobs SET callback_owner = ?, callback_until_ms = ?
+             WHERE callback_state = 'PENDING' AND status IN ('COMPLETED', 'FAILED')
+                 AND (callback_owner IS NULL OR callback_until_ms < ?)
+             RETURNING {JOB_COLUMNS}"
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(&self.replica)
+            .bind(now.saturating_add(self.lease_ms()))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(record).collect()
     }
 
+    async fn renew_callback(&self, id: &str) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(
+            "UPDATE jobs SET callback_until_ms = ? WHERE id = ? AND callback_owner = ? AND callback_state = 'PENDING'",
+        )
+        .bind(crate::job::now_ms().saturating_add(self.lease_ms()))
+        .bind(id)
+        .bind(&self.replica)
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed.rows_affected() > 0)
+    }
+
     async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET callback_state = ? WHERE id = ?").bind(state).bind(id).execute(&self.pool).await?;
+        sqlx::query(
+            "UPDATE jobs SET callback_state = ?, callback_owner = NULL, callback_until_ms = NULL
+             WHERE id = ? AND callback_owner = ? AND callback_state = 'PENDING'",
+        )
+        .bind(state)
+        .bind(id)
+        .bind(&self.replica)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -337,6 +408,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
     }
 }
 
@@ -485,6 +560,37 @@ mod tests {
             panic!("given up after {MAX_RUNS} unclean ends")
         };
         assert!(message.contains("ended uncleanly") && message.contains("3 times"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_pending_callback_is_claimed_by_one_sweep_until_released_by_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let job = NewJob {
+            owner: "no-key".into(),
+            id: "job-1".into(),
+            request: json!({}),
+            created_ms: 1,
+            callback_url: Some("http://127.0.0.1:9/cb".into()),
+            files: vec![],
+            api_key_sealed: None,
+            idempotency: None,
+        };
+        store.insert(job).await.unwrap();
+        store.claim_next(2).await.unwrap().unwrap();
+        assert!(store.claim_callbacks().await.unwrap().is_empty(), "not ended yet");
+        let state = JobState::Failed { created_ms: 1, started_ms: 2, ended_ms: 3, message: "m".into() };
+        store.finish("job-1", &state).await.unwrap();
+        assert!(store.claim_callbacks().await.unwrap().is_empty(), "the finisher holds the delivery");
+        assert!(store.renew_callback("job-1").await.unwrap());
+        drop(store);
+        // A restart: the dead process's delivery is released and claimed again, once.
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.requeue_interrupted(4).await.unwrap();
+        assert_eq!(store.claim_callbacks().await.unwrap().len(), 1);
+        assert!(store.claim_callbacks().await.unwrap().is_empty(), "claimed once");
+        store.set_callback_state("job-1", "DELIVERED").await.unwrap();
+        assert!(!store.renew_callback("job-1").await.unwrap(), "delivered: nothing left to hold");
     }
 
     fn db_bytes(dir: &Path) -> u64 {

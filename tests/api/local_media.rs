@@ -201,5 +201,5 @@ async fn readiness_lists_the_loaded_models_and_ffmpeg() {
     assert_eq!(components["face_models"], "loaded", "{body}");
     assert_eq!(components["speech_models"], "loaded (whisper-base)", "{body}");
     assert!(components["ffmpeg"].as_str().is_some_and(|v| v.contains("ffmpeg version")), "{body}");
-    assert_eq!(components["store"], "ok", "{body}");
+    assert_eq!(components["store"], "sqlite: ok", "{body}");
 }

@@ -15,6 +15,7 @@ mod metrics;
 mod openapi;
 mod operations;
 mod passthrough;
+mod pg;
 mod ratelimit;
 mod recovery;
 mod redis_server;

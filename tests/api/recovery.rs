@@ -13,14 +13,21 @@ use crate::helpers::model_dir;
 use crate::slow_host::{Answer, SlowHost};
 
 /// The `hume-action` binary, running on a data directory.
-struct Server {
+pub struct Server {
     child: Child,
-    address: String,
-    client: reqwest::Client,
+    pub address: String,
+    pub client: reqwest::Client,
+    /// Its replica id, when it runs on PostgreSQL (from its start-up log line).
+    pub replica: Option<String>,
 }
 
 impl Server {
     fn start(data_dir: &std::path::Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts the binary on `data_dir` with extra environment variables.
+    pub fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hume-action"))
             .env("HUME_ACTION_LISTEN", "127.0.0.1:0")
             .env("HUME_ACTION_BACKEND", "local")
@@ -30,6 +37,7 @@ impl Server {
             .env("HUME_ACTION_WORKERS", "1")
             .env("HUME_ACTION_LOG_JSON", "true")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -37,20 +45,27 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            // Reads the bound address from the start-up line, then keeps draining the pipe.
+            // Reads the replica id and the bound address from the start-up lines, then keeps
+            // draining the pipe.
+            let mut replica = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    if let Some(id) = event["replica"].as_str() {
+                        replica = Some(id.to_owned());
+                    }
                     if event["message"] == "hume-action listening" {
-                        let _ = tx.send(event["addr"].as_str().unwrap_or_default().to_owned());
+                        let addr = event["addr"].as_str().unwrap_or_default().to_owned();
+                        let _ = tx.send((addr, replica.clone()));
                     }
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(120)).expect("the server said where it listens");
-        Self { child, address: format!("http://{addr}"), client: reqwest::Client::new() }
+        let (addr, replica) = rx.recv_timeout(Duration::from_secs(120)).expect("the server said where it listens");
+        Self { child, address: format!("http://{addr}"), client: reqwest::Client::new(), replica }
     }
 
-    fn kill(mut self) {
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(mut self) {
         self.child.kill().unwrap(); // SIGKILL: no shutdown code runs
         self.child.wait().unwrap();
     }
@@ -63,7 +78,8 @@ impl Server {
         self.child.wait().unwrap()
     }
 
-    async fn start_job(&self, url: &str, idempotency_key: &str) -> String {
+    /// Starts a job measuring the language of `url`, under an idempotency key.
+    pub async fn start_job(&self, url: &str, idempotency_key: &str) -> String {
         let response = self
             .client
             .post(format!("{}/v1/actions/hume-expression-measurement", self.address))
@@ -76,13 +92,15 @@ impl Server {
         response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned()
     }
 
-    async fn status(&self, id: &str) -> String {
+    /// A job's status.
+    pub async fn status(&self, id: &str) -> String {
         let job: Value =
             self.client.get(format!("{}/v0/batch/jobs/{id}", self.address)).send().await.unwrap().json().await.unwrap();
         job["state"]["status"].as_str().unwrap_or_default().to_owned()
     }
 
-    async fn wait_for(&self, id: &str, status: &str) {
+    /// Waits (bounded) until a job has `status`.
+    pub async fn wait_for(&self, id: &str, status: &str) {
         for _ in 0..1200 {
             if self.status(id).await == status {
                 return;

@@ -1,0 +1,593 @@
+//! The PostgreSQL [`Store`]: jobs, uploads (`BYTEA`), predictions (one row per source) and
+//! idempotency records shared by any number of replicas (`HUME_ACTION_DATABASE_URL`).
+//!
+//! Why it is shaped this way:
+//! - A job is claimed with `FOR UPDATE SKIP LOCKED`, so replicas polling at once never take the
+//!   same row, and never wait on each other's claims. The claim records this replica (a uuid
+//!   per process) and a lease, `lease_until_ms`, on the database's clock (replicas' clocks may
+//!   disagree; the database has one). An `IN_PROGRESS` job whose lease expired is claimable
+//!   again: its replica died or was cut off; the takeover counts as an unclean end, so
+//!   [`MAX_RUNS`] still gives up a job that keeps killing its replicas.
+//! - Writes of a run are fenced: `finish`, `put_result` and the requeues only take effect while
+//!   this replica still holds the lease (checked under the job row's lock, so a takeover cannot
+//!   slip between the check and the write); otherwise they fail with
+//!   [`StoreError::lease_lost`] and the stale worker abandons its run.
+//! - A callback is claimed the same way (`callback_owner`, `callback_until_ms`): by the replica
+//!   that finishes the job, in the same statement; a pending callback whose claim expired is
+//!   taken by the periodic sweep of any replica.
+//! - An idempotency key is claimed by the primary key of `idempotency_keys`, in the same
+//!   transaction as its job: of two replicas racing on one key, the second waits for the first
+//!   to commit, inserts nothing, rolls its job back and answers with the winner's job. A record
+//!   older than 24 h is replaced in place by the same statement.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, QueryBuilder, Row};
+
+use super::{Inserted, JobRecord, ListFilter, NewJob, SortBy, Store, StoreError, MAX_RUNS};
+use crate::error::ApiError;
+use crate::idempotency::{IdempotencyRecord, IdempotencyStore};
+use crate::job::state::JobState;
+use crate::job::UploadedFile;
+
+/// The database's clock, in Unix milliseconds: what leases are measured on.
+const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+
+const JOB_COLUMNS: &str = "id, owner, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs";
+
+/// Why a job whose lease expired is run again (kept as its last problem).
+const UNCLEAN_END: &str =
+    "the replica running it stopped renewing its lease (killed, crashed, or cut off from the database)";
+
+/// How many pending callbacks one sweep claims at most.
+const CALLBACKS_PER_SWEEP: i64 = 100;
+
+/// Jobs in PostgreSQL, as seen by one replica.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// This process: the owner of the leases it takes.
+    replica: String,
+    lease: Duration,
+}
+
+/// Where a database URL points, without its password: `host:port/database`.
+pub fn describe_url(url: &str) -> String {
+    match PgConnectOptions::from_str(url) {
+        Ok(options) => describe(&options),
+        Err(_) => "(an invalid URL)".into(),
+    }
+}
+
+fn describe(options: &PgConnectOptions) -> String {
+    format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("(default database)"))
+}
+
+impl PostgresStore {
+    /// Connects to `url` with a pool of `pool_size`, trying again for up to `patience` while the
+    /// server cannot be reached, and applies the migrations (`migrations/postgres`; replicas
+    /// starting at once take turns on PostgreSQL's advisory lock). The error names the server
+    /// (host, port, database; never the password) and the reason.
+    pub async fn connect(url: &str, pool_size: u32, lease: Duration, patience: Duration) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError(format!("HUME_ACTION_DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+        let target = describe(&options);
+        let deadline = tokio::time::Instant::now() + patience;
+        // One connection first: its error says why (refused, authentication, no such database),
+        // where a pool's would only say that it timed out.
+        loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(5),
+                <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+            )
+            .await;
+            let attempt = attempt.unwrap_or_else(|_| Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into())));
+            match attempt {
+                Ok(conn) => {
+                    let _ = sqlx::Connection::close(conn).await;
+                    break;
+                }
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(postgresql = %target, error = %e, "cannot reach PostgreSQL yet; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await; // a pause between attempts, not a wait on state
+                }
+                Err(e) => {
+                    return Err(StoreError(format!(
+                        "cannot reach PostgreSQL at {target} (HUME_ACTION_DATABASE_URL), tried for {} s: {e}",
+                        patience.as_secs()
+                    )))
+                }
+            }
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError(format!("cannot open a pool on PostgreSQL at {target}: {e}")))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError(format!("PostgreSQL at {target}: the migrations failed: {e}")))?;
+        let replica = uuid::Uuid::new_v4().to_string();
+        tracing::info!(postgresql = %target, replica = %replica, lease_secs = lease.as_secs_f64(), "job store: PostgreSQL");
+        Ok(Self { pool, replica, lease })
+    }
+
+    /// The same database seen as another replica (a new owner id, the same pool): for tests
+    /// that race replicas inside one process.
+    pub fn as_new_replica(&self) -> Self {
+        Self { replica: uuid::Uuid::new_v4().to_string(), ..self.clone() }
+    }
+
+    /// This replica's id, as the job's `lease_owner` records it.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// The pool, for tests that read the tables.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Whether this replica holds job `id`'s lease, locking the row against a takeover until
+    /// `tx` ends.
+    async fn holds(&self, tx: &mut sqlx::PgConnection, id: &str) -> Result<bool, StoreError> {
+        let held =
+            sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND status = 'IN_PROGRESS' AND lease_owner = $2 FOR SHARE")
+                .bind(id)
+                .bind(&self.replica)
+                .fetch_optional(&mut *tx)
+                .await?;
+        Ok(held.is_some())
+    }
+}
+
+fn record(row: &PgRow) -> Result<JobRecord, StoreError> {
+    let created_ms: i64 = row.try_get("created_ms")?;
+    let started_ms: Option<i64> = row.try_get("started_ms")?;
+    let ended_ms: Option<i64> = row.try_get("ended_ms")?;
+    let status: String = row.try_get("status")?;
+    let state = match status.as_str() {
+        "QUEUED" => JobState::Queued { created_ms },
+        "IN_PROGRESS" => JobState::InProgress { created_ms, started_ms: started_ms.unwrap_or(created_ms) },
+        "COMPLETED" => JobState::Completed {
+            created_ms,
+            started_ms: started_ms.unwrap_or(created_ms),
+            ended_ms: ended_ms.unwrap_or(created_ms),
+            num_predictions: row.try_get::<Option<i64>, _>("num_predictions")?.unwrap_or(0),
+            num_errors: row.try_get::<Option<i64>, _>("num_errors")?.unwrap_or(0),
+        },
+        _ => JobState::Failed {
+            created_ms,
+            started_ms: started_ms.unwrap_or(created_ms),
+            ended_ms: ended_ms.unwrap_or(created_ms),
+            message: row.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
+        },
+    };
+    let last_problem = match state {
+        JobState::Queued { .. } | JobState::InProgress { .. } => row.try_get("message")?,
+        _ => None,
+    };
+    let request: String = row.try_get("request")?;
+    Ok(JobRecord {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        request: serde_json::from_str(&request).map_err(|e| StoreError(e.to_string()))?,
+        state,
+        callback_url: row.try_get("callback_url")?,
+        api_key_sealed: row.try_get("api_key_sealed")?,
+        runs: row.try_get("runs")?,
+        last_problem,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn insert(&self, job: NewJob) -> Result<Inserted, StoreError> {
+        use md5::Digest as _;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed)
+             VALUES ($1, $2, $3, 'QUEUED', $4, $5, $6, $7)",
+        )
+        .bind(&job.id)
+        .bind(&job.owner)
+        .bind(job.request.to_string())
+        .bind(job.created_ms)
+        .bind(&job.callback_url)
+        .bind(job.callback_url.as_ref().map(|_| "PENDING"))
+        .bind(&job.api_key_sealed)
+        .execute(&mut *tx)
+        .await?;
+        for (position, file) in job.files.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO job_files (job_id, position, filename, content_type, md5sum, bytes) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&job.id)
+            .bind(position as i64)
+            .bind(&file.filename)
+            .bind(&file.content_type)
+            .bind(hex::encode(md5::Md5::digest(&file.bytes)))
+            .bind(file.bytes.as_ref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let Some(claim) = &job.idempotency else {
+            tx.commit().await?;
+            return Ok(Inserted::Job);
+        };
+        // The claim: a concurrent insert of the same key waits here for the first to commit.
+        let expired_before = job.created_ms - crate::job::IDEMPOTENCY_TTL_MS;
+        let won: Option<Option<String>> = sqlx::query_scalar(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, job_id, created_ms) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (scope, key) DO UPDATE
+                 SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, created_ms = EXCLUDED.created_ms
+                 WHERE idempotency_keys.created_ms <= $6
+             RETURNING job_id",
+        )
+        .bind(&claim.scope)
+        .bind(&claim.key)
+        .bind(&claim.request_hash)
+        .bind(&job.id)
+        .bind(job.created_ms)
+        .bind(expired_before)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if won.is_some() {
+            tx.commit().await?;
+            return Ok(Inserted::Job);
+        }
+        tx.rollback().await?;
+        let existing: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT request_hash, job_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                .bind(&claim.scope)
+                .bind(&claim.key)
+                .fetch_optional(&self.pool)
+                .await?;
+        match existing {
+            Some((request_hash, Some(job_id))) => Ok(Inserted::KeyTaken(IdempotencyRecord { request_hash, job_id })),
+            _ => Err(StoreError("the Idempotency-Key is being used by a call still in progress; try again".into())),
+        }
+    }
+
+    async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError> {
+        let sql = format!(
+            "UPDATE jobs SET
+                 message = CASE WHEN status = 'IN_PROGRESS' THEN $4 ELSE message END,
+                 status = 'IN_PROGRESS', started_ms = GREATEST($1, created_ms), runs = runs + 1,
+                 lease_owner = $2, lease_until_ms = {DB_NOW_MS} + $3
+             WHERE id = (
+                 SELECT id FROM jobs
+                 WHERE status = 'QUEUED' OR (status = 'IN_PROGRESS' AND lease_until_ms < {DB_NOW_MS})
+                 ORDER BY created_ms, id
+                 LIMIT 1
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING {JOB_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(now_ms)
+            .bind(&self.replica)
+            .bind(self.lease_ms())
+            .bind(UNCLEAN_END)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "WITH failed AS (
+                 UPDATE jobs SET status = 'FAILED', ended_ms = $1, api_key_sealed = NULL,
+                     lease_owner = NULL, lease_until_ms = NULL,
+                     message = 'The server ended uncleanly (killed, crashed or out of memory, not a clean stop) while running this job, '
+                         || runs || ' times in all, so the job was given up: it may be what brings the server down. '
+                         || 'Start it again, perhaps with fewer or smaller sources, and tell the operator if it repeats.'
+                 WHERE status = 'IN_PROGRESS' AND lease_until_ms < {DB_NOW_MS} AND runs >= $2
+                 RETURNING id)
+             DELETE FROM job_files WHERE job_id IN (SELECT id FROM failed)"
+        ))
+        .bind(now_ms)
+        .bind(MAX_RUNS)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, lease_owner = NULL, lease_until_ms = NULL, message = $1
+             WHERE status = 'IN_PROGRESS' AND lease_until_ms < {DB_NOW_MS}"
+        ))
+        .bind(UNCLEAN_END)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn renew(&self, id: &str) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(&format!(
+            "UPDATE jobs SET lease_until_ms = {DB_NOW_MS} + $1
+             WHERE id = $2 AND status = 'IN_PROGRESS' AND lease_owner = $3"
+        ))
+        .bind(self.lease_ms())
+        .bind(id)
+        .bind(&self.replica)
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed.rows_affected() > 0)
+    }
+
+    fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, message = $1, lease_owner = NULL, lease_until_ms = NULL
+             WHERE id = $2 AND status = 'IN_PROGRESS' AND lease_owner = $3",
+        )
+        .bind(problem)
+        .bind(id)
+        .bind(&self.replica)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::lease_lost());
+        }
+        Ok(())
+    }
+
+    async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, runs = GREATEST(runs - 1, 0),
+                 lease_owner = NULL, lease_until_ms = NULL
+             WHERE id = $1 AND status = 'IN_PROGRESS' AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(&self.replica)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::lease_lost());
+        }
+        Ok(())
+    }
+
+    async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !self.holds(&mut tx, id).await? {
+            return Err(StoreError::lease_lost());
+        }
+        sqlx::query(
+            "INSERT INTO job_results (job_id, position, body) VALUES ($1, $2, $3)
+             ON CONFLICT (job_id, position) DO UPDATE SET body = EXCLUDED.body",
+        )
+        .bind(id)
+        .bind(position)
+        .bind(json)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn result_count(&self, id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM job_results WHERE job_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT body FROM job_results WHERE job_id = $1 AND position = $2")
+            .bind(id)
+            .bind(position)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError> {
+        let (ended_ms, num_predictions, num_errors, message) = match state {
+            JobState::Completed { ended_ms, num_predictions, num_errors, .. } => {
+                (*ended_ms, Some(*num_predictions), Some(*num_errors), None)
+            }
+            JobState::Failed { ended_ms, message, .. } => (*ended_ms, None, None, Some(message.as_str())),
+            _ => return Err(StoreError(format!("finish needs an end state, got {}", state.status()))),
+        };
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(&format!(
+            "UPDATE jobs SET status = $1, ended_ms = $2, num_predictions = $3, num_errors = $4, message = $5,
+                 api_key_sealed = NULL, lease_owner = NULL, lease_until_ms = NULL,
+                 callback_owner = CASE WHEN callback_state = 'PENDING' THEN $6 END,
+                 callback_until_ms = CASE WHEN callback_state = 'PENDING' THEN {DB_NOW_MS} + $7 END
+             WHERE id = $8 AND status = 'IN_PROGRESS' AND lease_owner = $6"
+        ))
+        .bind(state.status())
+        .bind(ended_ms)
+        .bind(num_predictions)
+        .bind(num_errors)
+        .bind(message)
+        .bind(&self.replica)
+        .bind(self.lease_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::lease_lost());
+        }
+        sqlx::query("DELETE FROM job_files WHERE job_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
+        let mut sql = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE owner = "));
+        sql.push_bind(filter.owner.clone());
+        if !filter.statuses.is_empty() {
+            sql.push(" AND status IN (");
+            let mut list = sql.separated(", ");
+            for status in &filter.statuses {
+                list.push_bind(status.clone());
+            }
+            sql.push(")");
+        }
+        match filter.created_after {
+            Some(true) => sql.push(" AND created_ms > ").push_bind(filter.timestamp_ms),
+            Some(false) => sql.push(" AND created_ms < ").push_bind(filter.timestamp_ms),
+            None => &mut sql,
+        };
+        let column = match filter.sort_by {
+            SortBy::Created => "created_ms",
+            SortBy::Started => "COALESCE(started_ms, 0)",
+            SortBy::Ended => "COALESCE(ended_ms, 0)",
+        };
+        let (direction, beyond) = if filter.ascending { ("ASC", ">") } else { ("DESC", "<") };
+        if let Some(after) = &filter.after {
+            sql.push(format!(" AND ({column}, id) {beyond} ("));
+            sql.push_bind(after.key).push(", ").push_bind(after.id.clone()).push(")");
+        }
+        sql.push(format!(" ORDER BY {column} {direction}, id {direction} LIMIT ")).push_bind(filter.limit);
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError> {
+        let rows =
+            sqlx::query("SELECT filename, content_type, bytes FROM job_files WHERE job_id = $1 ORDER BY position")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UploadedFile {
+                    filename: row.try_get("filename")?,
+                    content_type: row.try_get("content_type")?,
+                    bytes: row.try_get::<Vec<u8>, _>("bytes")?.into(),
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_callbacks(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let sql = format!(
+            "UPDATE jobs SET callback_owner = $1, callback_until_ms = {DB_NOW_MS} + $2
+             WHERE id IN (
+                 SELECT id FROM jobs
+                 WHERE callback_state = 'PENDING' AND status IN ('COMPLETED', 'FAILED')
+                     AND (callback_owner IS NULL OR callback_until_ms < {DB_NOW_MS})
+                 ORDER BY id
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING {JOB_COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&self.replica)
+            .bind(self.lease_ms())
+            .bind(CALLBACKS_PER_SWEEP)
+            .fetch_all(&self.pool)
+            .await?;
+        // The sweep also forgets idempotency records past their 24 h (expired ones are ignored
+        // and replaced anyway; this only keeps the table small).
+        let expired_before = crate::job::now_ms() - crate::job::IDEMPOTENCY_TTL_MS;
+        if let Err(e) = sqlx::query("DELETE FROM idempotency_keys WHERE created_ms <= $1")
+            .bind(expired_before)
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "could not forget expired idempotency keys; the next sweep tries again");
+        }
+        rows.iter().map(record).collect()
+    }
+
+    async fn renew_callback(&self, id: &str) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(&format!(
+            "UPDATE jobs SET callback_until_ms = {DB_NOW_MS} + $1
+             WHERE id = $2 AND callback_owner = $3 AND callback_state = 'PENDING'"
+        ))
+        .bind(self.lease_ms())
+        .bind(id)
+        .bind(&self.replica)
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed.rows_affected() > 0)
+    }
+
+    async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET callback_state = $1, callback_owner = NULL, callback_until_ms = NULL
+             WHERE id = $2 AND callback_owner = $3 AND callback_state = 'PENDING'",
+        )
+        .bind(state)
+        .bind(id)
+        .bind(&self.replica)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(&self.pool).await?)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgresql"
+    }
+}
+
+/// Idempotency records of the engine backends (recorded with their jobs by [`Store::insert`]),
+/// and of `hume-batch` with a database URL, shared by every replica.
+#[async_trait::async_trait]
+impl IdempotencyStore for PostgresStore {
+    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, ApiError> {
+        let since = crate::job::now_ms() - crate::job::IDEMPOTENCY_TTL_MS;
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT request_hash, job_id FROM idempotency_keys
+             WHERE scope = $1 AND key = $2 AND created_ms > $3 AND job_id IS NOT NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        Ok(row.map(|(request_hash, job_id)| IdempotencyRecord { request_hash, job_id }))
+    }
+
+    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError> {
+        let now = crate::job::now_ms();
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, job_id, created_ms) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (scope, key) DO UPDATE
+                 SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, created_ms = EXCLUDED.created_ms
+                 WHERE idempotency_keys.created_ms <= $6",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(&record.request_hash)
+        .bind(&record.job_id)
+        .bind(now)
+        .bind(now - crate::job::IDEMPOTENCY_TTL_MS)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        Ok(())
+    }
+}
