@@ -345,7 +345,7 @@ impl Application {
         };
         let intake = Intake::new(config.budgets(), fetcher(&config, &policy, None)?);
         let shared_limits = shared_limits(&config).await?;
-        let (backend, idempotency_store): (Arc<dyn Backend>, Arc<dyn IdempotencyStore>) = match config.backend {
+        let (backend, idempotency): (Arc<dyn Backend>, Idempotency) = match config.backend {
             BackendKind::HumeBatch => {
                 let limiter = rate_limiter(
                     &config,
@@ -360,17 +360,20 @@ impl Application {
                     UpstreamClient::new(config.hume_batch_base_url.clone(), timeout, limiter, policy, scrubber)
                         .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
                 let client = HumeV0Client::new(client);
-                // With a database, replicas share their idempotency records (recorded once the
-                // upstream job exists: a replay on any replica finds it).
-                let idempotency: Arc<dyn IdempotencyStore> = match &config.database_url {
-                    Some(url) => Arc::new(postgres_store(&config, url.expose()).await?),
-                    None => Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL)),
+                // With a database, replicas share their idempotency records, each key claimed
+                // before its upstream job is created: one job per key across replicas.
+                let idempotency = match &config.database_url {
+                    Some(url) => Idempotency::claiming_first(Arc::new(postgres_store(&config, url.expose()).await?)),
+                    None => Idempotency::new(Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL))),
                 };
-                (Arc::new(BatchBackend::new(Arc::new(client))), idempotency)
+                (Arc::new(BatchBackend::new(Arc::new(client))) as Arc<dyn Backend>, idempotency)
             }
-            BackendKind::Local | BackendKind::Hume => engine_backend(&config, policy, shared_limits.as_ref()).await?,
+            BackendKind::Local | BackendKind::Hume => {
+                let (backend, store) = engine_backend(&config, policy, shared_limits.as_ref()).await?;
+                (backend, Idempotency::new(store))
+            }
         };
-        let idempotency = Arc::new(Idempotency::new(idempotency_store));
+        let idempotency = Arc::new(idempotency);
         let limits = connection_limits(&config);
         let listener = TcpListener::bind(config.listen)
             .await

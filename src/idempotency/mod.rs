@@ -4,6 +4,13 @@
 //! recorded in an [`IdempotencyStore`] together with a hash of the normalised request. A replay
 //! with the same request gets the same job id and nothing is sent upstream; the same key with a
 //! different request is refused. A failed call records nothing, so it can be retried.
+//!
+//! Across replicas the in-process serialisation is not enough. The engine backends record the
+//! key in the same transaction as the job, under a unique constraint (`crate::store`). The
+//! `hume-batch` backend cannot (its job is made upstream), so with a shared store it *claims the
+//! key first* ([`Idempotency::claiming_first`]): one replica's claim wins, it starts the job and
+//! fills in the job id; a concurrent call elsewhere waits (bounded) for that id. A claim whose
+//! call failed is released; one whose replica died is taken over after [`STALE_CLAIM_MS`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -46,13 +53,41 @@ impl Started {
     }
 }
 
+/// A claim on a key whose call has not recorded its job yet is taken over after this long (its
+/// replica presumably died mid-call).
+pub const STALE_CLAIM_MS: i64 = 10 * 60 * 1000;
+
+/// How long a call waits for another replica's call with the same key to record its job.
+const PENDING_WAIT: Duration = Duration::from_secs(60);
+
+/// What an atomic claim of a key found ([`IdempotencyStore::claim`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// The key is this call's: start the job, then [`IdempotencyStore::put`] its id (or
+    /// [`IdempotencyStore::release`] the claim if the start failed).
+    Claimed,
+    /// The key's job is recorded.
+    Recorded(IdempotencyRecord),
+    /// Another call holds the key and has not recorded its job yet.
+    Pending { request_hash: String },
+}
+
 /// Where idempotency records are kept.
 #[async_trait::async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// The live record of `key` within `scope`, if any.
     async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, ApiError>;
-    /// Records `key`'s first use.
+    /// Records `key`'s first use (filling in this call's claim, if it claimed first).
     async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError>;
+    /// Claims `key` atomically among every process sharing the store; `None` when this store
+    /// lives in one process (its in-process serialisation suffices).
+    async fn claim(&self, _scope: &str, _key: &str, _request_hash: &str) -> Result<Option<KeyClaim>, ApiError> {
+        Ok(None)
+    }
+    /// Gives up this call's claim on `key` (its start failed), so the key can be used again.
+    async fn release(&self, _scope: &str, _key: &str, _request_hash: &str) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 /// In-memory records that expire after a time to live (24 h in production).
@@ -91,12 +126,48 @@ type Slot = (String, String);
 pub struct Idempotency {
     store: Arc<dyn IdempotencyStore>,
     in_progress: Mutex<HashMap<Slot, Arc<tokio::sync::Mutex<()>>>>,
+    /// Claim each key in the store before starting its job (backends that cannot record the
+    /// key with the job, on a store shared by replicas).
+    claim_first: bool,
 }
 
 impl Idempotency {
     /// Idempotency over the given store.
     pub fn new(store: Arc<dyn IdempotencyStore>) -> Self {
-        Self { store, in_progress: Mutex::default() }
+        Self { store, in_progress: Mutex::default(), claim_first: false }
+    }
+
+    /// Idempotency over a store shared by replicas, for a backend that cannot record the key
+    /// together with its job (`hume-batch`): each key is claimed in the store before its job is
+    /// started.
+    pub fn claiming_first(store: Arc<dyn IdempotencyStore>) -> Self {
+        Self { claim_first: true, ..Self::new(store) }
+    }
+
+    /// Claims the key in the store (waiting, bounded, while another replica's call holds it);
+    /// `Ok(None)` once this call may start the job, else the answer.
+    async fn claim_in_store(&self, slot: &Slot, request_hash: &str) -> Result<Option<String>, ApiError> {
+        let deadline = Instant::now() + PENDING_WAIT;
+        loop {
+            match self.store.claim(&slot.0, &slot.1, request_hash).await? {
+                None | Some(KeyClaim::Claimed) => return Ok(None),
+                Some(KeyClaim::Recorded(record)) if record.request_hash == request_hash => {
+                    return Ok(Some(record.job_id))
+                }
+                Some(KeyClaim::Recorded(_)) => return Err(ApiError::IdempotencyConflict),
+                Some(KeyClaim::Pending { request_hash: theirs }) if theirs != request_hash => {
+                    return Err(ApiError::IdempotencyConflict)
+                }
+                Some(KeyClaim::Pending { .. }) if Instant::now() >= deadline => {
+                    return Err(ApiError::Unavailable(
+                        "Another call with this Idempotency-Key is still starting its job; send it again in a minute."
+                            .into(),
+                    ))
+                }
+                // Polling the shared store: the other replica cannot notify this one.
+                Some(KeyClaim::Pending { .. }) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Runs `start` once per (`scope`, `key`); replays get the first job id back.
@@ -130,9 +201,20 @@ impl Idempotency {
                         Err(ApiError::IdempotencyConflict)
                     };
                 }
+                if this.claim_first {
+                    if let Some(job_id) = this.claim_in_store(&slot, &request_hash).await? {
+                        return Ok(job_id);
+                    }
+                }
                 let claim =
                     IdempotencyClaim { scope: slot.0.clone(), key: slot.1.clone(), request_hash: request_hash.clone() };
-                let Started { job_id, recorded } = start(Some(claim)).await?;
+                let started = start(Some(claim)).await;
+                if started.is_err() && this.claim_first {
+                    if let Err(e) = this.store.release(&slot.0, &slot.1, &request_hash).await {
+                        tracing::warn!(error = %e, "could not release the Idempotency-Key's claim; it frees itself later");
+                    }
+                }
+                let Started { job_id, recorded } = started?;
                 if !recorded {
                     this.store
                         .put(&slot.0, &slot.1, IdempotencyRecord { request_hash, job_id: job_id.clone() })

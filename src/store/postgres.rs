@@ -28,7 +28,7 @@ use sqlx::{PgPool, QueryBuilder, Row};
 
 use super::{Inserted, JobRecord, ListFilter, NewJob, SortBy, Store, StoreError, MAX_RUNS};
 use crate::error::ApiError;
-use crate::idempotency::{IdempotencyRecord, IdempotencyStore};
+use crate::idempotency::{IdempotencyRecord, IdempotencyStore, KeyClaim, STALE_CLAIM_MS};
 use crate::job::state::JobState;
 use crate::job::UploadedFile;
 
@@ -573,11 +573,13 @@ impl IdempotencyStore for PostgresStore {
 
     async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError> {
         let now = crate::job::now_ms();
+        // A new record, one past its 24 h replaced, or this call's claim filled in.
         sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, request_hash, job_id, created_ms) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (scope, key) DO UPDATE
                  SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, created_ms = EXCLUDED.created_ms
-                 WHERE idempotency_keys.created_ms <= $6",
+                 WHERE idempotency_keys.created_ms <= $6
+                     OR (idempotency_keys.job_id IS NULL AND idempotency_keys.request_hash = EXCLUDED.request_hash)",
         )
         .bind(scope)
         .bind(key)
@@ -585,6 +587,57 @@ impl IdempotencyStore for PostgresStore {
         .bind(&record.job_id)
         .bind(now)
         .bind(now - crate::job::IDEMPOTENCY_TTL_MS)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    async fn claim(&self, scope: &str, key: &str, request_hash: &str) -> Result<Option<KeyClaim>, ApiError> {
+        let now = crate::job::now_ms();
+        // A row with no job id yet is a claim in progress; it is taken over once stale.
+        let won = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, job_id, created_ms) VALUES ($1, $2, $3, NULL, $4)
+             ON CONFLICT (scope, key) DO UPDATE
+                 SET request_hash = EXCLUDED.request_hash, job_id = NULL, created_ms = EXCLUDED.created_ms
+                 WHERE idempotency_keys.created_ms <= $5
+                     OR (idempotency_keys.job_id IS NULL AND idempotency_keys.created_ms <= $6)
+             RETURNING 1",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(request_hash)
+        .bind(now)
+        .bind(now - crate::job::IDEMPOTENCY_TTL_MS)
+        .bind(now - STALE_CLAIM_MS)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        if won.is_some() {
+            return Ok(Some(KeyClaim::Claimed));
+        }
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT request_hash, job_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::from)?;
+        Ok(Some(match row {
+            Some((request_hash, Some(job_id))) => KeyClaim::Recorded(IdempotencyRecord { request_hash, job_id }),
+            Some((request_hash, None)) => KeyClaim::Pending { request_hash },
+            // Released between the two statements: the caller claims again.
+            None => KeyClaim::Pending { request_hash: request_hash.to_owned() },
+        }))
+    }
+
+    async fn release(&self, scope: &str, key: &str, request_hash: &str) -> Result<(), ApiError> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND request_hash = $3 AND job_id IS NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(request_hash)
         .execute(&self.pool)
         .await
         .map_err(StoreError::from)?;

@@ -6,6 +6,7 @@
 //! (SIGQUIT, then SIGKILL) on drop; `PR_SET_PDEATHSIG` only backs that up, as it fires when the
 //! *thread* that spawned the server ends, not the process.
 
+mod batch;
 mod replicas;
 mod store;
 
