@@ -22,7 +22,7 @@ mod support;
 #[path = "../tests/api/fake_v1.rs"]
 #[allow(dead_code)]
 mod fake_v1;
-#[path = "../tests/api/postgres_server.rs"]
+#[path = "../tests/api/pg/server.rs"]
 #[allow(dead_code)]
 mod postgres_server;
 #[path = "../tests/api/redis_server.rs"]
@@ -50,7 +50,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn violations(times: &[Instant]) -> usize {
     let mut sorted = times.to_vec();
     sorted.sort();
-    (0..sorted.len()).filter(|&i| sorted[..i].iter().filter(|t| sorted[i].duration_since(**t) < WINDOW).count() >= LIMIT).count()
+    (0..sorted.len())
+        .filter(|&i| sorted[..i].iter().filter(|t| sorted[i].duration_since(**t) < WINDOW).count() >= LIMIT)
+        .count()
 }
 
 /// A short spoken sentence as WAV bytes.
@@ -86,7 +88,7 @@ async fn host(bytes: Vec<u8>) -> String {
 #[tokio::main]
 async fn main() {
     let minutes: f64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10.0);
-    let postgres = postgres_server::PostgresServer::start();
+    let postgres = postgres_server::Postgres::start().await;
     let redis = redis_server::RedisServer::start();
     let v1 = fake_v1::FakeV1::start(&KEYS).await;
     let audio_url = host(speech()).await;
@@ -146,7 +148,10 @@ async fn main() {
                     latencies.lock().unwrap().push(took);
                     accepted.lock().unwrap().push((replica, key, body["job_id"].as_str().unwrap().to_owned()));
                 }
-                Ok(r) => refused.lock().unwrap().push(format!("{} {}", r.status(), r.text().await.unwrap_or_default())),
+                Ok(r) => {
+                    let why = format!("{} {}", r.status(), r.text().await.unwrap_or_default());
+                    refused.lock().unwrap().push(why);
+                }
                 Err(e) => refused.lock().unwrap().push(e.to_string()),
             }
         }));
@@ -166,15 +171,11 @@ async fn main() {
         // Read from another replica than the one that accepted it.
         let address = &replicas[(replica + 1) % 3].1;
         loop {
-            let job: Value = match client
-                .get(format!("{address}/v0/batch/jobs/{id}"))
-                .header("X-Hume-Api-Key", key)
-                .send()
-                .await
-            {
-                Ok(r) => r.json().await.unwrap_or(Value::Null),
-                Err(_) => Value::Null,
-            };
+            let job: Value =
+                match client.get(format!("{address}/v0/batch/jobs/{id}")).header("X-Hume-Api-Key", *key).send().await {
+                    Ok(r) => r.json().await.unwrap_or(Value::Null),
+                    Err(_) => Value::Null,
+                };
             match job["state"]["status"].as_str() {
                 Some("COMPLETED") => completed += 1,
                 Some("FAILED") => failed += 1,
@@ -194,27 +195,45 @@ async fn main() {
     let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort();
     println!("\n| what | measured |\n| --- | --- |");
-    println!("| calls sent | {n} over {:.1} min, round-robin to 3 replicas, {} keys |", sending.as_secs_f64() / 60.0, KEYS.len());
+    println!(
+        "| calls sent | {n} over {:.1} min, round-robin to 3 replicas, {} keys |",
+        sending.as_secs_f64() / 60.0,
+        KEYS.len()
+    );
     println!("| jobs accepted | {} ({} refused) |", accepted.len(), refused.lock().unwrap().len());
-    println!("| jobs completed / failed | {completed} / {failed} (all ended {:.1} min after the start) |", all.as_secs_f64() / 60.0);
+    println!(
+        "| jobs completed / failed | {completed} / {failed} (all ended {:.1} min after the start) |",
+        all.as_secs_f64() / 60.0
+    );
     println!("| jobs lost | {lost} |");
-    println!("| accept latency | p50 {:.1} ms, p99 {:.1} ms |", percentile(&latencies, 0.5).as_secs_f64() * 1e3, percentile(&latencies, 0.99).as_secs_f64() * 1e3);
+    println!(
+        "| accept latency | p50 {:.1} ms, p99 {:.1} ms |",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
     for key in KEYS {
         let times: Vec<Instant> = requests.iter().filter(|r| r.api_key.as_deref() == Some(key)).map(|r| r.at).collect();
-        // Use over the sending period's full windows: requests per window against the limit.
-        let steady = sending.saturating_sub(WINDOW);
+        // Use of the limit: requests per window over the sending period, its first window
+        // (a burst up to the limit) left out.
         let first = times.iter().min().copied().unwrap_or(started);
-        let in_steady = times.iter().filter(|t| t.duration_since(first) < steady).count();
+        let steady = sending.saturating_sub(WINDOW).max(Duration::from_secs(1));
+        let in_steady = times
+            .iter()
+            .filter(|t| t.duration_since(first) >= WINDOW && t.duration_since(first) < WINDOW + steady)
+            .count();
         let utilisation = in_steady as f64 / (LIMIT as f64 * steady.as_secs_f64() / WINDOW.as_secs_f64());
         println!(
-            "| {key} | {} v1 requests; {} window violations; {:.1}% of the limit used over the first {:.1} min |",
+            "| {key} | {} v1 requests; {} window violations; {:.1}% of the limit used in the {:.1} min after the first window |",
             times.len(),
             violations(&times),
             utilisation * 100.0,
             steady.as_secs_f64() / 60.0
         );
     }
-    println!("| RSS per replica, start → end | {} |", rss_start.iter().zip(&rss_end).map(|(a, b)| format!("{a:.0} → {b:.0} MB")).collect::<Vec<_>>().join("; "));
+    println!(
+        "| RSS per replica, start → end | {} |",
+        rss_start.iter().zip(&rss_end).map(|(a, b)| format!("{a:.0} → {b:.0} MB")).collect::<Vec<_>>().join("; ")
+    );
     for line in refused.lock().unwrap().iter().take(5) {
         println!("refused: {line}");
     }
