@@ -230,6 +230,11 @@ async fn main() {
             steady.as_secs_f64() / 60.0
         );
     }
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for request in &requests {
+        *statuses.entry(request.status).or_default() += 1;
+    }
+    println!("| v1 answers by status | {statuses:?} (0: the client gave up before the answer) |");
     println!(
         "| RSS per replica, start → end | {} |",
         rss_start.iter().zip(&rss_end).map(|(a, b)| format!("{a:.0} → {b:.0} MB")).collect::<Vec<_>>().join("; ")
