@@ -19,6 +19,7 @@
 //! file in the data directory), so its job leases never move; its callbacks are leased alike.
 
 pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 
 use std::time::Duration;

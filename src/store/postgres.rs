@@ -23,10 +23,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, QueryBuilder, Row};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
 
-use super::{Inserted, JobRecord, ListFilter, NewJob, SortBy, Store, StoreError, MAX_RUNS};
+use super::rows::{list_query, record, JOB_COLUMNS};
+use super::{Inserted, JobRecord, ListFilter, NewJob, Store, StoreError, MAX_RUNS};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyRecord, IdempotencyStore, KeyClaim, STALE_CLAIM_MS};
 use crate::job::state::JobState;
@@ -34,8 +35,6 @@ use crate::job::UploadedFile;
 
 /// The database's clock, in Unix milliseconds: what leases are measured on.
 const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
-
-const JOB_COLUMNS: &str = "id, owner, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs";
 
 /// Why a job whose lease expired is run again (kept as its last problem).
 const UNCLEAN_END: &str =
@@ -147,45 +146,6 @@ impl PostgresStore {
                 .await?;
         Ok(held.is_some())
     }
-}
-
-fn record(row: &PgRow) -> Result<JobRecord, StoreError> {
-    let created_ms: i64 = row.try_get("created_ms")?;
-    let started_ms: Option<i64> = row.try_get("started_ms")?;
-    let ended_ms: Option<i64> = row.try_get("ended_ms")?;
-    let status: String = row.try_get("status")?;
-    let state = match status.as_str() {
-        "QUEUED" => JobState::Queued { created_ms },
-        "IN_PROGRESS" => JobState::InProgress { created_ms, started_ms: started_ms.unwrap_or(created_ms) },
-        "COMPLETED" => JobState::Completed {
-            created_ms,
-            started_ms: started_ms.unwrap_or(created_ms),
-            ended_ms: ended_ms.unwrap_or(created_ms),
-            num_predictions: row.try_get::<Option<i64>, _>("num_predictions")?.unwrap_or(0),
-            num_errors: row.try_get::<Option<i64>, _>("num_errors")?.unwrap_or(0),
-        },
-        _ => JobState::Failed {
-            created_ms,
-            started_ms: started_ms.unwrap_or(created_ms),
-            ended_ms: ended_ms.unwrap_or(created_ms),
-            message: row.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
-        },
-    };
-    let last_problem = match state {
-        JobState::Queued { .. } | JobState::InProgress { .. } => row.try_get("message")?,
-        _ => None,
-    };
-    let request: String = row.try_get("request")?;
-    Ok(JobRecord {
-        id: row.try_get("id")?,
-        owner: row.try_get("owner")?,
-        request: serde_json::from_str(&request).map_err(|e| StoreError(e.to_string()))?,
-        state,
-        callback_url: row.try_get("callback_url")?,
-        api_key_sealed: row.try_get("api_key_sealed")?,
-        runs: row.try_get("runs")?,
-        last_problem,
-    })
 }
 
 #[async_trait::async_trait]
@@ -434,33 +394,7 @@ impl Store for PostgresStore {
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
-        let mut sql = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE owner = "));
-        sql.push_bind(filter.owner.clone());
-        if !filter.statuses.is_empty() {
-            sql.push(" AND status IN (");
-            let mut list = sql.separated(", ");
-            for status in &filter.statuses {
-                list.push_bind(status.clone());
-            }
-            sql.push(")");
-        }
-        match filter.created_after {
-            Some(true) => sql.push(" AND created_ms > ").push_bind(filter.timestamp_ms),
-            Some(false) => sql.push(" AND created_ms < ").push_bind(filter.timestamp_ms),
-            None => &mut sql,
-        };
-        let column = match filter.sort_by {
-            SortBy::Created => "created_ms",
-            SortBy::Started => "COALESCE(started_ms, 0)",
-            SortBy::Ended => "COALESCE(ended_ms, 0)",
-        };
-        let (direction, beyond) = if filter.ascending { ("ASC", ">") } else { ("DESC", "<") };
-        if let Some(after) = &filter.after {
-            sql.push(format!(" AND ({column}, id) {beyond} ("));
-            sql.push_bind(after.key).push(", ").push_bind(after.id.clone()).push(")");
-        }
-        sql.push(format!(" ORDER BY {column} {direction}, id {direction} LIMIT ")).push_bind(filter.limit);
-        let rows = sql.build().fetch_all(&self.pool).await?;
+        let rows = list_query::<sqlx::Postgres>(filter).build().fetch_all(&self.pool).await?;
         rows.iter().map(record).collect()
     }
 

@@ -17,12 +17,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use md5::Digest as _;
-use sqlx::sqlite::{
-    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, SqlitePool};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
 
-use super::{Inserted, JobRecord, ListFilter, NewJob, SortBy, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
+use super::rows::{list_query, record, JOB_COLUMNS};
+use super::{Inserted, JobRecord, ListFilter, NewJob, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
 use crate::job::state::JobState;
@@ -37,9 +36,6 @@ pub struct SqliteStore {
     /// How long a callback claim lasts unrenewed.
     lease: Duration,
 }
-
-const JOB_COLUMNS: &str =
-    "id, owner, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs";
 
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/hume-action.sqlite3` and applies migrations.
@@ -99,46 +95,6 @@ impl SqliteStore {
 const INCREMENTAL: i64 = 2;
 /// The WAL is truncated to this after a checkpoint (bytes).
 const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
-
-fn record(row: &SqliteRow) -> Result<JobRecord, StoreError> {
-    let created_ms: i64 = row.try_get("created_ms")?;
-    let started_ms: Option<i64> = row.try_get("started_ms")?;
-    let ended_ms: Option<i64> = row.try_get("ended_ms")?;
-    let status: String = row.try_get("status")?;
-    let state = match status.as_str() {
-        "QUEUED" => JobState::Queued { created_ms },
-        "IN_PROGRESS" => JobState::InProgress { created_ms, started_ms: started_ms.unwrap_or(created_ms) },
-        "COMPLETED" => JobState::Completed {
-            created_ms,
-            started_ms: started_ms.unwrap_or(created_ms),
-            ended_ms: ended_ms.unwrap_or(created_ms),
-            num_predictions: row.try_get::<Option<i64>, _>("num_predictions")?.unwrap_or(0),
-            num_errors: row.try_get::<Option<i64>, _>("num_errors")?.unwrap_or(0),
-        },
-        _ => JobState::Failed {
-            created_ms,
-            // v0 clients require a start time even for a job that never started.
-            started_ms: started_ms.unwrap_or(created_ms),
-            ended_ms: ended_ms.unwrap_or(created_ms),
-            message: row.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
-        },
-    };
-    let last_problem = match state {
-        JobState::Queued { .. } | JobState::InProgress { .. } => row.try_get("message")?,
-        _ => None,
-    };
-    let request: String = row.try_get("request")?;
-    Ok(JobRecord {
-        id: row.try_get("id")?,
-        owner: row.try_get("owner")?,
-        request: serde_json::from_str(&request).map_err(|e| StoreError(e.to_string()))?,
-        state,
-        callback_url: row.try_get("callback_url")?,
-        api_key_sealed: row.try_get("api_key_sealed")?,
-        runs: row.try_get("runs")?,
-        last_problem,
-    })
-}
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
@@ -312,33 +268,7 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
-        let mut sql = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE owner = "));
-        sql.push_bind(filter.owner.clone());
-        if !filter.statuses.is_empty() {
-            sql.push(" AND status IN (");
-            let mut list = sql.separated(", ");
-            for status in &filter.statuses {
-                list.push_bind(status.clone());
-            }
-            sql.push(")");
-        }
-        match filter.created_after {
-            Some(true) => sql.push(" AND created_ms > ").push_bind(filter.timestamp_ms),
-            Some(false) => sql.push(" AND created_ms < ").push_bind(filter.timestamp_ms),
-            None => &mut sql,
-        };
-        let column = match filter.sort_by {
-            SortBy::Created => "created_ms",
-            SortBy::Started => "COALESCE(started_ms, 0)",
-            SortBy::Ended => "COALESCE(ended_ms, 0)",
-        };
-        let (direction, beyond) = if filter.ascending { ("ASC", ">") } else { ("DESC", "<") };
-        if let Some(after) = &filter.after {
-            sql.push(format!(" AND ({column}, id) {beyond} ("));
-            sql.push_bind(after.key).push(", ").push_bind(after.id.clone()).push(")");
-        }
-        sql.push(format!(" ORDER BY {column} {direction}, id {direction} LIMIT ")).push_bind(filter.limit);
-        let rows = sql.build().fetch_all(&self.pool).await?;
+        let rows = list_query::<sqlx::Sqlite>(filter).build().fetch_all(&self.pool).await?;
         rows.iter().map(record).collect()
     }
 

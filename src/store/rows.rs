@@ -1,0 +1,95 @@
+//! What both stores share about the `jobs` table: its columns, a row read back as a
+//! [`JobRecord`], and the query of `GET /v0/batch/jobs`. Only the database types differ between
+//! SQLite and PostgreSQL, so these are generic over them.
+
+use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
+
+use super::{JobRecord, ListFilter, SortBy, StoreError};
+use crate::job::state::JobState;
+
+/// The columns a [`JobRecord`] is read from.
+pub const JOB_COLUMNS: &str =
+    "id, owner, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs";
+
+/// A `jobs` row (selected with [`JOB_COLUMNS`]) as a [`JobRecord`].
+pub fn record<R>(row: &R) -> Result<JobRecord, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let created_ms: i64 = row.try_get("created_ms")?;
+    let started_ms: Option<i64> = row.try_get("started_ms")?;
+    let ended_ms: Option<i64> = row.try_get("ended_ms")?;
+    let status: String = row.try_get("status")?;
+    let state = match status.as_str() {
+        "QUEUED" => JobState::Queued { created_ms },
+        "IN_PROGRESS" => JobState::InProgress { created_ms, started_ms: started_ms.unwrap_or(created_ms) },
+        "COMPLETED" => JobState::Completed {
+            created_ms,
+            started_ms: started_ms.unwrap_or(created_ms),
+            ended_ms: ended_ms.unwrap_or(created_ms),
+            num_predictions: row.try_get::<Option<i64>, _>("num_predictions")?.unwrap_or(0),
+            num_errors: row.try_get::<Option<i64>, _>("num_errors")?.unwrap_or(0),
+        },
+        _ => JobState::Failed {
+            created_ms,
+            // v0 clients require a start time even for a job that never started.
+            started_ms: started_ms.unwrap_or(created_ms),
+            ended_ms: ended_ms.unwrap_or(created_ms),
+            message: row.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
+        },
+    };
+    let last_problem = match state {
+        JobState::Queued { .. } | JobState::InProgress { .. } => row.try_get("message")?,
+        _ => None,
+    };
+    let request: String = row.try_get("request")?;
+    Ok(JobRecord {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        request: serde_json::from_str(&request).map_err(|e| StoreError(e.to_string()))?,
+        state,
+        callback_url: row.try_get("callback_url")?,
+        api_key_sealed: row.try_get("api_key_sealed")?,
+        runs: row.try_get("runs")?,
+        last_problem,
+    })
+}
+
+/// `SELECT` one owner's jobs by `filter`, in its sort order, after its page token.
+pub fn list_query<DB>(filter: &ListFilter) -> QueryBuilder<'_, DB>
+where
+    DB: Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE owner = "));
+    sql.push_bind(filter.owner.clone());
+    if !filter.statuses.is_empty() {
+        sql.push(" AND status IN (");
+        let mut list = sql.separated(", ");
+        for status in &filter.statuses {
+            list.push_bind(status.clone());
+        }
+        sql.push(")");
+    }
+    match filter.created_after {
+        Some(true) => sql.push(" AND created_ms > ").push_bind(filter.timestamp_ms),
+        Some(false) => sql.push(" AND created_ms < ").push_bind(filter.timestamp_ms),
+        None => &mut sql,
+    };
+    let column = match filter.sort_by {
+        SortBy::Created => "created_ms",
+        SortBy::Started => "COALESCE(started_ms, 0)",
+        SortBy::Ended => "COALESCE(ended_ms, 0)",
+    };
+    let (direction, beyond) = if filter.ascending { ("ASC", ">") } else { ("DESC", "<") };
+    if let Some(after) = &filter.after {
+        sql.push(format!(" AND ({column}, id) {beyond} ("));
+        sql.push_bind(after.key).push(", ").push_bind(after.id.clone()).push(")");
+    }
+    sql.push(format!(" ORDER BY {column} {direction}, id {direction} LIMIT ")).push_bind(filter.limit);
+    sql
+}
