@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::analyzers::hume::{face::HumeFace, voice::HumeVoice};
 use crate::analyzers::local_face::LocalFace;
+use crate::analyzers::local_speech::LocalTranscriber;
 use crate::analyzers::{language::LanguageAnalyzer, Analyzer, Analyzers, Transcriber};
 use crate::app::{App, AppState};
 use crate::backend::{batch::BatchBackend, engine::EngineBackend, Backend, Components};
@@ -32,7 +33,7 @@ use crate::media::ffmpeg::{check_tools, Tools};
 use crate::media::prepare::{MediaLimits, Preparer};
 use crate::models::face::DIR_NAME as FACE_DIR_NAME;
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
-use crate::models::speech::{LocalTranscriber, SpeechModels};
+use crate::models::speech::SpeechModels;
 use crate::sealed::Sealer;
 use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::upstream::client::UpstreamClient;

@@ -15,6 +15,7 @@
 pub mod hume;
 pub mod language;
 pub mod local_face;
+pub mod local_speech;
 pub mod transcript;
 
 pub use transcript::{Transcriber, Transcript, Word};

@@ -426,7 +426,8 @@ impl Run<'_> {
         let mut models = ModelsPredictions::default();
         for (analyzer, served) in self.groups(&applicable, &mut measured.errors, file) {
             let task = Task { job: &self.context, subject: &subject, models: &served, settings: &self.settings };
-            match crate::telemetry::metrics::analysis(&served, analyzer.analyze(&task)).await {
+            let names: Vec<&'static str> = served.iter().map(|m| m.name()).collect();
+            match crate::telemetry::metrics::analysis(&names, analyzer.analyze(&task)).await {
                 Ok(output) => models.merge(output),
                 Err(message) => measured.errors.push(SourceError { file: file.to_owned(), message }),
             }

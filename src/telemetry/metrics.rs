@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::job::models::Model;
-
 /// HTTP requests answered, by `method`, `route` (template) and `status`.
 pub const HTTP_REQUESTS: &str = "hume_action_http_requests_total";
 /// Time to answer an HTTP request (until the response head), by `method`, `route`, `status`.
@@ -206,15 +204,16 @@ pub fn job_ended(status: &'static str, elapsed: Duration) {
     histogram!(JOB_DURATION, "status" => status).record(elapsed);
 }
 
-/// Runs one analyzer on one file for `models` and records its time under each of them (an
-/// analyzer serving several models in one call, as Hume's voice API does prosody and burst,
-/// records that call's time for each).
-pub async fn analysis<T, E>(models: &[Model], run: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+/// Runs one analyzer on one file for `models` (their v0 names) and records its time under each
+/// of them (an analyzer serving several models in one call, as Hume's voice API does prosody and
+/// burst, records that call's time for each). Names, not `job::models::Model`: telemetry stays a
+/// leaf that the upstream client can call without an import cycle.
+pub async fn analysis<T, E>(models: &[&'static str], run: impl Future<Output = Result<T, E>>) -> Result<T, E> {
     let since = Instant::now();
     let result = run.await;
     let (elapsed, outcome) = (since.elapsed(), if result.is_ok() { "ok" } else { "error" });
     for model in models {
-        histogram!(ANALYSIS_DURATION, "model" => model.name(), "outcome" => outcome).record(elapsed);
+        histogram!(ANALYSIS_DURATION, "model" => *model, "outcome" => outcome).record(elapsed);
     }
     result
 }

@@ -20,12 +20,12 @@ pub mod whisper;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::analyzers::{Transcriber, Transcript, Word};
 use crate::media::audio::Pcm;
+use crate::predictions::{Transcript, Word};
 
 /// Folder of the voice-activity model under the models directory.
 pub const VAD_DIR: &str = "silero-vad";
@@ -216,38 +216,6 @@ pub fn group_windows(regions: &[Range<usize>], max: usize) -> Vec<Range<usize>> 
         }
     }
     windows
-}
-
-/// The embedded transcriber: [`SpeechModels`] behind the analyzers' [`Transcriber`] seam.
-#[derive(Clone)]
-pub struct LocalTranscriber {
-    models: Arc<SpeechModels>,
-}
-
-impl LocalTranscriber {
-    /// Wraps models loaded once per process.
-    pub fn new(models: Arc<SpeechModels>) -> Self {
-        Self { models }
-    }
-}
-
-#[async_trait::async_trait]
-impl Transcriber for LocalTranscriber {
-    async fn transcribe(&self, file: &str, pcm: &Pcm, language: Option<&str>) -> Result<Transcript, String> {
-        let failed = |e: &dyn std::fmt::Display| format!("{file}: transcription failed: {e}");
-        let result = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        {
-            // No copy of the audio: this worker thread becomes a blocking one while Whisper runs.
-            tokio::task::block_in_place(|| self.models.transcribe(pcm, language))
-        } else {
-            // A current-thread runtime cannot lend its thread: copy the samples into a blocking task.
-            let (models, pcm, language) = (self.models.clone(), pcm.clone(), language.map(str::to_owned));
-            tokio::task::spawn_blocking(move || models.transcribe(&pcm, language.as_deref()))
-                .await
-                .map_err(|e| failed(&e))?
-        };
-        result.map_err(|e| failed(&e))
-    }
 }
 
 #[cfg(test)]

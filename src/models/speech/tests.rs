@@ -34,11 +34,10 @@ fn sentence_pcm() -> Pcm {
     Pcm { samples }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_synthesised_sentence_transcribes_within_the_stated_wer() {
-    let transcriber = LocalTranscriber::new(models());
+#[test]
+fn a_synthesised_sentence_transcribes_within_the_stated_wer() {
     let pcm = sentence_pcm();
-    let t = transcriber.transcribe("sentence.wav", &pcm, None).await.unwrap();
+    let t = models().transcribe(&pcm, None).unwrap();
     let text = t.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
     let error = wer(SENTENCE, &text);
     println!("{text:?}: WER {error:.3}, language {}, confidence {:.3}", t.language, t.confidence);
@@ -48,12 +47,10 @@ async fn a_synthesised_sentence_transcribes_within_the_stated_wer() {
     assert!(t.words.iter().all(|w| (0.0..=1.0).contains(&w.confidence)));
 }
 
-#[tokio::test]
-async fn word_times_increase_and_stay_within_the_audio() {
-    // Current-thread runtime: exercises the copying path of LocalTranscriber.
-    let transcriber = LocalTranscriber::new(models());
+#[test]
+fn word_times_increase_and_stay_within_the_audio() {
     let pcm = sentence_pcm();
-    let t = transcriber.transcribe("sentence.wav", &pcm, Some("en")).await.unwrap();
+    let t = models().transcribe(&pcm, Some("en")).unwrap();
     assert!(!t.words.is_empty());
     let duration = pcm.duration_secs();
     let mut last_end = 0.0;
