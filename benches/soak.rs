@@ -213,17 +213,14 @@ async fn main() {
     );
     for key in KEYS {
         let times: Vec<Instant> = requests.iter().filter(|r| r.api_key.as_deref() == Some(key)).map(|r| r.at).collect();
-        // Use of the limit: requests per window over the sending period, its first window
-        // (a burst up to the limit) left out.
+        // Use of the limit: the requests that arrived in the sending period less one window,
+        // from the key's first request, against the limit per window over that time.
         let first = times.iter().min().copied().unwrap_or(started);
         let steady = sending.saturating_sub(WINDOW).max(Duration::from_secs(1));
-        let in_steady = times
-            .iter()
-            .filter(|t| t.duration_since(first) >= WINDOW && t.duration_since(first) < WINDOW + steady)
-            .count();
+        let in_steady = times.iter().filter(|t| t.duration_since(first) < steady).count();
         let utilisation = in_steady as f64 / (LIMIT as f64 * steady.as_secs_f64() / WINDOW.as_secs_f64());
         println!(
-            "| {key} | {} v1 requests; {} window violations; {:.1}% of the limit used in the {:.1} min after the first window |",
+            "| {key} | {} v1 requests; {} window violations; {:.1}% of the limit used over the first {:.1} min |",
             times.len(),
             violations(&times),
             utilisation * 100.0,
