@@ -223,6 +223,14 @@ fn describe(e: &redis::RedisError) -> String {
     }
 }
 
+/// Runs a Redis call a `Drop` cannot wait for; none when no runtime is left (a process shutting
+/// down): the call only tidies up, and Redis expires what it would have tidied.
+fn in_background(call: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(call);
+    }
+}
+
 /// Keys kept before idle ones are swept out of the map.
 const IDLE_SWEEP_AT: usize = 1024;
 
@@ -309,8 +317,9 @@ impl RedisLimiter {
         let (shared, window) = (self.shared.clone(), self.window);
         Permit::new(move || {
             queue.live.lock().expect("live slots poisoned").insert(member.clone(), Instant::now() + window);
-            tokio::spawn(async move {
-                // If Redis is unreachable, the slot keeps counting for its whole hold.
+            // If Redis is unreachable (or the runtime is gone), the slot keeps counting for its
+            // whole hold.
+            in_background(async move {
                 let _ = shared.call::<i64>("release", &[&slots], &[member, ms(window).to_string()]).await;
             });
         })
@@ -402,7 +411,7 @@ impl Drop for Head<'_> {
             return;
         }
         let (shared, keys) = (self.limiter.shared.clone(), self.limiter.keys_of(self.key));
-        tokio::spawn(async move {
+        in_background(async move {
             let _ = shared.call::<i64>("leave", &[&keys.waiters, &keys.alive], &[shared.replica.clone()]).await;
         });
     }
@@ -434,7 +443,7 @@ impl RateLimiter for RedisLimiter {
         let mut paused = queue.paused_until.lock().expect("pause poisoned");
         *paused = Some(paused.map_or(until, |t| t.max(until)));
         let (shared, pause) = (self.shared.clone(), self.keys_of(key).pause);
-        tokio::spawn(async move {
+        in_background(async move {
             let _ = shared.call::<i64>("pause", &[&pause], &[ms(duration).to_string()]).await;
         });
     }
