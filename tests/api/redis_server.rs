@@ -54,6 +54,17 @@ impl RedisServer {
         }
     }
 
+    /// Whether `key` exists (`EXISTS`), or `None` when the server does not answer.
+    pub fn exists(&self, key: &str) -> Option<bool> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let command = format!("*2\r\n$6\r\nEXISTS\r\n${}\r\n{key}\r\n", key.len());
+        stream.write_all(command.as_bytes()).ok()?;
+        let mut reply = [0u8; 4];
+        stream.read_exact(&mut reply).ok()?;
+        Some(&reply == b":1\r\n")
+    }
+
     /// Whether the server answers PING.
     pub fn answers(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };

@@ -181,6 +181,40 @@ async fn redis_killed_and_restarted_empty_mid_burst_breaks_no_window() {
     assert_eq!(apps[0].get("/readyz").await.status(), 200, "ready again");
 }
 
+#[tokio::test]
+async fn a_429_seen_by_one_replica_pauses_the_key_on_every_replica() {
+    let redis = RedisServer::start();
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "2"))
+        .up_to_n_times(1)
+        .mount(&upstream)
+        .await;
+    let strict = StrictUpstream::new(100, Duration::from_secs(60));
+    Mock::given(method("POST")).respond_with(strict.clone()).mount(&upstream).await;
+    let apps = Arc::new(replicas(2, &redis, &upstream, |c| c.retry_base_ms = 1).await);
+    let first = {
+        let apps = apps.clone();
+        tokio::spawn(async move { apps[0].start(&json!({"urls": "https://a.test/1.mp3"})).await.status() })
+    };
+    // The first replica got the 429: its pause is in Redis.
+    let pause = format!("hume-action:limit:v0:{}:pause", LimiterKey::for_api_key("test-key").as_str());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while redis.exists(&pause) != Some(true) {
+        assert!(Instant::now() < deadline, "the 429's pause never reached Redis");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let paused_at = Instant::now();
+    // The other replica's call waits for that pause too.
+    assert_eq!(apps[1].start(&json!({"urls": "https://a.test/2.mp3"})).await.status(), 200);
+    assert_eq!(first.await.unwrap(), 200);
+    let arrivals = strict.arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 2, "both calls got through once the pause ended");
+    for arrival in arrivals {
+        assert!(arrival.duration_since(paused_at) >= Duration::from_millis(1500), "held back by the pause");
+    }
+}
+
 /// Polls `/readyz` (bounded) until it answers 503.
 async fn wait_until_not_ready(app: &TestApp) -> (u16, serde_json::Value) {
     let deadline = Instant::now() + Duration::from_secs(20);
