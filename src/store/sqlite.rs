@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use md5::Digest as _;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqlitePool};
 
 use super::rows::{list_query, record, JOB_COLUMNS};
 use super::{Inserted, JobRecord, ListFilter, NewJob, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
@@ -50,10 +50,10 @@ impl SqliteStore {
             .auto_vacuum(SqliteAutoVacuum::Incremental)
             .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
             .busy_timeout(Duration::from_secs(10));
+        ensure_incremental_vacuum(&options).await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
         let store = Self { pool, replica: uuid::Uuid::new_v4().to_string(), lease: DEFAULT_LEASE };
-        store.ensure_incremental_vacuum().await?;
         store.release_free_pages().await?;
         Ok(store)
     }
@@ -68,19 +68,6 @@ impl SqliteStore {
         i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// A database created before incremental vacuum was turned on keeps `auto_vacuum = NONE`
-    /// until a full `VACUUM` rewrites it: done once, here, before any worker runs.
-    async fn ensure_incremental_vacuum(&self) -> Result<(), StoreError> {
-        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&self.pool).await?;
-        if mode != INCREMENTAL {
-            tracing::info!("converting the jobs database to incremental vacuum (once; may take a while)");
-            let mut conn = self.pool.acquire().await?;
-            sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
-            sqlx::query("VACUUM").execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
     /// Gives the pages of deleted rows back to the file system, and checkpoints so that the
     /// database file itself shrinks (a busy reader only postpones that to a later checkpoint).
     async fn release_free_pages(&self) -> Result<(), StoreError> {
@@ -89,6 +76,21 @@ impl SqliteStore {
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut *conn).await?;
         Ok(())
     }
+}
+
+/// A database created before incremental vacuum was turned on keeps `auto_vacuum = NONE`
+/// until a full `VACUUM` rewrites it: done once, on a connection of its own before the pool
+/// opens (a connection opened before the `VACUUM` would go on seeing `NONE`).
+async fn ensure_incremental_vacuum(options: &SqliteConnectOptions) -> Result<(), StoreError> {
+    let mut conn = sqlx::SqliteConnection::connect_with(options).await?;
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut conn).await?;
+    if mode != INCREMENTAL {
+        tracing::info!("converting the jobs database to incremental vacuum (once; may take a while)");
+        sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut conn).await?;
+        sqlx::query("VACUUM").execute(&mut conn).await?;
+    }
+    conn.close().await?;
+    Ok(())
 }
 
 /// `PRAGMA auto_vacuum` of a database that gives free pages back on `incremental_vacuum`.
