@@ -3,73 +3,42 @@
 //! recorder), and the counts can be checked exactly.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::model_dir;
-
 const TOKEN: &str = "tok-metrics-secret-4711";
 const SERVER_KEY: &str = "sk-server-secret-0815";
 const CALLER_KEY: &str = "sk-caller-secret-2342";
 
-/// The `hume-action` binary on its own data directory, with a token and a server key.
+/// The `hume-action` binary (`crate::recovery::Server`) on its own data directory, with a token
+/// and a server key.
 struct Server {
-    child: Child,
-    address: String,
-    client: reqwest::Client,
+    binary: crate::recovery::Server,
     _data_dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(env: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hume-action"))
-            .env("HUME_ACTION_LISTEN", "127.0.0.1:0")
-            .env("HUME_ACTION_DATA_DIR", data_dir.path())
-            .env("HUME_ACTION_MODEL_DIR", model_dir())
-            .env("HUME_ACTION_ALLOW_PRIVATE_URLS", "true")
-            .env("HUME_ACTION_WORKERS", "1")
-            .env("HUME_ACTION_TOKEN", TOKEN)
-            .env("HUME_API_KEY", SERVER_KEY)
-            .env("HUME_RETRY_BASE_MS", "5")
-            .env("HUME_ACTION_LOG_JSON", "true")
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Reads the bound address from the start-up line, then keeps draining the pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    if event["message"] == "hume-action listening" {
-                        let _ = tx.send(event["addr"].as_str().unwrap_or_default().to_owned());
-                    }
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(120)).expect("the server said where it listens");
-        Self { child, address: format!("http://{addr}"), client: reqwest::Client::new(), _data_dir: data_dir }
+        let mut all = vec![("HUME_ACTION_TOKEN", TOKEN), ("HUME_API_KEY", SERVER_KEY), ("HUME_RETRY_BASE_MS", "5")];
+        all.extend_from_slice(env);
+        Self { binary: crate::recovery::Server::start_with(data_dir.path(), &all), _data_dir: data_dir }
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.address))
+        self.binary
+            .client
+            .request(method, format!("{}{path}", self.binary.address))
             .bearer_auth(TOKEN)
             .header("X-Hume-Api-Key", CALLER_KEY)
     }
 
     async fn metrics_text(&self) -> String {
         // No token: /metrics is open, like /healthz.
-        let response = self.client.get(format!("{}/metrics", self.address)).send().await.unwrap();
+        let response = self.binary.client.get(format!("{}/metrics", self.binary.address)).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
@@ -109,13 +78,6 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("job {id} never ended");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -187,7 +149,8 @@ async fn metrics_count_requests_jobs_analyses_and_callbacks_and_show_no_secret()
         ids.push(response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned());
     }
     // Refused: no token; and a path no route has, with a key in its query string.
-    let refused = server.client.post(format!("{}{ACTION}", server.address)).json(&json!({})).send().await.unwrap();
+    let refused =
+        server.binary.client.post(format!("{}{ACTION}", server.binary.address)).json(&json!({})).send().await.unwrap();
     assert_eq!(refused.status(), 401);
     let unknown = server.request(reqwest::Method::GET, &format!("/no/such/route?api_key={CALLER_KEY}")).send().await;
     assert_eq!(unknown.unwrap().status(), 404);
