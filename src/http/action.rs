@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::JsonBody;
-use super::openapi::{ActionInputDoc, ApiKeyHeader, IdempotencyKeyHeader, JobStarted};
+use super::openapi::{ActionInputDoc, ApiKeyHeader, IdempotencyKeyHeader, JobStarted, UpstreamErrors};
 use crate::action::input::ActionInput;
 use crate::action::manifest::MANIFEST_JSON;
 use crate::app::AppState;
@@ -31,12 +31,7 @@ use crate::job::JobRequest;
         (status = 413, description = "The body, or the job, is over a size budget.", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json`.", body = ErrorBody),
         (status = 422, description = "A field is invalid (the error names it), the job is over a budget, or the `Idempotency-Key` was used with another body.", body = ErrorBody),
-        (status = 429, description = "Hume's rate limit (pass-through backend): retry after `Retry-After` seconds.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
-        (status = "4XX", description = "Hume's own rejection of the job, passed on (pass-through backend).", body = ErrorBody),
-        (status = 500, description = "An internal error (details in the server's log).", body = ErrorBody),
-        (status = 502, description = "Hume did not answer successfully (pass-through backend).", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait, when Hume said."))),
-        (status = 503, description = "A part the server needs is unavailable; retry later.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait, when known."))),
-        (status = 504, description = "Hume could not be reached in time (pass-through backend).", body = ErrorBody),
+        UpstreamErrors,
     ),
     security((), ("bearer" = [])),
 )]

@@ -15,8 +15,8 @@ use crate::error::{ApiError, FieldError};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{check_declared_length, JobId, JsonBody};
 use crate::http::openapi::{
-    ApiKeyHeader, IdempotencyKeyHeader, JobIdPath, JobStarted, ListJobsQuery, MultipartJobDoc, ReadErrors, V0Job,
-    ZipArchive,
+    ApiKeyHeader, IdempotencyKeyHeader, JobIdPath, JobStarted, ListJobsQuery, MultipartJobDoc, ReadErrors,
+    UpstreamErrors, V0Job, ZipArchive,
 };
 use crate::job::request::InferenceRequest;
 use crate::job::{JobRequest, UploadedFile};
@@ -42,12 +42,7 @@ use crate::predictions::SourceResult;
         (status = 413, description = "The body, an upload, or the job is over a size budget.", body = ErrorBody),
         (status = 415, description = "The body is neither `application/json` nor `multipart/form-data`.", body = ErrorBody),
         (status = 422, description = "The request is invalid (the error names the field), over a budget, or its `Idempotency-Key` was used with another body.", body = ErrorBody),
-        (status = 429, description = "Hume's rate limit (pass-through backend): retry after `Retry-After` seconds.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
-        (status = "4XX", description = "Hume's own rejection, passed on (pass-through backend).", body = ErrorBody),
-        (status = 500, description = "An internal error (details in the server's log).", body = ErrorBody),
-        (status = 502, description = "Hume did not answer successfully (pass-through backend).", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait, when Hume said."))),
-        (status = 503, description = "A part the server needs is unavailable; retry later.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait, when known."))),
-        (status = 504, description = "Hume could not be reached in time (pass-through backend).", body = ErrorBody),
+        UpstreamErrors,
     ),
     security((), ("bearer" = [])),
 )]
@@ -82,6 +77,7 @@ fn is_multipart(headers: &HeaderMap) -> bool {
     responses(
         (status = 200, description = "A page of the caller's jobs.", body = Vec<V0Job>, headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when there is one."))),
         ReadErrors,
+        UpstreamErrors,
     ),
     security((), ("bearer" = [])),
 )]
@@ -106,6 +102,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The job.", body = V0Job),
         ReadErrors,
+        UpstreamErrors,
     ),
     security((), ("bearer" = [])),
 )]
@@ -124,6 +121,7 @@ pub async fn details(State(app): State<AppState>, headers: HeaderMap, JobId(id):
     responses(
         (status = 200, description = "The predictions.", body = Vec<SourceResult>),
         ReadErrors,
+        UpstreamErrors,
     ),
     security((), ("bearer" = [])),
 )]
@@ -146,6 +144,7 @@ pub async fn predictions(
     responses(
         (status = 200, description = "A zip archive of CSV files.", content_type = "application/octet-stream", body = ZipArchive),
         ReadErrors,
+        UpstreamErrors,
     ),
     security((), ("bearer" = [])),
 )]

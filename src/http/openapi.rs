@@ -296,7 +296,7 @@ pub struct JobIdPath {
     id: String,
 }
 
-/// The answers of the job reads besides success.
+/// The answers of the job reads besides success and [`UpstreamErrors`].
 #[allow(dead_code)] // the responses are all that is used
 #[derive(utoipa::IntoResponses)]
 pub enum ReadErrors {
@@ -313,6 +313,13 @@ pub enum ReadErrors {
     /// A query parameter is invalid (the error names it).
     #[response(status = 422)]
     Invalid(#[to_schema] ErrorBody<'static>),
+}
+
+/// The answers every route that may reach Hume or the store shares: Hume's own answers passed
+/// on (pass-through backend), the rate limit, and the server's own failures.
+#[allow(dead_code)] // the responses are all that is used
+#[derive(utoipa::IntoResponses)]
+pub enum UpstreamErrors {
     /// Hume's rate limit (pass-through backend): retry after `Retry-After` seconds.
     #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait before retrying.")))]
     RateLimited(#[to_schema] ErrorBody<'static>),
@@ -325,7 +332,8 @@ pub enum ReadErrors {
     /// Hume did not answer successfully (pass-through backend).
     #[response(status = 502, headers(("Retry-After" = u64, description = "Seconds to wait, when Hume said.")))]
     BadGateway(#[to_schema] ErrorBody<'static>),
-    /// A part the server needs is unavailable; retry later.
+    /// A part the server needs is unavailable (the store, or the shared rate limit in Redis:
+    /// `rate_limiter_unavailable`); retry later.
     #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait, when known.")))]
     Unavailable(#[to_schema] ErrorBody<'static>),
     /// Hume could not be reached in time (pass-through backend).
