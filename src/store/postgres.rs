@@ -148,6 +148,15 @@ impl PostgresStore {
     }
 }
 
+/// The outcome of a fenced write (one conditioned on this replica's lease): no row changed means
+/// the lease is gone, and the write must not count.
+fn fenced(done: &sqlx::postgres::PgQueryResult) -> Result<(), StoreError> {
+    match done.rows_affected() {
+        0 => Err(StoreError::lease_lost()),
+        _ => Ok(()),
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn insert(&self, job: NewJob) -> Result<Inserted, StoreError> {
@@ -296,10 +305,7 @@ impl Store for PostgresStore {
         .bind(&self.replica)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::lease_lost());
-        }
-        Ok(())
+        fenced(&done)
     }
 
     async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError> {
@@ -312,10 +318,7 @@ impl Store for PostgresStore {
         .bind(&self.replica)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::lease_lost());
-        }
-        Ok(())
+        fenced(&done)
     }
 
     async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError> {
@@ -377,9 +380,7 @@ impl Store for PostgresStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::lease_lost());
-        }
+        fenced(&done)?;
         sqlx::query("DELETE FROM job_files WHERE job_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
