@@ -23,26 +23,36 @@ pub enum Answer {
 pub struct SlowHost {
     addr: SocketAddr,
     requests: Arc<AtomicUsize>,
+    open: Arc<Open>,
     arrived: Arc<Notify>,
     release: watch::Sender<bool>,
+}
+
+/// Requests open now (head arrived; answer not yet sent, client still there), and the most ever.
+#[derive(Default)]
+struct Open {
+    now: AtomicUsize,
+    most: AtomicUsize,
 }
 
 impl SlowHost {
     pub async fn start(answer: Answer) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (requests, arrived) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
+        let (requests, open, arrived) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(Open::default()), Arc::new(Notify::new()));
         let (release, released) = watch::channel(false);
-        let (count, notify) = (requests.clone(), arrived.clone());
+        let (count, notify, opened) = (requests.clone(), arrived.clone(), open.clone());
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                let (count, notify, released) = (count.clone(), notify.clone(), released.clone());
+                let (count, notify, opened, released) =
+                    (count.clone(), notify.clone(), opened.clone(), released.clone());
                 tokio::spawn(async move {
-                    let _ = serve(socket, answer, count, notify, released).await;
+                    let _ = serve(socket, answer, count, opened, notify, released).await;
                 });
             }
         });
-        Self { addr, requests, arrived, release }
+        Self { addr, requests, open, arrived, release }
     }
 
     /// The URL of `path` on this host.
@@ -53,6 +63,12 @@ impl SlowHost {
     /// Requests whose head arrived so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that were open at once: a request is open from its head's arrival until
+    /// its answer is sent or its client goes away.
+    pub fn most_open(&self) -> usize {
+        self.open.most.load(Ordering::SeqCst)
     }
 
     /// Waits (bounded) until at least `n` request heads have arrived.
@@ -81,8 +97,9 @@ async fn serve(
     mut socket: TcpStream,
     answer: Answer,
     count: Arc<AtomicUsize>,
+    open: Arc<Open>,
     notify: Arc<Notify>,
-    mut released: watch::Receiver<bool>,
+    released: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
@@ -93,12 +110,32 @@ async fn serve(
         }
         head.extend_from_slice(&buf[..n]);
     }
+    let now_open = open.now.fetch_add(1, Ordering::SeqCst) + 1;
+    open.most.fetch_max(now_open, Ordering::SeqCst);
     count.fetch_add(1, Ordering::SeqCst);
     notify.notify_waiters();
+    let answered = answer_request(&mut socket, answer, released, &mut buf).await;
+    open.now.fetch_sub(1, Ordering::SeqCst);
+    answered
+}
+
+async fn answer_request(
+    socket: &mut TcpStream,
+    answer: Answer,
+    mut released: watch::Receiver<bool>,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
     match answer {
         Answer::Held { body } => {
-            if released.wait_for(|go| *go).await.is_err() {
-                return Ok(());
+            tokio::select! {
+                go = released.wait_for(|go| *go) => {
+                    if go.is_err() {
+                        return Ok(());
+                    }
+                }
+                // The client went away (killed): its request is over. (A body, such as a
+                // callback's, is read and dropped on the way.)
+                _ = async { while matches!(socket.read(buf).await, Ok(n) if n > 0) {} } => return Ok(()),
             }
             let reply = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -4,102 +4,22 @@
 //! Idempotency-Key raced on two replicas makes one job; a PostgreSQL that cannot be reached at
 //! start-up is named in the error, without its password; `/readyz` reports the store.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
 
 use super::Postgres;
 use crate::recovery::Server;
+use crate::slow_host::{Answer, SlowHost};
 
 /// Lease of the replicas under test: short, so a takeover comes soon.
 const LEASE_SECS: &str = "2";
 
-/// A host that holds every answer until released, and counts how many requests are open at
-/// once (a request ends when its answer is sent or its client goes away).
-struct HeldHost {
-    url: String,
-    requests: Arc<AtomicUsize>,
-    open: Arc<AtomicUsize>,
-    most_open: Arc<AtomicUsize>,
-    arrived: Arc<Notify>,
-    release: watch::Sender<bool>,
-}
-
-impl HeldHost {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/held.txt", listener.local_addr().unwrap());
-        let host = Self {
-            url,
-            requests: Arc::default(),
-            open: Arc::default(),
-            most_open: Arc::default(),
-            arrived: Arc::default(),
-            release: watch::channel(false).0,
-        };
-        let (requests, open, most_open, arrived) =
-            (host.requests.clone(), host.open.clone(), host.most_open.clone(), host.arrived.clone());
-        let released = host.release.subscribe();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let (requests, open, most_open, arrived, mut released) =
-                    (requests.clone(), open.clone(), most_open.clone(), arrived.clone(), released.clone());
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let now_open = open.fetch_add(1, Ordering::SeqCst) + 1;
-                    most_open.fetch_max(now_open, Ordering::SeqCst);
-                    requests.fetch_add(1, Ordering::SeqCst);
-                    arrived.notify_waiters();
-                    tokio::select! {
-                        _ = async { released.wait_for(|go| *go).await.is_ok() } => {
-                            let body = "Two replicas, one job, and it only ran once.";
-                            let reply = format!(
-                                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                                body.len()
-                            );
-                            let _ = socket.write_all(reply.as_bytes()).await;
-                        }
-                        // The client went away (killed): its request is over. (A body, such as
-                        // a callback's, is read and dropped on the way.)
-                        _ = async { while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {} } => {}
-                    }
-                    open.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        host
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
-    }
-
-    async fn wait_for_requests(&self, n: usize) {
-        let wait = async {
-            loop {
-                let arrived = self.arrived.notified();
-                if self.requests() >= n {
-                    return;
-                }
-                arrived.await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(120), wait)
-            .await
-            .unwrap_or_else(|_| panic!("the host never got {n} requests (got {})", self.requests()));
-    }
+/// A host that holds every answer until released, and tells how many requests were open at once.
+async fn held_host() -> (SlowHost, String) {
+    let host = SlowHost::start(Answer::Held { body: "Two replicas, one job, and it only ran once." }).await;
+    let url = host.url("/held.txt");
+    (host, url)
 }
 
 /// A replica of the binary on `pg`, with its own data directory.
@@ -128,14 +48,14 @@ async fn stored(db: &sqlx::PgPool, id: &str) -> (String, i64, Option<String>, Op
 async fn a_killed_replicas_job_is_taken_over_after_its_lease_and_never_runs_twice_at_once() {
     let pg = Postgres::start().await;
     let db = pg.pool().await;
-    let host = HeldHost::start().await;
+    let (host, held_url) = held_host().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = replica(&pg, &dir_a);
     let b = replica(&pg, &dir_b);
     let ids = [a.replica.clone().expect("a logs its replica id"), b.replica.clone().expect("b too")];
     assert_ne!(ids[0], ids[1]);
 
-    let job = a.start_job(&host.url, "takeover-1").await;
+    let job = a.start_job(&held_url, "takeover-1").await;
     host.wait_for_requests(1).await;
     let (status, runs, owner, first_lease) = stored(&db, &job).await;
     assert_eq!((status.as_str(), runs), ("IN_PROGRESS", 1));
@@ -161,10 +81,10 @@ async fn a_killed_replicas_job_is_taken_over_after_its_lease_and_never_runs_twic
     host.wait_for_requests(2).await; // the other replica took the job over and fetches again
     let (status, runs, new_owner, _) = stored(&db, &job).await;
     assert_eq!((status.as_str(), runs, new_owner.as_deref()), ("IN_PROGRESS", 2, other.replica.as_deref()));
-    host.release.send_replace(true);
+    host.release();
     other.wait_for(&job, "COMPLETED").await;
 
-    assert_eq!(host.most_open.load(Ordering::SeqCst), 1, "never two downloads of the job at once");
+    assert_eq!(host.most_open(), 1, "never two downloads of the job at once");
     assert_eq!(host.requests(), 2, "one run per replica, no more");
     let predictions: Value = other
         .client
@@ -185,11 +105,11 @@ async fn a_killed_replicas_job_is_taken_over_after_its_lease_and_never_runs_twic
 async fn a_replica_killed_while_delivering_a_callback_leaves_it_to_another_never_two_at_once() {
     let pg = Postgres::start().await;
     let db = pg.pool().await;
-    let hook = HeldHost::start().await;
+    let (hook, hook_url) = held_host().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (replica(&pg, &dir_a), replica(&pg, &dir_b));
     let body =
-        json!({"text": ["Call me back, whoever you are."], "models": {"language": {}}, "callback_url": hook.url});
+        json!({"text": ["Call me back, whoever you are."], "models": {"language": {}}, "callback_url": hook_url});
     let response = a.client.post(format!("{}/v0/batch/jobs", a.address)).json(&body).send().await.unwrap();
     let answer: Value = response.json().await.unwrap();
     let job = answer["job_id"].as_str().expect("a job id").to_owned();
@@ -206,7 +126,7 @@ async fn a_replica_killed_while_delivering_a_callback_leaves_it_to_another_never
 
     deliverer.kill();
     hook.wait_for_requests(2).await; // the other replica's sweep took the delivery over
-    hook.release.send_replace(true);
+    hook.release();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (state, owner): (Option<String>, Option<String>) =
@@ -222,7 +142,7 @@ async fn a_replica_killed_while_delivering_a_callback_leaves_it_to_another_never
         assert!(tokio::time::Instant::now() < deadline, "the callback was never recorded delivered ({state:?})");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(hook.most_open.load(Ordering::SeqCst), 1, "never two deliveries at once");
+    assert_eq!(hook.most_open(), 1, "never two deliveries at once");
     assert_eq!(hook.requests(), 2, "delivered again once, by the survivor");
     assert_eq!(other.status(&job).await, "COMPLETED");
 }
@@ -231,13 +151,13 @@ async fn a_replica_killed_while_delivering_a_callback_leaves_it_to_another_never
 async fn one_idempotency_key_raced_on_two_replicas_makes_one_job() {
     let pg = Postgres::start().await;
     let db = pg.pool().await;
-    let host = HeldHost::start().await;
-    host.release.send_replace(true);
+    let (host, held_url) = held_host().await;
+    host.release();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (replica(&pg, &dir_a), replica(&pg, &dir_b));
     let calls = (0..16).map(|i| {
         let server = if i % 2 == 0 { &a } else { &b };
-        server.start_job(&host.url, "same-run")
+        server.start_job(&held_url, "same-run")
     });
     let ids = futures::future::join_all(calls).await;
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
@@ -251,7 +171,7 @@ async fn one_idempotency_key_raced_on_two_replicas_makes_one_job() {
             .client
             .post(format!("{}/v1/actions/hume-expression-measurement", server.address))
             .header("Idempotency-Key", "same-run")
-            .json(&json!({"urls": format!("{}?other", host.url), "models_language": "Yes"}))
+            .json(&json!({"urls": format!("{held_url}?other"), "models_language": "Yes"}))
             .send()
             .await
             .unwrap();
