@@ -24,9 +24,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
-use super::rows::{list_query, record, JOB_COLUMNS};
+use super::rows::{list_query, record, uploaded_file, JOB_COLUMNS};
 use super::{Inserted, JobRecord, ListFilter, NewJob, Store, StoreError, MAX_RUNS};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyRecord, IdempotencyStore, KeyClaim, STALE_CLAIM_MS};
@@ -405,15 +405,7 @@ impl Store for PostgresStore {
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(UploadedFile {
-                    filename: row.try_get("filename")?,
-                    content_type: row.try_get("content_type")?,
-                    bytes: row.try_get::<Vec<u8>, _>("bytes")?.into(),
-                })
-            })
-            .collect()
+        rows.iter().map(uploaded_file).collect()
     }
 
     async fn claim_callbacks(&self) -> Result<Vec<JobRecord>, StoreError> {

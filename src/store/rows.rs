@@ -1,11 +1,12 @@
-//! What both stores share about the `jobs` table: its columns, a row read back as a
-//! [`JobRecord`], and the query of `GET /v0/batch/jobs`. Only the database types differ between
-//! SQLite and PostgreSQL, so these are generic over them.
+//! What both stores share about their tables: the job columns, a row read back as a
+//! [`JobRecord`] or an [`UploadedFile`], and the query of `GET /v0/batch/jobs`. Only the
+//! database types differ between SQLite and PostgreSQL, so these are generic over them.
 
 use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
 
 use super::{JobRecord, ListFilter, SortBy, StoreError};
 use crate::job::state::JobState;
+use crate::job::UploadedFile;
 
 /// The columns a [`JobRecord`] is read from.
 pub const JOB_COLUMNS: &str =
@@ -55,6 +56,21 @@ where
         api_key_sealed: row.try_get("api_key_sealed")?,
         runs: row.try_get("runs")?,
         last_problem,
+    })
+}
+
+/// A `job_files` row (`filename, content_type, bytes`) as an [`UploadedFile`].
+pub fn uploaded_file<R>(row: &R) -> Result<UploadedFile, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(UploadedFile {
+        filename: row.try_get("filename")?,
+        content_type: row.try_get("content_type")?,
+        bytes: row.try_get::<Vec<u8>, _>("bytes")?.into(),
     })
 }
 

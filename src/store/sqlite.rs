@@ -20,7 +20,7 @@ use md5::Digest as _;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqlitePool};
 
-use super::rows::{list_query, record, JOB_COLUMNS};
+use super::rows::{list_query, record, uploaded_file, JOB_COLUMNS};
 use super::{Inserted, JobRecord, ListFilter, NewJob, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
@@ -280,15 +280,7 @@ impl Store for SqliteStore {
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(UploadedFile {
-                    filename: row.try_get("filename")?,
-                    content_type: row.try_get("content_type")?,
-                    bytes: row.try_get::<Vec<u8>, _>("bytes")?.into(),
-                })
-            })
-            .collect()
+        rows.iter().map(uploaded_file).collect()
     }
 
     async fn claim_callbacks(&self) -> Result<Vec<JobRecord>, StoreError> {
