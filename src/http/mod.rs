@@ -109,11 +109,10 @@ async fn healthz() -> Json<Health> {
     ),
 )]
 async fn readyz(axum::extract::State(app): axum::extract::State<AppState>) -> Result<Json<Ready>, ApiError> {
-    let ready = tokio::time::timeout(Duration::from_secs(5), app.backend.ready()).await;
     if let Some(outage) = app.shared_limits.as_ref().and_then(|s| s.outage()) {
         return Err(ApiError::Unavailable(format!("Not ready: {outage}")));
     }
-    match ready {
+    match tokio::time::timeout(Duration::from_secs(5), app.backend.ready()).await {
         Ok(Ok(mut components)) => {
             if let Some(shared) = &app.shared_limits {
                 components.insert("redis", format!("ok ({})", shared.address()));

@@ -120,11 +120,8 @@ impl SharedLimits {
     /// replica's slots when it changed, and records the outcome for `/readyz`.
     pub async fn check(&self) -> Result<(), String> {
         let new_epoch = uuid::Uuid::new_v4().to_string();
-        let asked = self.call::<String>("epoch", &[EPOCH_KEY, GRACE_KEY], &[new_epoch, ms(GRACE).to_string()]).await;
-        match asked {
-            Ok(epoch) => self.follow_epoch(epoch).await,
-            Err(e) => Err(e),
-        }
+        let epoch = self.call::<String>("epoch", &[EPOCH_KEY, GRACE_KEY], &[new_epoch, ms(GRACE).to_string()]).await?;
+        self.follow_epoch(epoch).await
     }
 
     /// The outage under way, if any: what `/readyz` reports.
