@@ -148,6 +148,44 @@ pub struct Config {
     #[arg(long, env = "HUME_ACTION_CALLBACK_SECRET", hide_env_values = true)]
     pub callback_secret: Option<Secret>,
 
+    /// A predictions callback larger than this many bytes carries the job's summary and a
+    /// `predictions_url` instead, under the webhook limits of the platforms that resume a workflow.
+    #[arg(long, env = "HUME_ACTION_CALLBACK_MAX_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub callback_max_bytes: u64,
+
+    /// The server's public address (`https://hume-action.example.com`), for the links it hands
+    /// out: a summary's `view_url`, a callback's `predictions_url`. Unset: those are paths.
+    #[arg(long, env = "HUME_ACTION_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+
+    /// Longest `wait` of `GET /v1/jobs/{id}/summary` and `wait_seconds` of the action, in
+    /// seconds (a longer one is lowered to it); fits step limits such as Zapier's 30 s.
+    #[arg(long, env = "HUME_ACTION_SUMMARY_MAX_WAIT_SECS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub summary_max_wait_secs: u64,
+
+    /// The job summary's timeline window, in seconds; 0 chooses one from each file's length
+    /// (about 40 windows).
+    #[arg(long, env = "HUME_ACTION_SUMMARY_WINDOW_SECS", default_value_t = 0.0, value_parser = parse_window_secs)]
+    pub summary_window_secs: f64,
+
+    /// The negative expressions whose rise is an escalation, as v0 names them, comma-separated.
+    #[arg(long, env = "HUME_ACTION_ESCALATION_EMOTIONS", value_delimiter = ',', default_value = "Anger,Annoyance,Contempt,Disappointment,Distress,Disgust,Disapproval")]
+    pub escalation_emotions: Vec<String>,
+
+    /// The least rise of the negative expressions' share, from a source's first third to its
+    /// last, that is an escalation (0 to 1).
+    #[arg(long, env = "HUME_ACTION_ESCALATION_MIN_RISE", default_value_t = 0.15, value_parser = parse_share)]
+    pub escalation_min_rise: f64,
+
+    /// The least share of the negative expressions in a source's last third for an escalation (0 to 1).
+    #[arg(long, env = "HUME_ACTION_ESCALATION_MIN_END", default_value_t = 0.25, value_parser = parse_share)]
+    pub escalation_min_end: f64,
+
+    /// The most share of the negative expressions in a source's first third for an escalation
+    /// (0 to 1): a source negative from the start stays negative, it does not escalate.
+    #[arg(long, env = "HUME_ACTION_ESCALATION_MAX_START", default_value_t = 0.3, value_parser = parse_share)]
+    pub escalation_max_start: f64,
+
     /// 32-byte key (64 hex characters) that seals API keys stored with jobs; generated into
     /// `<data dir>/secret.key` (mode 0600) when unset.
     #[arg(long, env = "HUME_ACTION_SECRET_KEY", hide_env_values = true)]
@@ -326,6 +364,20 @@ fn parse_positive_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("expected a positive number of seconds, got `{s}`")),
+    }
+}
+
+fn parse_window_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v == 0.0 || (v.is_finite() && v >= 0.1) => Ok(v),
+        _ => Err(format!("expected 0 (chosen per file) or at least 0.1 seconds, got `{s}`")),
+    }
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number from 0 to 1, got `{s}`")),
     }
 }
 

@@ -27,5 +27,6 @@ pub mod sealed;
 pub mod secrets;
 pub mod startup;
 pub mod store;
+pub mod summary;
 pub mod telemetry;
 pub mod upstream;

@@ -36,6 +36,7 @@ use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
 use crate::models::speech::SpeechModels;
 use crate::sealed::Sealer;
 use crate::store::{PostgresStore, SqliteStore, Store};
+use crate::summary::SummaryOptions;
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::v0::HumeV0Client;
 use crate::upstream::v1::HumeV1Client;
@@ -166,11 +167,14 @@ async fn engine_backend(
         }
     };
     let fetcher = fetcher(config, &policy, Some(downloads))?;
+    let summary = Arc::new(SummaryOptions::from_config(config));
     let callbacks = Arc::new(Callbacks {
         fetcher: fetcher.clone(),
         secret: config.callback_secret.clone(),
         policy,
         store: store.clone(),
+        summary: summary.clone(),
+        max_predictions_bytes: config.callback_max_bytes,
     });
     let job_deadline = Duration::from_secs_f64(config.job_deadline_secs);
     let budgets = config.budgets();
@@ -188,7 +192,7 @@ async fn engine_backend(
     });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.map_err(|e| other(&e))?;
-    Ok((Arc::new(EngineBackend::new(store, workers, lock, key_sealer, components)), idempotency))
+    Ok((Arc::new(EngineBackend::new(store, workers, lock, key_sealer, components, summary)), idempotency))
 }
 
 /// The PostgreSQL store of `HUME_ACTION_DATABASE_URL`, reached within [`DATABASE_PATIENCE`].
@@ -367,7 +371,7 @@ impl Application {
                     Some(url) => Idempotency::claiming_first(Arc::new(postgres_store(&config, url.expose()).await?)),
                     None => Idempotency::new(Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL))),
                 };
-                (Arc::new(BatchBackend::new(Arc::new(client))) as Arc<dyn Backend>, idempotency)
+                (Arc::new(BatchBackend::new(Arc::new(client), Arc::new(SummaryOptions::from_config(&config)))) as Arc<dyn Backend>, idempotency)
             }
             BackendKind::Local | BackendKind::Hume => {
                 let (backend, store) = engine_backend(&config, policy, shared_limits.as_ref()).await?;

@@ -11,7 +11,11 @@ use url::Url;
 use super::manifest::MANIFEST;
 use crate::error::FieldError;
 
-use crate::job::{JobRequest, MAX_URLS};
+use crate::job::{CallbackBody, JobRequest, MAX_URLS};
+
+/// The language model's granularity on jobs the action starts (v0's own default, on
+/// `POST /v0/batch/jobs`, stays `word`).
+pub const ACTION_LANGUAGE_GRANULARITY: &str = "utterance";
 
 /// A parsed, validated action call.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +23,11 @@ pub struct ActionInput {
     pub urls: UrlList,
     pub models: ModelSelection,
     pub callback_url: Option<Url>,
+    /// What the callback carries: the summary unless `Predictions` is chosen.
+    pub callback_body: CallbackBody,
+    /// How long the call may wait for the job to end (`wait_seconds`, as given: the server's cap
+    /// lowers it).
+    pub wait_seconds: f64,
 }
 
 /// 1 to 100 distinct `http(s)` URLs, in the order given.
@@ -48,12 +57,20 @@ impl UrlList {
 }
 
 impl ModelSelection {
-    /// The v0 `models` object: one empty config per selected model, nothing else.
+    /// The v0 `models` object: one config per selected model with v0's defaults, except the
+    /// language model's granularity: `utterance` (a sentence of text, an utterance of speech),
+    /// since a word scored alone carries no emotion a workflow can act on.
     pub fn to_v0_models(self) -> serde_json::Map<String, Value> {
         [("face", self.face), ("prosody", self.prosody), ("language", self.language)]
             .into_iter()
             .filter(|(_, on)| *on)
-            .map(|(name, _)| (name.to_owned(), Value::Object(Default::default())))
+            .map(|(name, _)| {
+                let settings = match name {
+                    "language" => json!({"granularity": ACTION_LANGUAGE_GRANULARITY}),
+                    _ => json!({}),
+                };
+                (name.to_owned(), settings)
+            })
             .collect()
     }
 }
@@ -98,7 +115,46 @@ impl TryFrom<&Value> for ActionInput {
                 ))
             }
         };
-        Ok(Self { urls, models, callback_url })
+        let callback_body = match text_field(body, "callback_body")?.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("summary") => CallbackBody::Summary,
+            Some("predictions") => CallbackBody::Predictions,
+            Some(other) => {
+                return Err(FieldError::new(
+                    "invalid_callback_body",
+                    "callback_body",
+                    format!("callback_body must be Summary or Predictions; got {other:?}."),
+                ))
+            }
+        };
+        let wait_seconds = match body.get("wait_seconds") {
+            Some(Value::Number(n)) => n.as_f64().filter(|s| *s >= 0.0),
+            _ => match text_field(body, "wait_seconds")? {
+                None => Some(0.0),
+                Some(text) => text.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0),
+            },
+        }
+        .ok_or_else(|| {
+            FieldError::new(
+                "invalid_wait",
+                "wait_seconds",
+                "wait_seconds must be a number of seconds (0 to answer at once, up to the server's cap, 25 by default).",
+            )
+        })?;
+        Ok(Self { urls, models, callback_url, callback_body, wait_seconds })
+    }
+}
+
+/// A field given as a string (trimmed; `None` when absent, null or blank); anything else but a
+/// number is that field's error.
+fn text_field<'a>(body: &'a serde_json::Map<String, Value>, field: &str) -> Result<Option<&'a str>, FieldError> {
+    match body.get(field) {
+        None | Some(Value::Null) | Some(Value::Number(_)) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => {
+            check_template(field, s.trim())?;
+            Ok(Some(s.trim()))
+        }
+        Some(other) => Err(FieldError::new("invalid_field", field, format!("{field} must be a string; got {other}."))),
     }
 }
 
@@ -278,7 +334,7 @@ impl From<ActionInput> for JobRequest {
         if let Some(callback) = input.callback_url {
             request["callback_url"] = json!(callback.as_str());
         }
-        Self::new(request)
+        Self { callback_body: input.callback_body, ..Self::new(request) }
     }
 }
 
@@ -360,7 +416,7 @@ mod tests {
         let e = ActionInput::try_from(&json!({"urls": "https://a.test/x", "models_prosody": "No"})).unwrap_err();
         assert_eq!(e.code, "no_model_selected");
         let input = ActionInput::try_from(&json!({"urls": "https://a.test/x", "models_face": "Yes", "models_prosody": false, "models_language": "yes"})).unwrap();
-        assert_eq!(Value::Object(input.models.to_v0_models()), json!({"face": {}, "language": {}}));
+        assert_eq!(Value::Object(input.models.to_v0_models()), json!({"face": {}, "language": {"granularity": "utterance"}}));
     }
 
     #[test]

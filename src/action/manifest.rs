@@ -46,8 +46,9 @@ pub struct ManifestField {
     pub required: bool,
     #[serde(default)]
     pub options: Vec<String>,
+    /// The default: an option's name, or a number.
     #[serde(default)]
-    pub default: Option<String>,
+    pub default: Option<Value>,
     pub help: String,
 }
 
@@ -71,7 +72,7 @@ impl Manifest {
             .fields
             .iter()
             .find(|f| f.key == field)
-            .and_then(|f| f.default.as_deref())
+            .and_then(|f| f.default.as_ref()?.as_str())
             .and_then(Toggle::from_option)
             .unwrap_or(Toggle::No)
     }

@@ -107,37 +107,62 @@ impl Analyzer for LocalFace {
         }
         let models = self.models.clone();
         let identify = face.identify_faces;
-        let faces = tokio::task::spawn_blocking(move || measure(&models, &file, &frames, &face))
+        let min_face_size = face.min_face_size;
+        let found = tokio::task::spawn_blocking(move || measure(&models, &file, &frames, &face))
             .await
             .map_err(|e| format!("{}: the face model stopped unexpectedly ({e}).", subject.file))??;
-        let faces = faces.into_iter().map(|(track, p)| (Some(track as i64), p)).collect();
+        let note = found.too_small_note(min_face_size);
+        let faces = found.faces.into_iter().map(|(track, p)| (Some(track as i64), p)).collect();
         Ok(ModelsPredictions {
-            face: Some(ModelOutput { metadata: None, grouped_predictions: group_faces(faces, identify) }),
+            face: Some(ModelOutput { metadata: None, grouped_predictions: group_faces(faces, identify), note }),
             ..Default::default()
         })
     }
 }
 
-/// Every face in every frame, in frame order (best detection first within a frame), each with its
-/// track number (numbered from 0 in order of first appearance).
-pub fn measure(
-    models: &FaceModels,
-    file: &str,
-    frames: &[Frame],
-    settings: &FaceSettings,
-) -> Result<Vec<(usize, FacePrediction)>, String> {
+/// The faces measured in a file's frames, and those left out as smaller than `min_face_size`.
+#[derive(Debug, Default)]
+pub struct FoundFaces {
+    /// Every face measured, in frame order (best detection first within a frame), each with its
+    /// track number (numbered from 0 in order of first appearance).
+    pub faces: Vec<(usize, FacePrediction)>,
+    /// Detections left out because their box was under `min_face_size` source pixels.
+    pub too_small: usize,
+    /// The largest of those, in source pixels (its box's shorter side).
+    pub largest_too_small: f64,
+}
+
+impl FoundFaces {
+    /// A sentence on the faces left out as too small, when there were any.
+    pub fn too_small_note(&self, min_face_size: f64) -> Option<String> {
+        (self.too_small > 0).then(|| {
+            let (n, largest) = (self.too_small, self.largest_too_small.floor());
+            let faces = if n == 1 { "1 face was".to_owned() } else { format!("{n} faces were") };
+            format!(
+                "{faces} smaller than min_face_size ({min_face_size} px; the largest {largest} px) and not measured; set models.face.min_face_size to {largest} or lower to keep them."
+            )
+        })
+    }
+}
+
+/// Every face in every frame at least `min_face_size` source pixels across, tracked across frames.
+pub fn measure(models: &FaceModels, file: &str, frames: &[Frame], settings: &FaceSettings) -> Result<FoundFaces, String> {
     let threshold = detector_threshold(settings.prob_threshold);
     let mut tracker = Tracker::default();
-    let mut out = Vec::new();
+    let mut found = FoundFaces::default();
     for (position, frame) in frames.iter().enumerate() {
         let image = decode(&frame.jpeg)
             .map_err(|e| format!("{file}: frame {} could not be decoded for face detection: {e}", frame.index))?;
-        let faces: Vec<Detection> = models
+        let (faces, too_small): (Vec<Detection>, Vec<Detection>) = models
             .detect_with(&image, threshold)
             .map_err(|e| format!("{file}: {e}"))?
             .into_iter()
-            .filter(|d| f64::from(d.w.min(d.h)) * frame.scale >= settings.min_face_size)
-            .collect();
+            .partition(|d| f64::from(d.w.min(d.h)) * frame.scale >= settings.min_face_size);
+        for d in &too_small {
+            found.too_small += 1;
+            found.largest_too_small = found.largest_too_small.max(f64::from(d.w.min(d.h)) * frame.scale);
+        }
+        let out = &mut found.faces;
         let in_source: Vec<Detection> = faces.iter().map(|d| to_source(d, frame.scale)).collect();
         let tracks = tracker.assign(position, &in_source);
         for ((face, source), track) in faces.iter().zip(&in_source).zip(tracks) {
@@ -162,7 +187,7 @@ pub fn measure(
             ));
         }
     }
-    Ok(out)
+    Ok(found)
 }
 
 /// A prepared frame's JPEG as RGB pixels.

@@ -96,7 +96,7 @@ impl Analyzers {
     pub fn local(language: Arc<dyn Analyzer>, face: Option<Arc<dyn Analyzer>>) -> Self {
         let no_voice_model = |model: &str| {
             Route::Unavailable(format!(
-                "The {model} model cannot run on the local backend: no trained speech-emotion model ships in any package this server can install (the words are scored by the language model instead). To measure {model}, start the server with HUME_ACTION_BACKEND=hume and a Hume API key with v1 access."
+                "The {model} model cannot run on the local backend: no trained speech-emotion model ships in any package this server can install. To measure {model}, start the server with HUME_ACTION_BACKEND=hume and a Hume API key with v1 access."
             ))
         };
         let face = face.map(Route::Run).unwrap_or_else(|| {

@@ -5,7 +5,12 @@
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, RawBody};
+use serde_json::Value;
+
+use crate::backend::{Backend, RawBody, SummaryQuery};
+use crate::job::state::JobState;
+use crate::predictions::SourceResult;
+use crate::summary::{self, Summary, SummaryOptions};
 use crate::error::ApiError;
 use crate::job::{Caller, JobRequest};
 use crate::upstream::v0::{HumeV0Client, RawResponse};
@@ -13,12 +18,13 @@ use crate::upstream::v0::{HumeV0Client, RawResponse};
 /// Pass-through to the batch API at `HUME_BATCH_BASE_URL`.
 pub struct BatchBackend {
     client: Arc<HumeV0Client>,
+    summary: Arc<SummaryOptions>,
 }
 
 impl BatchBackend {
     /// A backend over the given client.
-    pub fn new(client: Arc<HumeV0Client>) -> Self {
-        Self { client }
+    pub fn new(client: Arc<HumeV0Client>, summary: Arc<SummaryOptions>) -> Self {
+        Self { client, summary }
     }
 
     async fn read(&self, caller: &Caller, path: &str, query: &[(String, String)]) -> Result<RawBody, ApiError> {
@@ -71,4 +77,67 @@ impl Backend for BatchBackend {
     async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
         self.read(caller, &job_path(id, "/artifacts")?, &[]).await
     }
+
+    /// Built from the upstream's job and predictions. Waiting asks the upstream for the job's
+    /// state every [`UPSTREAM_POLL`] (each ask is one request under the key's rate limit).
+    async fn summary(&self, caller: &Caller, id: &str, query: SummaryQuery) -> Result<Summary, ApiError> {
+        let key = caller.require_api_key()?;
+        let deadline = tokio::time::Instant::now() + query.wait;
+        let (request, state) = loop {
+            let job = self.client.get(key, &job_path(id, "")?, &[]).await?;
+            let job: Value = serde_json::from_slice(&job.body).map_err(unreadable)?;
+            let state = upstream_state(&job["state"]).ok_or_else(|| unreadable("no state"))?;
+            let now = tokio::time::Instant::now();
+            if matches!(state, JobState::Completed { .. } | JobState::Failed { .. }) || now >= deadline {
+                break (job["request"].clone(), state);
+            }
+            tokio::time::sleep_until(deadline.min(now + UPSTREAM_POLL)).await;
+        };
+        let settings = self.summary.settings(query.window_secs);
+        let mut builder = summary::Builder::new(&settings);
+        if matches!(state, JobState::Completed { .. }) {
+            let predictions = self.client.get(key, &job_path(id, "/predictions")?, &[]).await?;
+            let sources: Vec<Value> = serde_json::from_slice(&predictions.body).map_err(unreadable)?;
+            for (position, source) in sources.into_iter().enumerate() {
+                match serde_json::from_value::<SourceResult>(source) {
+                    Ok(result) => builder.add(&result),
+                    Err(e) => builder.add_unreadable(format!("source {position}"), format!("the upstream's predictions for it could not be read ({e})")),
+                }
+            }
+        }
+        let sources_total =
+            ["urls", "text", "files"].iter().map(|k| request[k].as_array().map_or(0, Vec::len) as u64).sum();
+        let facts = summary::JobFacts { id, state: &state, sources_total, recorded_stage: None, view_url: None };
+        Ok(builder.finish(facts))
+    }
+}
+
+/// How often a waiting summary asks the upstream whether the job ended.
+pub const UPSTREAM_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn unreadable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("the upstream's job could not be read", e)
+}
+
+/// A v0 `state` object as a [`JobState`].
+fn upstream_state(state: &Value) -> Option<JobState> {
+    let ms = |key: &str| state[key].as_i64().unwrap_or(0);
+    let created_ms = ms("created_timestamp_ms");
+    Some(match state["status"].as_str()? {
+        "QUEUED" => JobState::Queued { created_ms },
+        "IN_PROGRESS" => JobState::InProgress { created_ms, started_ms: ms("started_timestamp_ms") },
+        "COMPLETED" => JobState::Completed {
+            created_ms,
+            started_ms: ms("started_timestamp_ms"),
+            ended_ms: ms("ended_timestamp_ms"),
+            num_predictions: ms("num_predictions"),
+            num_errors: ms("num_errors"),
+        },
+        _ => JobState::Failed {
+            created_ms,
+            started_ms: ms("started_timestamp_ms"),
+            ended_ms: ms("ended_timestamp_ms"),
+            message: state["message"].as_str().unwrap_or_default().to_owned(),
+        },
+    })
 }

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 
-use crate::backend::{Backend, Components, RawBody};
+use crate::backend::{Backend, Components, RawBody, SummaryQuery};
 use crate::engine::give_back_memory;
 use crate::engine::worker::WorkerPool;
 use crate::error::{ApiError, FieldError};
@@ -30,6 +30,7 @@ use crate::job::state::{job_json, request_echo, request_preview, JobState};
 use crate::job::{Caller, JobRequest};
 use crate::predictions::artifacts::write_zip;
 use crate::sealed::Sealer;
+use crate::summary::{self, Summary, SummaryOptions, SummarySettings};
 use crate::store::{predictions_json, Inserted, JobRecord, ListFilter, NewJob, PageToken, SortBy, Store};
 
 /// Jobs run here, by the engine's workers.
@@ -43,6 +44,8 @@ pub struct EngineBackend {
     _data_dir_lock: Option<std::fs::File>,
     /// The models and tools found at start-up, as `/readyz` lists them.
     components: Components,
+    /// How summaries are made.
+    summary: Arc<SummaryOptions>,
 }
 
 impl EngineBackend {
@@ -54,8 +57,30 @@ impl EngineBackend {
         data_dir_lock: Option<std::fs::File>,
         key_sealer: Option<Arc<Sealer>>,
         components: Components,
+        summary: Arc<SummaryOptions>,
     ) -> Self {
-        Self { store, workers, key_sealer, _data_dir_lock: data_dir_lock, components }
+        Self { store, workers, key_sealer, _data_dir_lock: data_dir_lock, components, summary }
+    }
+
+    /// The caller's job `id` once it has ended, or as it is when `wait` has passed. Waiting is an
+    /// idle task: the job's end wakes it (`crate::store::JobEnds`), whichever replica ended it.
+    async fn job_after(&self, caller: &Caller, id: &str, wait: std::time::Duration) -> Result<JobRecord, ApiError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let watch = self.store.ends().watch(id);
+        loop {
+            let ended = watch.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let job = self.owned_job(caller, id).await?;
+            let over = matches!(job.state, JobState::Completed { .. } | JobState::Failed { .. });
+            if over || tokio::time::Instant::now() >= deadline {
+                return Ok(job);
+            }
+            tokio::select! {
+                _ = ended => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
     }
 
     /// The caller's job `id`: another caller's job is "not found", as on Hume.
@@ -99,6 +124,7 @@ impl Backend for EngineBackend {
             .map(|f| json!({"filename": f.filename, "content_type": f.content_type, "md5sum": hex::encode(Md5::digest(&f.bytes))}))
             .collect();
         let new = NewJob {
+            callback_body: job.callback_body,
             id: id.clone(),
             owner: caller.owner().as_str().to_owned(),
             request: request_echo(&request, files),
@@ -145,9 +171,15 @@ impl Backend for EngineBackend {
 
     async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
         let job = self.ended_job(caller, id).await?;
-        let zip = write_artifacts(self.store.clone(), job.id).await?;
+        let zip = write_artifacts(self.store.clone(), job.id, self.summary.settings(None)).await?;
         let file = tokio::fs::File::from_std(zip);
         Ok(RawBody::stream("application/octet-stream", tokio_util::io::ReaderStream::new(file)))
+    }
+
+    async fn summary(&self, caller: &Caller, id: &str, query: SummaryQuery) -> Result<Summary, ApiError> {
+        let job = self.job_after(caller, id, query.wait).await?;
+        let settings = self.summary.settings(query.window_secs);
+        Ok(summary::of_stored_job(self.store.as_ref(), &job, &settings, self.summary.view_url(id)).await?)
     }
 
     fn records_idempotency_keys(&self) -> bool {
@@ -269,7 +301,7 @@ fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
 
 /// Writes job `id`'s artifacts zip to an unnamed temporary file (gone once closed), reading the
 /// stored sources one at a time.
-async fn write_artifacts(store: Arc<dyn Store>, id: String) -> Result<std::fs::File, ApiError> {
+async fn write_artifacts(store: Arc<dyn Store>, id: String, settings: SummarySettings) -> Result<std::fs::File, ApiError> {
     let runtime = tokio::runtime::Handle::current();
     let count = store.result_count(&id).await?;
     let written = tokio::task::spawn_blocking(move || {
@@ -278,7 +310,7 @@ async fn write_artifacts(store: Arc<dyn Store>, id: String) -> Result<std::fs::F
             serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| e.to_string())
         };
         let mut file = tempfile::tempfile().map_err(|e| e.to_string())?;
-        write_zip(count, read, &mut file)?;
+        write_zip(count, read, |source| summary::timeline_rows(source, &settings), &mut file)?;
         file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
         Ok::<_, String>(file)
     })

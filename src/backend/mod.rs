@@ -12,6 +12,7 @@ use futures::Stream;
 
 use crate::error::ApiError;
 use crate::job::{Caller, JobRequest};
+use crate::summary::Summary;
 
 /// A body passed back as it is, with its content type; large ones are streamed.
 #[derive(Debug)]
@@ -47,6 +48,15 @@ impl IntoResponse for RawBody {
     }
 }
 
+/// What `GET /v1/jobs/{id}/summary` asks (the wait already within `HUME_ACTION_SUMMARY_MAX_WAIT_SECS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SummaryQuery {
+    /// How long to hold the answer for the job to end.
+    pub wait: std::time::Duration,
+    /// The timeline's window in seconds; `None` chooses per file.
+    pub window_secs: Option<f64>,
+}
+
 /// A place jobs run.
 /// What `/readyz` lists: each part a backend runs on, and its state in words.
 pub type Components = std::collections::BTreeMap<&'static str, String>;
@@ -63,6 +73,8 @@ pub trait Backend: Send + Sync {
     async fn predictions(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError>;
     /// `GET /v0/batch/jobs/{id}/artifacts` (a zip).
     async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError>;
+    /// `GET /v1/jobs/{id}/summary`: once the job ended or `query.wait` passed, what it found.
+    async fn summary(&self, caller: &Caller, id: &str, query: SummaryQuery) -> Result<Summary, ApiError>;
     /// Whether `submit` commits `JobRequest::idempotency` together with the job itself.
     fn records_idempotency_keys(&self) -> bool {
         false

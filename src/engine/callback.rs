@@ -1,4 +1,8 @@
-//! Telling `callback_url` that a job ended: `POST {job_id, status, predictions}`.
+//! Telling `callback_url` that a job ended: `POST {job_id, status, predictions}` (v0's body), or
+//! `POST {job_id, status, summary}` (the action's default), always under 1 MB, for a webhook that
+//! resumes a paused workflow. A predictions body over `HUME_ACTION_CALLBACK_MAX_BYTES` (5 MB, the
+//! smallest limit of the platforms that resume workflows) carries the summary instead, with
+//! `predictions_url` and `predictions_omitted` saying so.
 //!
 //! Delivery obeys the same address rules as downloads, retries transient failures with the
 //! shared backoff, and, when `HUME_ACTION_CALLBACK_SECRET` is set, signs the body:
@@ -22,7 +26,9 @@ use url::Url;
 
 use crate::config::Secret;
 use crate::fetch::{FetchError, Fetcher};
+use crate::job::CallbackBody;
 use crate::store::{predictions_json, JobRecord, Store, StoreError};
+use crate::summary::{self, Summary, SummaryOptions};
 use crate::upstream::retry::{is_transient_status, RetryPolicy};
 
 /// The signature header's name.
@@ -34,6 +40,26 @@ pub struct Callbacks {
     pub secret: Option<Secret>,
     pub policy: RetryPolicy,
     pub store: Arc<dyn Store>,
+    /// How a summary callback's summary is made.
+    pub summary: Arc<SummaryOptions>,
+    /// `HUME_ACTION_CALLBACK_MAX_BYTES`: a predictions body over it sends the summary instead.
+    pub max_predictions_bytes: u64,
+}
+
+/// A callback's body: v0's, streamed from the store, or one made in memory (a summary).
+enum Payload {
+    Predictions,
+    Made(Bytes),
+}
+
+/// `{job_id, status, summary}` (plus `message` on failure, and `extra`'s fields).
+fn summary_body(job: &JobRecord, summary: &Summary, extra: serde_json::Map<String, serde_json::Value>) -> Bytes {
+    let mut body = json!({"job_id": job.id, "status": job.state.status(), "summary": summary});
+    if let crate::job::state::JobState::Failed { message, .. } = &job.state {
+        body["message"] = json!(message);
+    }
+    body.as_object_mut().expect("an object").extend(extra);
+    Bytes::from(body.to_string())
 }
 
 /// The body a callback carries: v0's `{job_id, status, predictions}`, plus `message` on failure,
@@ -72,30 +98,77 @@ impl Callbacks {
         }
     }
 
-    async fn deliver_claimed(&self, job: &JobRecord) {
-        let Some(url) = job.callback_url.as_deref().and_then(|u| Url::parse(u).ok()) else { return };
-        // A first pass over the body gives its length and signature; each attempt streams it again.
-        let mut length = 0u64;
-        let mut mac = self
-            .secret
-            .as_ref()
-            .map(|s| Hmac::<Sha256>::new_from_slice(s.expose().as_bytes()).expect("HMAC takes any key length"));
+    /// The job's summary, small enough for any webhook.
+    async fn summary(&self, job: &JobRecord) -> Result<Summary, StoreError> {
+        let settings = self.summary.settings(None);
+        let summary = summary::of_stored_job(self.store.as_ref(), job, &settings, self.summary.view_url(&job.id)).await?;
+        Ok(summary.within(summary::MAX_CALLBACK_SUMMARY_BYTES))
+    }
+
+    /// What to send, with its length and signature: a first pass over v0's body gives them (and
+    /// tells whether it is over the size a webhook takes); each attempt then streams it again.
+    async fn payload(&self, job: &JobRecord) -> Result<(Payload, u64, Option<String>), StoreError> {
+        let mac = || {
+            self.secret
+                .as_ref()
+                .map(|s| Hmac::<Sha256>::new_from_slice(s.expose().as_bytes()).expect("HMAC takes any key length"))
+        };
+        let sign = |mac: Option<Hmac<Sha256>>| mac.map(|m| format!("sha256={}", hex::encode(m.finalize().into_bytes())));
+        let made = |bytes: Bytes| {
+            let signature = sign(mac().map(|mut m| {
+                m.update(&bytes);
+                m
+            }));
+            (bytes.len() as u64, signature, Payload::Made(bytes))
+        };
+        if job.callback_body == CallbackBody::Summary {
+            let (length, signature, payload) = made(summary_body(job, &self.summary(job).await?, Default::default()));
+            return Ok((payload, length, signature));
+        }
+        let (mut length, mut mac) = (0u64, mac());
         let mut body = std::pin::pin!(callback_body(self.store.clone(), job));
         while let Some(chunk) = body.next().await {
-            let Ok(chunk) = chunk.inspect_err(|e| tracing::error!(job_id = %job.id, error = %e, "cannot read the callback's predictions; it stays pending")) else { return };
+            let chunk = chunk?;
             length += chunk.len() as u64;
+            if length > self.max_predictions_bytes {
+                let path = format!("/v0/batch/jobs/{}/predictions", job.id);
+                let extra = json!({
+                    "predictions_url": self.summary.link(&path),
+                    "predictions_omitted": format!(
+                        "The predictions are over {} bytes (HUME_ACTION_CALLBACK_MAX_BYTES), more than webhooks take, so this callback carries the job's summary; read the predictions at predictions_url.",
+                        self.max_predictions_bytes
+                    ),
+                });
+                let extra = extra.as_object().cloned().unwrap_or_default();
+                let (length, signature, payload) = made(summary_body(job, &self.summary(job).await?, extra));
+                return Ok((payload, length, signature));
+            }
             if let Some(mac) = &mut mac {
                 mac.update(&chunk);
             }
         }
+        Ok((Payload::Predictions, length, sign(mac)))
+    }
+
+    async fn deliver_claimed(&self, job: &JobRecord) {
+        let Some(url) = job.callback_url.as_deref().and_then(|u| Url::parse(u).ok()) else { return };
+        let (payload, length, signature) = match self.payload(job).await {
+            Ok(made) => made,
+            Err(e) => {
+                tracing::error!(job_id = %job.id, error = %e, "cannot read the callback's body from the store; it stays pending");
+                return;
+            }
+        };
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-        if let Some(mac) = mac {
-            let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        if let Some(signature) = signature {
             headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).expect("hex is a valid header"));
         }
         let attempt = || async {
-            let body = reqwest::Body::wrap_stream(callback_body(self.store.clone(), job));
+            let body = match &payload {
+                Payload::Predictions => reqwest::Body::wrap_stream(callback_body(self.store.clone(), job)),
+                Payload::Made(bytes) => reqwest::Body::from(bytes.clone()),
+            };
             match self.fetcher.post_json(&url, body, headers.clone()).await {
                 Ok(status) if status.is_success() => Ok(()),
                 Ok(status) => Err(FetchError::Status { status: status.as_u16(), retry_after: None }),

@@ -227,6 +227,11 @@ impl Run<'_> {
     async fn all(&self, inputs: Vec<Input>, measuring_slots: &Semaphore, job_id: &str) -> Result<Tally, StoreError> {
         let (mut ready, mut downloads) = (VecDeque::new(), JoinSet::new());
         let download_slots = Arc::new(Semaphore::new(DOWNLOADS_PER_JOB));
+        // The summary's progress: a job with URLs downloads first (without any, it is measuring).
+        let mut downloading = inputs.iter().any(|input| matches!(input, Input::Url(_)));
+        if downloading {
+            self.engine.store.set_stage(job_id, "downloading").await?;
+        }
         for (index, input) in inputs.into_iter().enumerate() {
             match input {
                 Input::Url(url) => {
@@ -262,6 +267,9 @@ impl Run<'_> {
                 if slot.is_none() {
                     // Past the deadline there is no slot to wait for: the source ends as unfinished.
                     slot = timeout_at(self.deadline, measuring_slots.acquire()).await.ok().and_then(Result::ok);
+                }
+                if std::mem::take(&mut downloading) {
+                    self.engine.store.set_stage(job_id, "measuring").await?;
                 }
                 while measuring.len() < PARALLEL_SOURCES {
                     let Some(fetched) = ready.pop_front() else { break };
@@ -438,6 +446,7 @@ impl Run<'_> {
                 file_type: kind.as_str().to_owned(),
                 models,
                 transcript,
+                duration_secs: prepared.as_ref().filter(|p| p.kind != MediaKind::Image).and_then(|p| p.duration_secs),
             });
         }
         measured
@@ -472,7 +481,14 @@ impl Run<'_> {
         for &model in models {
             match self.engine.analyzers.route(model) {
                 Route::Unavailable(message) => {
-                    errors.push(SourceError { file: file.to_owned(), message: message.clone() })
+                    let words_scored = matches!(model, Model::Prosody | Model::Burst)
+                        && models.contains(&Model::Language)
+                        && matches!(self.engine.analyzers.route(Model::Language), Route::Run(_));
+                    let message = match words_scored {
+                        true => format!("{message} What was said is scored by the language model (under `language`)."),
+                        false => message.clone(),
+                    };
+                    errors.push(SourceError { file: file.to_owned(), message })
                 }
                 Route::Run(analyzer) => match groups.iter_mut().find(|(a, _)| Arc::ptr_eq(a, analyzer)) {
                     Some((_, served)) => served.push(model),

@@ -1,5 +1,7 @@
 //! `POST /v1/actions/hume-expression-measurement` and `GET /v1/actions`.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
@@ -8,10 +10,11 @@ use serde_json::Value;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::JsonBody;
-use super::openapi::{ActionInputDoc, ApiKeyHeader, IdempotencyKeyHeader, JobStarted, UpstreamErrors};
+use super::openapi::{ActionInputDoc, ActionStarted, ApiKeyHeader, IdempotencyKeyHeader, UpstreamErrors};
 use crate::action::input::ActionInput;
 use crate::action::manifest::MANIFEST_JSON;
 use crate::app::AppState;
+use crate::backend::SummaryQuery;
 use crate::idempotency::IdempotencyKey;
 use crate::job::JobRequest;
 
@@ -25,7 +28,7 @@ use crate::job::JobRequest;
     request_body(content = ActionInputDoc, content_type = "application/json"),
     params(ApiKeyHeader, IdempotencyKeyHeader),
     responses(
-        (status = 200, description = "The job was accepted (or, for a replayed `Idempotency-Key`, the first job).", body = JobStarted),
+        (status = 200, description = "The job was accepted (or, for a replayed `Idempotency-Key`, the first job); with `wait_seconds`, its status, and its summary when it ended within them.", body = ActionStarted),
         (status = 400, description = "The body is not JSON, or cannot be read.", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token, or no Hume API key where one is needed.", body = ErrorBody),
         (status = 413, description = "The body, or the job, is over a size budget.", body = ErrorBody),
@@ -39,11 +42,17 @@ pub async fn start(
     State(app): State<AppState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Json<JobStarted>, ApiError> {
+) -> Result<Json<ActionStarted>, ApiError> {
     let input = ActionInput::try_from(&body)?;
-    let key = idempotency_key(&headers)?;
-    let job_id = app.start_job(&app.caller(&headers), key, JobRequest::from(input)).await?;
-    Ok(Json(JobStarted { job_id }))
+    let wait = Duration::from_secs_f64(input.wait_seconds.min(app.config.summary_max_wait_secs as f64));
+    let (caller, key) = (app.caller(&headers), idempotency_key(&headers)?);
+    let job_id = app.start_job(&caller, key, JobRequest::from(input)).await?;
+    if wait.is_zero() {
+        return Ok(Json(ActionStarted { job_id, status: None, summary: None }));
+    }
+    let summary = app.backend.summary(&caller, &job_id, SummaryQuery { wait, window_secs: None }).await?;
+    let status = Some(summary.status);
+    Ok(Json(ActionStarted { job_id, status, summary: summary.done.then_some(summary) }))
 }
 
 /// The action manifest, as in `action-manifest.json`.

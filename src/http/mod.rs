@@ -17,6 +17,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod server;
+pub mod summary;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub fn routes(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(batch::details))
         .routes(routes!(batch::predictions))
         .routes(routes!(batch::artifacts))
+        .routes(routes!(summary::summary))
         .route_layer(axum_mw::from_fn_with_state(app.clone(), middleware::require_token));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(healthz))

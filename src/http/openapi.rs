@@ -59,6 +59,20 @@ pub struct JobStarted {
     pub job_id: String,
 }
 
+/// The action's answer: `{"job_id"}`; with `wait_seconds`, also the job's `status`, and its
+/// `summary` when it ended within them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionStarted {
+    /// The job's id: read it with `GET /v1/jobs/{id}/summary` or `GET /v0/batch/jobs/{id}`.
+    pub job_id: String,
+    /// With `wait_seconds`: `QUEUED`, `IN_PROGRESS`, `COMPLETED` or `FAILED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    /// With `wait_seconds`, when the job ended within them: what `GET /v1/jobs/{id}/summary` answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<crate::summary::Summary>,
+}
+
 /// The action's input, as a workflow builder sends it. Fields come in the many forms builders
 /// produce after filling templates; unknown fields are ignored.
 #[allow(dead_code)] // the schema is all that is used
@@ -82,6 +96,14 @@ pub struct ActionInputDoc {
     /// null for none.
     #[schema(schema_with = callback_schema)]
     callback_url: Option<String>,
+    /// What the callback carries: `Summary` (default: `{job_id, status, summary}`, under 1 MB)
+    /// or `Predictions` (v0's `{job_id, status, predictions}`).
+    #[schema(pattern = r"^\s*([Ss][Uu][Mm][Mm][Aa][Rr][Yy]|[Pp][Rr][Ee][Dd][Ii][Cc][Tt][Ii][Oo][Nn][Ss])?\s*$", nullable)]
+    callback_body: Option<String>,
+    /// Seconds to wait for the job to end before answering (0 by default; at most
+    /// `HUME_ACTION_SUMMARY_MAX_WAIT_SECS`, 25, more is lowered): a number, or a string holding one.
+    #[schema(value_type = Option<f64>, minimum = 0)]
+    wait_seconds: Option<f64>,
 }
 
 fn string() -> ObjectBuilder {
@@ -126,7 +148,7 @@ fn toggle_schema() -> impl Into<RefOr<Schema>> {
 
 fn callback_schema() -> impl Into<RefOr<Schema>> {
     OneOfBuilder::new().item(string().pattern(Some(URL_ITEM))).item(null()).description(Some(
-        "An http(s) URL to POST `{job_id, status, predictions}` to when the job ends; empty or null for none.",
+        "An http(s) URL to POST `{job_id, status, summary}` (or, with `callback_body` Predictions, `{job_id, status, predictions}`) to when the job ends; empty or null for none.",
     ))
 }
 

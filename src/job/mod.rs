@@ -34,12 +34,42 @@ pub struct JobRequest {
     pub files: Vec<UploadedFile>,
     /// The `Idempotency-Key` this start claims, for a backend that records it with the job.
     pub idempotency: Option<IdempotencyClaim>,
+    /// What the job-end callback carries.
+    pub callback_body: CallbackBody,
 }
 
 impl JobRequest {
-    /// A request with no uploads.
+    /// A request with no uploads, called back with v0's body.
     pub fn new(request: Value) -> Self {
-        Self { request, files: Vec::new(), idempotency: None }
+        Self { request, files: Vec::new(), idempotency: None, callback_body: CallbackBody::Predictions }
+    }
+}
+
+/// What a job-end callback carries: v0's `{job_id, status, predictions}` (the default of
+/// `POST /v0/batch/jobs`, as on Hume), or `{job_id, status, summary}` (the action's default),
+/// small enough for the webhook that resumes a paused workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallbackBody {
+    #[default]
+    Predictions,
+    Summary,
+}
+
+impl CallbackBody {
+    /// As stored with the job.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Predictions => "predictions",
+            Self::Summary => "summary",
+        }
+    }
+
+    /// From its stored form; a job stored before it existed (`None`) is called back with v0's body.
+    pub fn from_stored(stored: Option<&str>) -> Self {
+        match stored {
+            Some("summary") => Self::Summary,
+            _ => Self::Predictions,
+        }
     }
 }
 

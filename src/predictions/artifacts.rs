@@ -1,5 +1,7 @@
-//! `GET /v0/batch/jobs/{id}/artifacts`: the predictions as a zip with one CSV per model, and
-//! `transcript.csv` (one row per word said) when media was transcribed.
+//! `GET /v0/batch/jobs/{id}/artifacts`: the predictions as a zip with one CSV per model,
+//! `transcript.csv` (one row per word said) when media was transcribed, and `timeline.csv` (one
+//! row per file per timeline window of the job summary: its words and each model's top
+//! expression) for a spreadsheet step to chart.
 //!
 //! Each row is one prediction: where it came from (source, file, group id), its position or
 //! time, then one column per score (`emotion:Joy`, `sentiment:5`, `toxicity:insult`, ...).
@@ -15,9 +17,13 @@ use zip::write::SimpleFileOptions;
 pub fn zip_predictions(predictions: &Value) -> Result<Vec<u8>, String> {
     let sources = predictions.as_array().cloned().unwrap_or_default();
     let mut out = Cursor::new(Vec::new());
-    write_zip(sources.len() as i64, |i| Ok(sources[i as usize].clone()), &mut out)?;
+    write_zip(sources.len() as i64, |i| Ok(sources[i as usize].clone()), |_| Vec::new(), &mut out)?;
     Ok(out.into_inner())
 }
+
+/// Rows a source adds to `timeline.csv`: each with its file's name and its cells (`3:begin`,
+/// `4:end`, `5:text`, `<model>_top`, ...), made by the caller (the job summary's timeline).
+pub type TimelineRows = Vec<(String, BTreeMap<String, String>)>;
 
 /// Writes the artifacts zip of `count` sources to `out`, reading each source with `read` (twice:
 /// once for each CSV's columns, once for its rows) so only one source is in memory at a time;
@@ -25,11 +31,15 @@ pub fn zip_predictions(predictions: &Value) -> Result<Vec<u8>, String> {
 pub fn write_zip(
     count: i64,
     mut read: impl FnMut(i64) -> Result<Value, String>,
+    timeline: impl Fn(&Value) -> TimelineRows,
     out: impl Write + Seek,
 ) -> Result<(), String> {
     let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let for_each_row = |index, source: &Value, row: &mut dyn FnMut(&str, &BTreeMap<String, String>)| {
+        for_each_row(index, source, &timeline, row)
+    };
     for index in 0..count {
-        for_each_row(index, &read(index)?, |model, row| {
+        for_each_row(index, &read(index)?, &mut |model, row| {
             let known = seen.entry(model.to_owned()).or_default();
             for key in row.keys().filter(|&k| !known.contains(k)).cloned().collect::<Vec<_>>() {
                 known.insert(key);
@@ -53,7 +63,7 @@ pub fn write_zip(
     }
     let mut failed = None;
     for index in 0..count {
-        for_each_row(index, &read(index)?, |model, row| {
+        for_each_row(index, &read(index)?, &mut |model, row| {
             let (Some(csv), Some(columns)) = (writers.get_mut(model), columns.get(model)) else { return };
             if let Err(e) = csv.write_record(columns.iter().map(|c| row.get(c).map_or("", String::as_str))) {
                 failed.get_or_insert(e.to_string());
@@ -74,12 +84,23 @@ pub fn write_zip(
     Ok(())
 }
 
-/// Calls `row(model, columns)` for every row one source (the `index`th) adds to the CSVs.
-fn for_each_row(index: i64, source: &Value, mut row: impl FnMut(&str, &BTreeMap<String, String>)) {
+/// Calls `row(model, columns)` for every row one source (the `index`th) adds to the CSVs, the
+/// rows of `timeline.csv` (from `timeline`) included.
+fn for_each_row(
+    index: i64,
+    source: &Value,
+    timeline: &dyn Fn(&Value) -> TimelineRows,
+    row: &mut dyn FnMut(&str, &BTreeMap<String, String>),
+) {
     let source_name = source["source"]["url"]
         .as_str()
         .or(source["source"]["filename"].as_str())
         .map_or_else(|| format!("text[{index}]"), str::to_owned);
+    for (file, mut cells) in timeline(source) {
+        cells.insert("0:source".to_owned(), source_name.clone());
+        cells.insert("1:file".to_owned(), file);
+        row("timeline", &cells);
+    }
     for file in source["results"]["predictions"].as_array().into_iter().flatten() {
         let ids = |group: Option<&str>| {
             let mut cells = BTreeMap::new();

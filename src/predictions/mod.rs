@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 /// One named score, `{name, score}`: v0's `EmotionScore`, `DescriptionsScore`, `FacsScore`,
 /// `SentimentScore` and `ToxicityScore` all have this shape.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct Score {
     /// The emotion, description, FACS unit, sentiment level or toxicity label.
     pub name: String,
@@ -66,7 +66,7 @@ pub struct PositionInterval {
 }
 
 /// A face's box in pixels of the source media, origin top-left.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, utoipa::ToSchema)]
 pub struct BoundingBox {
     /// Left edge.
     pub x: f64,
@@ -218,12 +218,16 @@ pub struct ModelOutput<P> {
     pub metadata: Option<TranscriptionMetadata>,
     /// The predictions, grouped by individual.
     pub grouped_predictions: Vec<Grouped<P>>,
+    /// What the model left out and why, in words (faces under `min_face_size`, say): an extra
+    /// field, like `file_type`, that v0 clients ignore. Left out when there is nothing to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl<P> ModelOutput<P> {
     /// No metadata and a single group `id` holding `predictions` (usually `"unknown"`).
     pub fn single(id: impl Into<String>, predictions: Vec<P>) -> Self {
-        Self { metadata: None, grouped_predictions: vec![Grouped { id: id.into(), predictions }] }
+        Self { metadata: None, grouped_predictions: vec![Grouped { id: id.into(), predictions }], note: None }
     }
 }
 
@@ -290,6 +294,9 @@ pub struct InferencePrediction {
     /// v0 clients ignore; downstream steps read the words and their times here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<Transcript>,
+    /// The media's length in seconds, for audio and video (an extra field, like `transcript`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
 }
 
 /// One transcribed word, with its time in seconds on the source's timeline.
@@ -493,6 +500,7 @@ mod tests {
                         ..Default::default()
                     },
                     transcript: None,
+                    duration_secs: None,
                 }],
                 errors: vec![SourceError { file: "text".into(), message: "no".into() }],
             },

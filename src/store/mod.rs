@@ -18,6 +18,7 @@
 //! job end is delivered by one replica at a time. With SQLite, one server owns the file (a lock
 //! file in the data directory), so its job leases never move; its callbacks are leased alike.
 
+pub mod ends;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
@@ -26,13 +27,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use ends::JobEnds;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyClaim;
 use crate::job::state::JobState;
-use crate::job::UploadedFile;
+use crate::job::{CallbackBody, UploadedFile};
 
 /// Runs a job gets that end uncleanly (the process killed or crashed) or whose outcome cannot
 /// be stored, before it is failed rather than run again.
@@ -100,6 +102,8 @@ pub struct NewJob {
     pub api_key_sealed: Option<String>,
     /// Recorded in the same transaction as the job.
     pub idempotency: Option<IdempotencyClaim>,
+    /// What its callback carries.
+    pub callback_body: CallbackBody,
 }
 
 /// A stored job, without its predictions.
@@ -118,6 +122,10 @@ pub struct JobRecord {
     pub runs: i64,
     /// Why the last run did not end the job, while it has not ended.
     pub last_problem: Option<String>,
+    /// What its callback carries.
+    pub callback_body: CallbackBody,
+    /// The stage its running worker last recorded (`downloading`, `measuring`), if any.
+    pub stage: Option<String>,
 }
 
 /// Which timestamp `GET /v0/batch/jobs` sorts on.
@@ -206,6 +214,12 @@ pub trait Store: Send + Sync {
     async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError>;
     /// Puts one `IN_PROGRESS` job back in the queue at a clean shutdown: its run does not count.
     async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError>;
+    /// Records how far this replica's run of job `id` is (`downloading`, `measuring`), for its
+    /// summary's progress; a run that lost the job's lease records nothing.
+    async fn set_stage(&self, id: &str, stage: &str) -> Result<(), StoreError>;
+    /// Where the ends of jobs are announced, to the requests waiting on them: on every replica,
+    /// whichever replica ended the job.
+    fn ends(&self) -> &JobEnds;
     /// Stores one source's result (a v0 source result as JSON) at `position` of job `id`'s
     /// predictions, replacing what an earlier, interrupted run stored there.
     async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError>;

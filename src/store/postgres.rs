@@ -21,13 +21,14 @@
 //!   older than 24 h is replaced in place by the same statement.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use super::rows::{list_query, record, uploaded_file, JOB_COLUMNS};
-use super::{Inserted, JobRecord, ListFilter, NewJob, Store, StoreError, MAX_RUNS};
+use super::{Inserted, JobEnds, JobRecord, ListFilter, NewJob, Store, StoreError, MAX_RUNS};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyRecord, IdempotencyStore, KeyClaim, STALE_CLAIM_MS};
 use crate::job::state::JobState;
@@ -50,6 +51,48 @@ pub struct PostgresStore {
     /// This process: the owner of the leases it takes.
     replica: String,
     lease: Duration,
+    /// The requests waiting on a job's end, woken by every replica's `NOTIFY`.
+    ends: Arc<JobEnds>,
+    /// Listens for those notifications while the store lives.
+    _listener: Arc<AbortOnDrop>,
+}
+
+/// The channel every replica announces a job's end on, with the job id as payload.
+const ENDS_CHANNEL: &str = "hume_action_job_ended";
+
+/// A background task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Passes on every job end announced on [`ENDS_CHANNEL`] (by any replica) to this replica's
+/// waiters. Whenever the listening connection was lost (notifications sent meanwhile are lost
+/// with it) every waiter is woken to read its job again.
+async fn listen_for_ends(pool: PgPool, ends: Arc<JobEnds>) {
+    loop {
+        let Err(e) = pass_on_ends(&pool, &ends).await;
+        tracing::warn!(error = %e, "job store: cannot listen for job ends; waiting requests are woken to read their jobs again");
+        ends.wake_all();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Listens on [`ENDS_CHANNEL`] until the connection fails for good.
+async fn pass_on_ends(pool: &PgPool, ends: &JobEnds) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(ENDS_CHANNEL).await?;
+    ends.wake_all();
+    loop {
+        match listener.try_recv().await? {
+            Some(notification) => ends.ended(notification.payload()),
+            // The connection was lost and is opened again on the next call.
+            None => ends.wake_all(),
+        }
+    }
 }
 
 /// Where a database URL points, without its password: `host:port/database`.
@@ -112,7 +155,9 @@ impl PostgresStore {
             .map_err(|e| StoreError(format!("PostgreSQL at {target}: the migrations failed: {e}")))?;
         let replica = uuid::Uuid::new_v4().to_string();
         tracing::info!(postgresql = %target, replica = %replica, lease_secs = lease.as_secs_f64(), "job store: PostgreSQL");
-        Ok(Self { pool, replica, lease })
+        let ends = Arc::new(JobEnds::default());
+        let listener = Arc::new(AbortOnDrop(tokio::spawn(listen_for_ends(pool.clone(), ends.clone()))));
+        Ok(Self { pool, replica, lease, ends, _listener: listener })
     }
 
     /// The same database seen as another replica (a new owner id, the same pool): for tests
@@ -163,8 +208,8 @@ impl Store for PostgresStore {
         use md5::Digest as _;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed)
-             VALUES ($1, $2, $3, 'QUEUED', $4, $5, $6, $7)",
+            "INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed, callback_body)
+             VALUES ($1, $2, $3, 'QUEUED', $4, $5, $6, $7, $8)",
         )
         .bind(&job.id)
         .bind(&job.owner)
@@ -173,6 +218,7 @@ impl Store for PostgresStore {
         .bind(&job.callback_url)
         .bind(job.callback_url.as_ref().map(|_| "PENDING"))
         .bind(&job.api_key_sealed)
+        .bind(job.callback_body.as_str())
         .execute(&mut *tx)
         .await?;
         for (position, file) in job.files.iter().enumerate() {
@@ -230,7 +276,7 @@ impl Store for PostgresStore {
         let sql = format!(
             "UPDATE jobs SET
                  message = CASE WHEN status = 'IN_PROGRESS' THEN $4 ELSE message END,
-                 status = 'IN_PROGRESS', started_ms = GREATEST($1, created_ms), runs = runs + 1,
+                 status = 'IN_PROGRESS', started_ms = GREATEST($1, created_ms), runs = runs + 1, stage = NULL,
                  lease_owner = $2, lease_until_ms = {DB_NOW_MS} + $3
              WHERE id = (
                  SELECT id FROM jobs
@@ -321,6 +367,20 @@ impl Store for PostgresStore {
         fenced(&done)
     }
 
+    async fn set_stage(&self, id: &str, stage: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET stage = $1 WHERE id = $2 AND status = 'IN_PROGRESS' AND lease_owner = $3")
+            .bind(stage)
+            .bind(id)
+            .bind(&self.replica)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn ends(&self) -> &JobEnds {
+        &self.ends
+    }
+
     async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         if !self.holds(&mut tx, id).await? {
@@ -382,6 +442,8 @@ impl Store for PostgresStore {
         .await?;
         fenced(&done)?;
         sqlx::query("DELETE FROM job_files WHERE job_id = $1").bind(id).execute(&mut *tx).await?;
+        // Delivered to every replica's listener when the end commits.
+        sqlx::query("SELECT pg_notify($1, $2)").bind(ENDS_CHANNEL).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -6,11 +6,11 @@ use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
 
 use super::{JobRecord, ListFilter, SortBy, StoreError};
 use crate::job::state::JobState;
-use crate::job::UploadedFile;
+use crate::job::{CallbackBody, UploadedFile};
 
 /// The columns a [`JobRecord`] is read from.
 pub const JOB_COLUMNS: &str =
-    "id, owner, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs";
+    "id, owner, request, status, created_ms, started_ms, ended_ms, num_predictions, num_errors, message, callback_url, api_key_sealed, runs, callback_body, stage";
 
 /// A `jobs` row (selected with [`JOB_COLUMNS`]) as a [`JobRecord`].
 pub fn record<R>(row: &R) -> Result<JobRecord, StoreError>
@@ -56,6 +56,8 @@ where
         api_key_sealed: row.try_get("api_key_sealed")?,
         runs: row.try_get("runs")?,
         last_problem,
+        callback_body: CallbackBody::from_stored(row.try_get::<Option<String>, _>("callback_body")?.as_deref()),
+        stage: row.try_get("stage")?,
     })
 }
 

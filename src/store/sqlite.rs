@@ -13,6 +13,7 @@
 //! a second delivery of a callback this process is sending.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, Sq
 use sqlx::{Connection, Row, SqlitePool};
 
 use super::rows::{list_query, record, uploaded_file, JOB_COLUMNS};
-use super::{Inserted, JobRecord, ListFilter, NewJob, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
+use super::{Inserted, JobEnds, JobRecord, ListFilter, NewJob, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
 use crate::job::state::JobState;
@@ -35,6 +36,8 @@ pub struct SqliteStore {
     replica: String,
     /// How long a callback claim lasts unrenewed.
     lease: Duration,
+    /// The requests waiting on a job's end.
+    ends: Arc<JobEnds>,
 }
 
 impl SqliteStore {
@@ -53,7 +56,7 @@ impl SqliteStore {
         ensure_incremental_vacuum(&options).await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
-        let store = Self { pool, replica: uuid::Uuid::new_v4().to_string(), lease: DEFAULT_LEASE };
+        let store = Self { pool, replica: uuid::Uuid::new_v4().to_string(), lease: DEFAULT_LEASE, ends: Default::default() };
         store.release_free_pages().await?;
         Ok(store)
     }
@@ -102,7 +105,7 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 impl Store for SqliteStore {
     async fn insert(&self, job: NewJob) -> Result<Inserted, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed) VALUES (?, ?, ?, 'QUEUED', ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed, callback_body) VALUES (?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?)")
             .bind(&job.id)
             .bind(&job.owner)
             .bind(job.request.to_string())
@@ -110,6 +113,7 @@ impl Store for SqliteStore {
             .bind(&job.callback_url)
             .bind(job.callback_url.as_ref().map(|_| "PENDING"))
             .bind(&job.api_key_sealed)
+            .bind(job.callback_body.as_str())
             .execute(&mut *tx)
             .await?;
         for (position, file) in job.files.iter().enumerate() {
@@ -133,7 +137,7 @@ impl Store for SqliteStore {
 
     async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError> {
         let sql = format!(
-            "UPDATE jobs SET status = 'IN_PROGRESS', started_ms = MAX(?, created_ms), runs = runs + 1
+            "UPDATE jobs SET status = 'IN_PROGRESS', started_ms = MAX(?, created_ms), runs = runs + 1, stage = NULL
              WHERE id = (SELECT id FROM jobs WHERE status = 'QUEUED' ORDER BY created_ms, id LIMIT 1)
              RETURNING {JOB_COLUMNS}"
         );
@@ -200,6 +204,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn set_stage(&self, id: &str, stage: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET stage = ? WHERE id = ? AND status = 'IN_PROGRESS'")
+            .bind(stage)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn ends(&self) -> &JobEnds {
+        &self.ends
+    }
+
     async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError> {
         sqlx::query("INSERT OR REPLACE INTO job_results (job_id, position, body) VALUES (?, ?, ?)")
             .bind(id)
@@ -253,6 +270,7 @@ impl Store for SqliteStore {
         .await?;
         let dropped = sqlx::query("DELETE FROM job_files WHERE job_id = ?").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.ends.ended(id);
         if dropped.rows_affected() > 0 {
             if let Err(e) = self.release_free_pages().await {
                 tracing::warn!(error = %e, "the space of the job's uploads is given back later");
@@ -413,6 +431,7 @@ mod tests {
             files: vec![],
             api_key_sealed: None,
             idempotency: None,
+            callback_body: Default::default(),
         };
         store.insert(job).await.unwrap();
         let streamed = |store: std::sync::Arc<dyn Store>| async move {
@@ -444,6 +463,7 @@ mod tests {
             files: vec![],
             api_key_sealed: None,
             idempotency: Some(claim),
+            callback_body: Default::default(),
         };
         store.insert(job).await.unwrap();
         drop(store);
@@ -468,6 +488,7 @@ mod tests {
             files: vec![],
             api_key_sealed: None,
             idempotency: None,
+            callback_body: Default::default(),
         };
         store.insert(job).await.unwrap();
         for _ in 0..5 {
@@ -499,6 +520,7 @@ mod tests {
             files: vec![],
             api_key_sealed: None,
             idempotency: None,
+            callback_body: Default::default(),
         };
         store.insert(job).await.unwrap();
         store.claim_next(2).await.unwrap().unwrap();
@@ -536,6 +558,7 @@ mod tests {
             files: vec![file],
             api_key_sealed: None,
             idempotency: None,
+            callback_body: Default::default(),
         };
         store.insert(job).await.unwrap();
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.unwrap();

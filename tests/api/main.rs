@@ -24,3 +24,4 @@ mod sdk;
 mod shared_limits;
 mod slow_host;
 mod storage;
+mod summary;

@@ -72,7 +72,7 @@ impl Analyzer for HumeFace {
         }
         let grouped = group_faces(faces, face.identify_faces);
         Ok(ModelsPredictions {
-            face: Some(ModelOutput { metadata: None, grouped_predictions: grouped }),
+            face: Some(ModelOutput { metadata: None, grouped_predictions: grouped, note: None }),
             ..Default::default()
         })
     }

@@ -31,6 +31,7 @@ fn job(id: &str, callback: bool) -> NewJob {
         files: vec![],
         api_key_sealed: None,
         idempotency: None,
+        callback_body: Default::default(),
     }
 }
 
