@@ -31,6 +31,7 @@ impl JobEnds {
         let mut waiting = self.waiting.lock().expect("the waiters' lock is never poisoned");
         let (notify, count) = waiting.entry(id.to_owned()).or_insert_with(|| (Arc::new(Notify::new()), 0));
         *count += 1;
+        crate::telemetry::metrics::summary_waits(1.0);
         EndWatch { id: id.to_owned(), notify: notify.clone(), waiting: self.waiting.clone() }
     }
 
@@ -66,6 +67,7 @@ impl EndWatch {
 
 impl Drop for EndWatch {
     fn drop(&mut self) {
+        crate::telemetry::metrics::summary_waits(-1.0);
         let mut waiting = self.waiting.lock().expect("the waiters' lock is never poisoned");
         if let Some((_, count)) = waiting.get_mut(&self.id) {
             *count -= 1;

@@ -43,6 +43,8 @@ pub const JOB_DURATION: &str = "hume_action_job_duration_seconds";
 pub const ANALYSIS_DURATION: &str = "hume_action_analysis_duration_seconds";
 /// Job-end callbacks, by `outcome` (`delivered`, `failed`).
 pub const CALLBACKS: &str = "hume_action_callbacks_total";
+/// Gauge: requests waiting now for a job to end (`GET /v1/jobs/{id}/summary?wait=`, `wait_seconds`).
+pub const SUMMARY_WAITS: &str = "hume_action_summary_waits";
 
 /// The route label of a request no route matched.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -109,6 +111,7 @@ fn describe() {
     describe_histogram!(JOB_DURATION, Unit::Seconds, "Time a job's run took from claim to stored end, by status.");
     describe_histogram!(ANALYSIS_DURATION, Unit::Seconds, "Time an analyzer took on one file, by model and outcome.");
     describe_counter!(CALLBACKS, "Job-end callbacks, by outcome (delivered, failed after retries).");
+    describe_gauge!(SUMMARY_WAITS, "Requests waiting now for a job to end (summary wait, action wait_seconds).");
 }
 
 /// One HTTP request answered. `route` is the matched route template, `None` when none matched.
@@ -197,6 +200,11 @@ pub fn jobs_by_status(counts: Option<&[(String, i64)]>) {
         gauge!(JOBS, "status" => state.clone()).set(*n as f64);
     }
     gauge!(JOBS_COUNTED).set(1.0);
+}
+
+/// One more request (`1.0`) or one fewer (`-1.0`) waits for a job's end.
+pub fn summary_waits(change: f64) {
+    gauge!(SUMMARY_WAITS).increment(change);
 }
 
 /// A job's run ended with `status` after `elapsed`.

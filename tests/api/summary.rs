@@ -320,3 +320,88 @@ async fn callbacks_carry_the_summary_by_default_from_the_action_and_fall_back_to
     assert!(third["predictions_omitted"].as_str().unwrap().contains("HUME_ACTION_CALLBACK_MAX_BYTES"));
     assert_eq!(third["summary"]["status"], "COMPLETED");
 }
+
+/// Whether `sample` has `real`'s shape: every key of an object is there with a value of the same
+/// JSON type (`null` matches anything), and arrays hold items of the same shape.
+fn same_shape(sample: &Value, real: &Value, at: &str) -> Result<(), String> {
+    match (sample, real) {
+        (Value::Null, _) | (_, Value::Null) => Ok(()),
+        (Value::Object(s), Value::Object(r)) => s.iter().try_for_each(|(k, v)| match r.get(k) {
+            Some(real) => same_shape(v, real, &format!("{at}.{k}")),
+            // Maps by name (scores, models) hold what ran; their values share one shape.
+            None if k.chars().next().is_some_and(char::is_uppercase) || at.ends_with("models") => Ok(()),
+            None => Err(format!("{at}.{k} is not in the real answer")),
+        }),
+        (Value::Array(s), Value::Array(r)) => match (s.first(), r.first()) {
+            (Some(s), Some(r)) => same_shape(s, r, &format!("{at}[0]")),
+            _ => Ok(()),
+        },
+        (Value::Number(_), Value::Number(_)) | (Value::String(_), Value::String(_)) | (Value::Bool(_), Value::Bool(_)) => Ok(()),
+        (s, r) => Err(format!("{at}: the sample has {s}, the route {r}")),
+    }
+}
+
+/// The value at a manifest mapping path such as `top_emotions[0].name` or `scores.Anger`.
+fn at_path<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(value, |v, part| match part.split_once('[') {
+        Some((key, index)) => v.get(key)?.get(index.trim_end_matches(']').parse::<usize>().ok()?),
+        None => v.get(part),
+    })
+}
+
+#[tokio::test]
+async fn the_manifest_s_summary_sample_and_mapping_paths_match_what_the_route_returns() {
+    let manifest: Value = serde_json::from_str(include_str!("../../action-manifest.json")).unwrap();
+    let action = manifest["actions"].as_array().unwrap().iter().find(|a| a["key"] == "get-job-summary").unwrap();
+    assert_eq!(action["path"], "/v1/jobs/{id}/summary");
+    let app = spawn_local_app(|_| {}).await;
+    let url = app.host_file("/call.mp3", MEDIA.bytes("speech.mp3"), "audio/mpeg").await;
+    let body = json!({"urls": [url], "models_language": "Yes", "models_prosody": "No", "wait_seconds": 25});
+    let (_, started) = status_and_json(app.start(&body).await).await;
+    let real = summary_when_done(&app, started["job_id"].as_str().unwrap()).await;
+    same_shape(&action["sample_output"], &real, "").unwrap();
+    for field in action["output_fields"].as_array().unwrap() {
+        let path = field["key"].as_str().unwrap();
+        assert!(at_path(&real, path).is_some(), "{path} is not in the route's answer: {real}");
+    }
+    // The action's language model runs per utterance, as the manifest says.
+    let start = &manifest["actions"][0];
+    assert_eq!(start["language_granularity"], "utterance");
+    let job: Value = app.get(&format!("/v0/batch/jobs/{}", started["job_id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(job["request"]["models"]["language"]["granularity"], "utterance");
+}
+
+#[tokio::test]
+async fn the_summary_callback_reaches_resume_urls_as_the_platforms_hand_them_out() {
+    let app = spawn_local_app(|_| {}).await;
+    // The shapes of the resume URLs of n8n (Wait node, signed), Pipedream, Activepieces, Tiny
+    // Command and Zapier's catch hooks: a path of their own and, for some, a query string.
+    let resume_paths = [
+        ("/webhook-waiting/4711", Some("signature=abc123")),
+        ("/resume/ex_9f2", Some("token=t0k")),
+        ("/v1/flow-runs/run1/requests/req1", None),
+        ("/wait-for-webhook/step-7", None),
+        ("/hooks/catch/123/abc/", None),
+    ];
+    for (resume, _) in resume_paths {
+        Mock::given(method("POST")).and(path(resume)).respond_with(ResponseTemplate::new(200)).mount(&app.upstream).await;
+    }
+    let text = app.host_file("/notes.txt", CALM.as_bytes().to_vec(), "text/plain").await;
+    for (resume, query) in resume_paths {
+        let url = format!("{}{resume}{}", app.upstream.uri(), query.map(|q| format!("?{q}")).unwrap_or_default());
+        let body = json!({"urls": [&text], "models_language": "Yes", "models_prosody": "No", "callback_url": url});
+        assert_eq!(app.start(&body).await.status(), 200);
+    }
+    callbacks(&app, resume_paths.len()).await;
+    let posts: Vec<_> =
+        app.upstream.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "POST").collect();
+    for (resume, query) in resume_paths {
+        let arrived: Vec<_> = posts.iter().filter(|r| r.url.path() == resume).collect();
+        assert_eq!(arrived.len(), 1, "one callback to {resume}");
+        assert_eq!(arrived[0].url.query(), query, "the query string is kept as given");
+        assert_eq!(arrived[0].headers["content-type"], "application/json");
+        let body: Value = serde_json::from_slice(&arrived[0].body).unwrap();
+        assert_eq!(body["summary"]["status"], "COMPLETED", "{body}");
+        assert!(arrived[0].body.len() < 1_000_000);
+    }
+}

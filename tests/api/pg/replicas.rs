@@ -215,3 +215,46 @@ async fn a_replica_that_cannot_reach_postgresql_says_which_and_why_without_the_p
     assert!(stderr.to_lowercase().contains("refused"), "the reason: {stderr}");
     assert!(!stderr.contains(password) && !stdout.contains(password), "{stderr}\n{stdout}");
 }
+
+#[tokio::test]
+async fn a_summary_waiting_on_one_replica_wakes_when_another_replica_ends_the_job() {
+    let pg = Postgres::start().await;
+    let (host, held_url) = held_host().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = replica(&pg, &dir_a);
+    let b = replica(&pg, &dir_b);
+    let job = a.start_job(&held_url, "wait-across-replicas").await;
+    host.wait_for_requests(1).await;
+    // Both replicas are asked to wait; whichever runs the job, one of them only hears of its
+    // end through PostgreSQL's NOTIFY.
+    let client = reqwest::Client::new();
+    let wait_on = |address: &str| {
+        let (client, url) = (client.clone(), format!("{address}/v1/jobs/{job}/summary?wait=25"));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() })
+    };
+    let (on_a, on_b) = (wait_on(&a.address), wait_on(&b.address));
+    for replica in [&a, &b] {
+        waiting_on_a_job(&client, &replica.address).await;
+    }
+    host.release();
+    for waiting in [on_a, on_b] {
+        let summary = tokio::time::timeout(Duration::from_secs(20), waiting).await.expect("woken before its wait ran out").unwrap();
+        assert_eq!((summary["done"].as_bool(), summary["status"].as_str()), (Some(true), Some("COMPLETED")), "{summary}");
+    }
+}
+
+/// Waits (bounded) until the replica's `/metrics` shows a request waiting for a job's end.
+async fn waiting_on_a_job(client: &reqwest::Client, address: &str) {
+    for _ in 0..600 {
+        let text = client.get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+        let waits = text
+            .lines()
+            .find_map(|l| l.strip_prefix("hume_action_summary_waits "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if waits.is_some_and(|n| n >= 1.0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{address} never showed a waiting summary");
+}
