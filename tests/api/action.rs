@@ -45,7 +45,9 @@ async fn each_toggle_combination_selects_exactly_those_models() {
                 let mut models = serde_json::Map::new();
                 for (name, on) in [("face", f), ("prosody", p), ("language", l)] {
                     if on {
-                        models.insert(name.into(), json!({}));
+                        // The action's language model runs per utterance (issue 19), v0's others at their defaults.
+                        let settings = if name == "language" { json!({"granularity": "utterance"}) } else { json!({}) };
+                        models.insert(name.into(), settings);
                     }
                 }
                 let guard = Mock::given(method("POST"))

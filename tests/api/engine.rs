@@ -68,7 +68,7 @@ async fn the_action_answers_at_once_and_the_job_completes_with_v0_shapes() {
     assert!(c <= s && s <= e);
     assert_eq!(
         job["request"]["models"],
-        json!({"language": {"granularity": "word", "identify_speakers": false, "sentiment": null, "toxicity": null}})
+        json!({"language": {"granularity": "utterance", "identify_speakers": false, "sentiment": null, "toxicity": null}})
     );
     assert_eq!((job["request"]["files"].clone(), job["request"]["urls"].clone()), (json!([]), json!([url])));
 
@@ -78,11 +78,11 @@ async fn the_action_answers_at_once_and_the_job_completes_with_v0_shapes() {
     let file = &predictions[0]["results"]["predictions"][0];
     assert_eq!((file["file"].as_str(), file["file_type"].as_str()), (Some("call-notes.txt"), Some("text")));
     assert_eq!(file["models"]["language"]["metadata"], Value::Null);
-    let words = language_predictions(&predictions[0]);
-    let texts: Vec<&str> = words.iter().map(|w| w["text"].as_str().unwrap()).collect();
-    assert_eq!(texts, ["I", "am", "really", "upset", "with", "this", "service"], "word granularity by default");
-    assert_eq!(words[3]["position"], json!({"begin": 12, "end": 17}));
-    assert_eq!(words[0]["emotions"].as_array().unwrap().len(), EXPRESSION_COUNT);
+    let segments = language_predictions(&predictions[0]);
+    let texts: Vec<&str> = segments.iter().map(|w| w["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["I am really upset with this service."], "the action scores whole sentences (utterances)");
+    assert_eq!(segments[0]["position"], json!({"begin": 0, "end": 36}));
+    assert_eq!(segments[0]["emotions"].as_array().unwrap().len(), EXPRESSION_COUNT);
 }
 
 #[tokio::test]

@@ -59,6 +59,7 @@ async fn the_document_covers_every_route_with_its_auth_and_headers() {
             "GET /v0/batch/jobs/{id}/artifacts",
             "GET /v0/batch/jobs/{id}/predictions",
             "GET /v1/actions",
+            "GET /v1/jobs/{id}/summary",
             "POST /v0/batch/jobs",
             "POST /v1/actions/hume-expression-measurement",
         ]

@@ -130,7 +130,7 @@ def main():
         data = b"".join(batch.get_job_artifacts(ctx["url_job"]))
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             names = sorted(z.namelist())
-        check(names == ["burst.csv", "face.csv", "prosody.csv"], f"artifacts {names}")
+        check(names == ["burst.csv", "face.csv", "prosody.csv", "timeline.csv"], f"artifacts {names}")
         return f"artifacts {names}"
 
     def step_e():
