@@ -58,11 +58,7 @@ fn hour_long_call() -> Value {
 
 fn status_kb(pid: &str, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0)
+    status.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0.0)
 }
 
 async fn latency() {
@@ -135,7 +131,8 @@ async fn held_host(released: tokio::sync::watch::Receiver<bool>) -> String {
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
-    fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 async fn waits() {
@@ -155,7 +152,8 @@ async fn waits() {
         .unwrap();
     let pid = child.id();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.by_ref().map_while(Result::ok).find(|l| l.contains("hume-action listening")).expect("the server starts");
+    let line =
+        lines.by_ref().map_while(Result::ok).find(|l| l.contains("hume-action listening")).expect("the server starts");
     let log: Value = serde_json::from_str(&line).unwrap();
     let address = format!("http://{}", log["fields"]["addr"].as_str().unwrap());
     std::thread::spawn(move || lines.for_each(drop));
@@ -164,8 +162,10 @@ async fn waits() {
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let mut ids = Vec::new();
     for i in 0..50 {
-        let body = json!({"urls": [format!("{host}/call-{i}.txt")], "models": {"language": {"granularity": "sentence"}}});
-        let answer: Value = client.post(format!("{address}/v0/batch/jobs")).json(&body).send().await.unwrap().json().await.unwrap();
+        let body =
+            json!({"urls": [format!("{host}/call-{i}.txt")], "models": {"language": {"granularity": "sentence"}}});
+        let answer: Value =
+            client.post(format!("{address}/v0/batch/jobs")).json(&body).send().await.unwrap().json().await.unwrap();
         ids.push(answer["job_id"].as_str().unwrap().to_owned());
     }
     let idle_rss = status_kb(&pid.to_string(), "VmRSS:") / 1024.0;
@@ -182,7 +182,10 @@ async fn waits() {
     let metrics = format!("{address}/metrics");
     loop {
         let text = client.get(&metrics).send().await.unwrap().text().await.unwrap();
-        let n = text.lines().find_map(|l| l.strip_prefix("hume_action_summary_waits ")).and_then(|v| v.trim().parse::<f64>().ok());
+        let n = text
+            .lines()
+            .find_map(|l| l.strip_prefix("hume_action_summary_waits "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
         if n.unwrap_or(0.0) >= 1000.0 {
             break;
         }

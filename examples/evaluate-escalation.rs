@@ -83,9 +83,8 @@ async fn server(backend: BackendKind, v1: Option<&str>, data: &std::path::Path) 
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.backend = backend;
     config.data_dir = data.to_owned();
-    config.model_dir = Some(
-        std::env::var_os("HUME_ACTION_MODEL_DIR").map_or_else(|| PathBuf::from("data/models"), PathBuf::from),
-    );
+    config.model_dir =
+        Some(std::env::var_os("HUME_ACTION_MODEL_DIR").map_or_else(|| PathBuf::from("data/models"), PathBuf::from));
     config.hume_api_key = Some("eval-key".parse().unwrap());
     if let Some(v1) = v1 {
         config.hume_api_base_url = v1.parse().unwrap();
@@ -97,21 +96,27 @@ async fn server(backend: BackendKind, v1: Option<&str>, data: &std::path::Path) 
 }
 
 /// Starts a job and returns its summary once it ended.
-async fn summary(client: &reqwest::Client, address: &str, request: Value, file: Option<Vec<u8>>) -> Result<Value, String> {
+async fn summary(
+    client: &reqwest::Client,
+    address: &str,
+    request: Value,
+    file: Option<Vec<u8>>,
+) -> Result<Value, String> {
     let post = client.post(format!("{address}/v0/batch/jobs"));
-    let post = match file {
-        None => post.json(&request),
-        Some(bytes) => post.multipart(
-            reqwest::multipart::Form::new()
-                .text("json", request.to_string())
-                .part("file", reqwest::multipart::Part::bytes(bytes).file_name("call.wav").mime_str("audio/wav").unwrap()),
-        ),
-    };
+    let post =
+        match file {
+            None => post.json(&request),
+            Some(bytes) => post.multipart(reqwest::multipart::Form::new().text("json", request.to_string()).part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name("call.wav").mime_str("audio/wav").unwrap(),
+            )),
+        };
     let started: Value = post.send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
     let id = started["job_id"].as_str().ok_or_else(|| format!("no job: {started}"))?.to_owned();
     loop {
         let url = format!("{address}/v1/jobs/{id}/summary?wait=25");
-        let summary: Value = client.get(url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        let summary: Value =
+            client.get(url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
         if summary["done"] == true {
             return Ok(summary);
         }
@@ -165,10 +170,12 @@ async fn run() -> Result<(), String> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().map_err(|e| e.to_string())?;
     let language = json!({"models": {"language": {"granularity": "utterance"}}});
     let (mut on_text, mut on_speech, mut prosody) = (Tally::default(), Tally::default(), Tally::default());
-    let verdict = |s: &Value, model: &str| -> Option<bool> {
-        s["files"][0]["models"][model]["escalation"]["detected"].as_bool()
-    };
-    println!("{:<10} {:<40} {:>8} | {:>13} {:>13} {:>13}", "script", "kind", "expected", "language/text", "language/speech", "prosody/fake");
+    let verdict =
+        |s: &Value, model: &str| -> Option<bool> { s["files"][0]["models"][model]["escalation"]["detected"].as_bool() };
+    println!(
+        "{:<10} {:<40} {:>8} | {:>13} {:>13} {:>13}",
+        "script", "kind", "expected", "language/text", "language/speech", "prosody/fake"
+    );
     for script in scripts() {
         let mut request = language.clone();
         request["text"] = json!([script.text]);

@@ -169,7 +169,12 @@ pub struct Config {
     pub summary_window_secs: f64,
 
     /// The negative expressions whose rise is an escalation, as v0 names them, comma-separated.
-    #[arg(long, env = "HUME_ACTION_ESCALATION_EMOTIONS", value_delimiter = ',', default_value = "Anger,Annoyance,Contempt,Disappointment,Distress,Disgust,Disapproval")]
+    #[arg(
+        long,
+        env = "HUME_ACTION_ESCALATION_EMOTIONS",
+        value_delimiter = ',',
+        default_value = "Anger,Annoyance,Contempt,Disappointment,Distress,Disgust,Disapproval"
+    )]
     pub escalation_emotions: Vec<String>,
 
     /// The least rise of the negative expressions' share, from a source's first third to its

@@ -371,7 +371,11 @@ impl Application {
                     Some(url) => Idempotency::claiming_first(Arc::new(postgres_store(&config, url.expose()).await?)),
                     None => Idempotency::new(Arc::new(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL))),
                 };
-                (Arc::new(BatchBackend::new(Arc::new(client), Arc::new(SummaryOptions::from_config(&config)))) as Arc<dyn Backend>, idempotency)
+                (
+                    Arc::new(BatchBackend::new(Arc::new(client), Arc::new(SummaryOptions::from_config(&config))))
+                        as Arc<dyn Backend>,
+                    idempotency,
+                )
             }
             BackendKind::Local | BackendKind::Hume => {
                 let (backend, store) = engine_backend(&config, policy, shared_limits.as_ref()).await?;

@@ -416,7 +416,10 @@ mod tests {
         let e = ActionInput::try_from(&json!({"urls": "https://a.test/x", "models_prosody": "No"})).unwrap_err();
         assert_eq!(e.code, "no_model_selected");
         let input = ActionInput::try_from(&json!({"urls": "https://a.test/x", "models_face": "Yes", "models_prosody": false, "models_language": "yes"})).unwrap();
-        assert_eq!(Value::Object(input.models.to_v0_models()), json!({"face": {}, "language": {"granularity": "utterance"}}));
+        assert_eq!(
+            Value::Object(input.models.to_v0_models()),
+            json!({"face": {}, "language": {"granularity": "utterance"}})
+        );
     }
 
     #[test]

@@ -146,7 +146,12 @@ impl FoundFaces {
 }
 
 /// Every face in every frame at least `min_face_size` source pixels across, tracked across frames.
-pub fn measure(models: &FaceModels, file: &str, frames: &[Frame], settings: &FaceSettings) -> Result<FoundFaces, String> {
+pub fn measure(
+    models: &FaceModels,
+    file: &str,
+    frames: &[Frame],
+    settings: &FaceSettings,
+) -> Result<FoundFaces, String> {
     let threshold = detector_threshold(settings.prob_threshold);
     let mut tracker = Tracker::default();
     let mut found = FoundFaces::default();

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::backend::{Backend, RawBody, SummaryQuery};
+use crate::error::ApiError;
 use crate::job::state::JobState;
+use crate::job::{Caller, JobRequest};
 use crate::predictions::SourceResult;
 use crate::summary::{self, Summary, SummaryOptions};
-use crate::error::ApiError;
-use crate::job::{Caller, JobRequest};
 use crate::upstream::v0::{HumeV0Client, RawResponse};
 
 /// Pass-through to the batch API at `HUME_BATCH_BASE_URL`.
@@ -101,7 +101,10 @@ impl Backend for BatchBackend {
             for (position, source) in sources.into_iter().enumerate() {
                 match serde_json::from_value::<SourceResult>(source) {
                     Ok(result) => builder.add(&result),
-                    Err(e) => builder.add_unreadable(format!("source {position}"), format!("the upstream's predictions for it could not be read ({e})")),
+                    Err(e) => builder.add_unreadable(
+                        format!("source {position}"),
+                        format!("the upstream's predictions for it could not be read ({e})"),
+                    ),
                 }
             }
         }

@@ -30,8 +30,8 @@ use crate::job::state::{job_json, request_echo, request_preview, JobState};
 use crate::job::{Caller, JobRequest};
 use crate::predictions::artifacts::write_zip;
 use crate::sealed::Sealer;
-use crate::summary::{self, Summary, SummaryOptions, SummarySettings};
 use crate::store::{predictions_json, Inserted, JobRecord, ListFilter, NewJob, PageToken, SortBy, Store};
+use crate::summary::{self, Summary, SummaryOptions, SummarySettings};
 
 /// Jobs run here, by the engine's workers.
 pub struct EngineBackend {
@@ -301,7 +301,11 @@ fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
 
 /// Writes job `id`'s artifacts zip to an unnamed temporary file (gone once closed), reading the
 /// stored sources one at a time.
-async fn write_artifacts(store: Arc<dyn Store>, id: String, settings: SummarySettings) -> Result<std::fs::File, ApiError> {
+async fn write_artifacts(
+    store: Arc<dyn Store>,
+    id: String,
+    settings: SummarySettings,
+) -> Result<std::fs::File, ApiError> {
     let runtime = tokio::runtime::Handle::current();
     let count = store.result_count(&id).await?;
     let written = tokio::task::spawn_blocking(move || {

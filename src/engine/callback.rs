@@ -101,7 +101,8 @@ impl Callbacks {
     /// The job's summary, small enough for any webhook.
     async fn summary(&self, job: &JobRecord) -> Result<Summary, StoreError> {
         let settings = self.summary.settings(None);
-        let summary = summary::of_stored_job(self.store.as_ref(), job, &settings, self.summary.view_url(&job.id)).await?;
+        let summary =
+            summary::of_stored_job(self.store.as_ref(), job, &settings, self.summary.view_url(&job.id)).await?;
         Ok(summary.within(summary::MAX_CALLBACK_SUMMARY_BYTES))
     }
 
@@ -113,7 +114,8 @@ impl Callbacks {
                 .as_ref()
                 .map(|s| Hmac::<Sha256>::new_from_slice(s.expose().as_bytes()).expect("HMAC takes any key length"))
         };
-        let sign = |mac: Option<Hmac<Sha256>>| mac.map(|m| format!("sha256={}", hex::encode(m.finalize().into_bytes())));
+        let sign =
+            |mac: Option<Hmac<Sha256>>| mac.map(|m| format!("sha256={}", hex::encode(m.finalize().into_bytes())));
         let made = |bytes: Bytes| {
             let signature = sign(mac().map(|mut m| {
                 m.update(&bytes);

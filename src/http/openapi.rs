@@ -98,7 +98,10 @@ pub struct ActionInputDoc {
     callback_url: Option<String>,
     /// What the callback carries: `Summary` (default: `{job_id, status, summary}`, under 1 MB)
     /// or `Predictions` (v0's `{job_id, status, predictions}`).
-    #[schema(pattern = r"^\s*([Ss][Uu][Mm][Mm][Aa][Rr][Yy]|[Pp][Rr][Ee][Dd][Ii][Cc][Tt][Ii][Oo][Nn][Ss])?\s*$", nullable)]
+    #[schema(
+        pattern = r"^\s*([Ss][Uu][Mm][Mm][Aa][Rr][Yy]|[Pp][Rr][Ee][Dd][Ii][Cc][Tt][Ii][Oo][Nn][Ss])?\s*$",
+        nullable
+    )]
     callback_body: Option<String>,
     /// Seconds to wait for the job to end before answering (0 by default; at most
     /// `HUME_ACTION_SUMMARY_MAX_WAIT_SECS`, 25, more is lowered): a number, or a string holding one.

@@ -62,7 +62,11 @@ fn summary_query(query: &str, max_wait: u64) -> Result<SummaryQuery, FieldError>
             "wait" => out.wait = wait_secs("wait", &value, max_wait)?,
             "window_secs" => {
                 let secs = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.1).ok_or_else(|| {
-                    FieldError::new("invalid_query", "window_secs", format!("window_secs must be a number of seconds of at least 0.1; got {value:?}."))
+                    FieldError::new(
+                        "invalid_query",
+                        "window_secs",
+                        format!("window_secs must be a number of seconds of at least 0.1; got {value:?}."),
+                    )
                 })?;
                 out.window_secs = Some(secs);
             }

@@ -13,8 +13,8 @@
 //! a second delivery of a callback this process is sending.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use md5::Digest as _;
@@ -56,7 +56,8 @@ impl SqliteStore {
         ensure_incremental_vacuum(&options).await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
-        let store = Self { pool, replica: uuid::Uuid::new_v4().to_string(), lease: DEFAULT_LEASE, ends: Default::default() };
+        let store =
+            Self { pool, replica: uuid::Uuid::new_v4().to_string(), lease: DEFAULT_LEASE, ends: Default::default() };
         store.release_free_pages().await?;
         Ok(store)
     }

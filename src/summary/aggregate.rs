@@ -47,7 +47,9 @@ impl Means {
         self.names
             .iter()
             .zip(self.sums.iter().zip(&self.weights))
-            .map(|(name, (sum, weight))| Score::new(name.clone(), round(if *weight > 0.0 { sum / weight } else { 0.0 })))
+            .map(|(name, (sum, weight))| {
+                Score::new(name.clone(), round(if *weight > 0.0 { sum / weight } else { 0.0 }))
+            })
             .collect()
     }
 
@@ -135,7 +137,8 @@ pub fn clock(secs: f64) -> String {
 }
 
 /// Window sizes a timeline may use, in seconds: round numbers a person reads easily.
-const WINDOW_SIZES: [f64; 14] = [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0];
+const WINDOW_SIZES: [f64; 14] =
+    [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0];
 
 /// Windows a chosen timeline aims to stay within.
 pub const TARGET_WINDOWS: f64 = 40.0;
@@ -146,7 +149,10 @@ pub const MAX_WINDOWS: usize = 2_000;
 /// The window size for a file of `length` seconds: the smallest round size that keeps the
 /// timeline within [`TARGET_WINDOWS`] windows.
 pub fn window_for(length: f64) -> f64 {
-    WINDOW_SIZES.into_iter().find(|size| length / size <= TARGET_WINDOWS).unwrap_or(WINDOW_SIZES[WINDOW_SIZES.len() - 1])
+    WINDOW_SIZES
+        .into_iter()
+        .find(|size| length / size <= TARGET_WINDOWS)
+        .unwrap_or(WINDOW_SIZES[WINDOW_SIZES.len() - 1])
 }
 
 /// One timeline window: its bounds, and each segment in it with the weight of its part there.
@@ -197,7 +203,8 @@ mod tests {
 
     #[test]
     fn means_weigh_each_segment_by_its_length() {
-        let (a, b) = ([Score::new("Anger", 1.0), Score::new("Joy", 0.0)], [Score::new("Anger", 0.0), Score::new("Joy", 1.0)]);
+        let (a, b) =
+            ([Score::new("Anger", 1.0), Score::new("Joy", 0.0)], [Score::new("Anger", 0.0), Score::new("Joy", 1.0)]);
         let segments = [seg(0.0, 3.0, &a), seg(3.0, 4.0, &b)];
         let means = means(&segments).scores();
         assert_eq!(means, vec![Score::new("Anger", 0.75), Score::new("Joy", 0.25)]);

@@ -175,7 +175,8 @@ pub fn judge(
     let time = |s: &Segment| (unit == Unit::Seconds).then_some(s.begin);
     let family = settings.carried(segments);
     let rising = rising_names(&family, segments, &in_start, &in_end);
-    let start_means = super::aggregate::means(segments.iter().enumerate().filter(|(i, _)| in_start(*i)).map(|(_, s)| s));
+    let start_means =
+        super::aggregate::means(segments.iter().enumerate().filter(|(i, _)| in_start(*i)).map(|(_, s)| s));
     Some(Escalation {
         detected,
         score_start: round(score_start),
@@ -205,14 +206,18 @@ fn rising_names(
     in_end: &dyn Fn(usize) -> bool,
 ) -> Vec<String> {
     let mean_of = |name: &str, keep: &dyn Fn(usize) -> bool| {
-        let (sum, weight) = segments.iter().enumerate().filter(|(i, _)| keep(*i)).fold((0.0, 0.0), |(s, w), (_, seg)| {
-            let score = seg.scores.iter().find(|x| x.name == name).map_or(0.0, |x| x.score);
-            (s + score * seg.weight, w + seg.weight)
-        });
+        let (sum, weight) =
+            segments.iter().enumerate().filter(|(i, _)| keep(*i)).fold((0.0, 0.0), |(s, w), (_, seg)| {
+                let score = seg.scores.iter().find(|x| x.name == name).map_or(0.0, |x| x.score);
+                (s + score * seg.weight, w + seg.weight)
+            });
         sum / weight.max(f64::MIN_POSITIVE)
     };
-    let mut rises: Vec<(f64, &String)> =
-        family.iter().map(|name| (mean_of(name, in_end) - mean_of(name, in_start), name)).filter(|(r, _)| *r > 0.0).collect();
+    let mut rises: Vec<(f64, &String)> = family
+        .iter()
+        .map(|name| (mean_of(name, in_end) - mean_of(name, in_start), name))
+        .filter(|(r, _)| *r > 0.0)
+        .collect();
     rises.sort_by(|a, b| b.0.total_cmp(&a.0));
     rises.into_iter().take(2).map(|(_, name)| name.clone()).collect()
 }
@@ -230,7 +235,14 @@ mod tests {
         levels
             .iter()
             .enumerate()
-            .map(|(i, s)| Segment { begin: i as f64 * 10.0, end: i as f64 * 10.0 + 10.0, weight: 10.0, text: None, group: "unknown", scores: s })
+            .map(|(i, s)| Segment {
+                begin: i as f64 * 10.0,
+                end: i as f64 * 10.0 + 10.0,
+                weight: 10.0,
+                text: None,
+                group: "unknown",
+                scores: s,
+            })
             .collect()
     }
 

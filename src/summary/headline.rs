@@ -49,11 +49,8 @@ pub fn headline(
     };
     let overall: Vec<&str> = top.iter().take(2).map(|s| s.name.as_str()).collect();
     if !escalation.detected {
-        let course = if escalation.change <= -0.1 {
-            "negative expressions ease over the course"
-        } else {
-            "no escalation"
-        };
+        let course =
+            if escalation.change <= -0.1 { "negative expressions ease over the course" } else { "no escalation" };
         return format!("Mostly {}; {course}.", names(&overall));
     }
     let start = escalation.start_top.as_deref().map_or_else(|| "Calm".to_owned(), adjective);
@@ -167,6 +164,9 @@ mod tests {
         let progress = Progress { sources_total: 3, sources_done: 1, stage: Stage::Measuring };
         assert_eq!(headline(&running, &progress, None, &[], &[]), "In progress (measuring): 1 of 3 sources done.");
         let error = SourceError { file: "a.mp3".into(), message: "could not be fetched".into() };
-        assert_eq!(headline(&completed(), &DONE, None, &[], &[error]), "Nothing was measured: a.mp3: could not be fetched");
+        assert_eq!(
+            headline(&completed(), &DONE, None, &[], &[error]),
+            "Nothing was measured: a.mp3: could not be fetched"
+        );
     }
 }

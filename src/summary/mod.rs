@@ -28,10 +28,10 @@ use segments::{named_groups, of_file, ModelSegments, Segment, Unit};
 use crate::config::Config;
 use crate::job::models::Model;
 use crate::job::state::JobState;
-use crate::store::{JobRecord, Store, StoreError};
 use crate::predictions::{
     BoundingBox, InferencePrediction, ModelsPredictions, Score, Source, SourceError, SourceResult,
 };
+use crate::store::{JobRecord, Store, StoreError};
 
 /// How many expressions a `top_emotions` list names.
 pub const TOP: usize = 5;
@@ -252,7 +252,12 @@ impl SummaryOptions {
     pub fn from_config(config: &Config) -> Self {
         Self {
             escalation: EscalationSettings {
-                emotions: config.escalation_emotions.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect(),
+                emotions: config
+                    .escalation_emotions
+                    .iter()
+                    .map(|e| e.trim().to_owned())
+                    .filter(|e| !e.is_empty())
+                    .collect(),
                 min_rise: config.escalation_min_rise,
                 min_end: config.escalation_min_end,
                 max_start: config.escalation_max_start,
@@ -289,16 +294,15 @@ pub async fn of_stored_job(
     settings: &SummarySettings,
     view_url: Option<String>,
 ) -> Result<Summary, StoreError> {
-    let sources_total = ["urls", "text", "files"]
-        .iter()
-        .map(|key| job.request[key].as_array().map_or(0, Vec::len) as u64)
-        .sum();
+    let sources_total =
+        ["urls", "text", "files"].iter().map(|key| job.request[key].as_array().map_or(0, Vec::len) as u64).sum();
     let mut builder = Builder::new(settings);
     for position in 0..sources_total as i64 {
         let Some(body) = store.result(&job.id, position).await? else { continue };
         match serde_json::from_str::<SourceResult>(&body) {
             Ok(result) => builder.add(&result),
-            Err(e) => builder.add_unreadable(format!("source {position}"), format!("its stored result could not be read ({e})")),
+            Err(e) => builder
+                .add_unreadable(format!("source {position}"), format!("its stored result could not be read ({e})")),
         }
     }
     Ok(builder.finish(JobFacts {
@@ -357,9 +361,10 @@ impl<'s> Builder<'s> {
             }
             models.insert(model_segments.model.name(), summary);
         }
-        let transcript = prediction.transcript.as_ref().map(|t| {
-            t.words.iter().map(|w| w.text.trim()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
-        });
+        let transcript = prediction
+            .transcript
+            .as_ref()
+            .map(|t| t.words.iter().map(|w| w.text.trim()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "));
         FileSummary {
             file: prediction.file.clone(),
             source: source.clone(),
@@ -377,7 +382,8 @@ impl<'s> Builder<'s> {
         let top_emotions = top(&all, TOP);
         let length = prediction.duration_secs.unwrap_or_else(|| segments.iter().map(|s| s.end).fold(0.0, f64::max));
         // A window asked for is kept, unless it would cut the file into more than MAX_WINDOWS.
-        let window = self.settings.window_secs.map_or_else(|| window_for(length), |w| w.max(length / MAX_WINDOWS as f64));
+        let window =
+            self.settings.window_secs.map_or_else(|| window_for(length), |w| w.max(length / MAX_WINDOWS as f64));
         let escalation = &self.settings.escalation;
         let words = prediction.transcript.as_ref().map(|t| &t.words);
         let timeline = windows(segments, ms.unit, window)
@@ -392,7 +398,10 @@ impl<'s> Builder<'s> {
                 }
                 let text = match (words, ms.unit) {
                     (Some(words), Unit::Seconds) => join_cut(
-                        words.iter().filter(|w| (begin..end).contains(&((w.begin + w.end) / 2.0))).map(|w| w.text.trim()),
+                        words
+                            .iter()
+                            .filter(|w| (begin..end).contains(&((w.begin + w.end) / 2.0)))
+                            .map(|w| w.text.trim()),
                     ),
                     _ => join_cut(members.iter().filter_map(|(s, _)| s.text)),
                 };
@@ -420,7 +429,8 @@ impl<'s> Builder<'s> {
             (Model::Face, false) => (None, Some(groups.iter().map(|id| face_track(id, &in_group(id))).collect())),
             (_, false) => (Some(groups.iter().map(speaker).collect()), None),
         };
-        let boxes = (ms.model == Model::Face && prediction.file_type == "image").then(|| face_boxes(&prediction.models));
+        let boxes =
+            (ms.model == Model::Face && prediction.file_type == "image").then(|| face_boxes(&prediction.models));
         ModelSummary {
             segments: segments.len(),
             unit: ms.unit,
@@ -483,7 +493,10 @@ impl<'s> Builder<'s> {
 /// The rows one stored source adds to the artifacts' `timeline.csv`: one per file per window
 /// (the summary's timeline, the same windows for every model of a file), with its words and each
 /// model's top expression, score and escalation score.
-pub fn timeline_rows(source: &serde_json::Value, settings: &SummarySettings) -> crate::predictions::artifacts::TimelineRows {
+pub fn timeline_rows(
+    source: &serde_json::Value,
+    settings: &SummarySettings,
+) -> crate::predictions::artifacts::TimelineRows {
     let Ok(result) = serde_json::from_value::<SourceResult>(source.clone()) else { return Vec::new() };
     let mut builder = Builder::new(settings);
     builder.add(&result);
@@ -551,12 +564,16 @@ impl Summary {
             file.models.clear();
             file.transcript = None;
         }
-        self.compacted = Some(format!("Each file's per-model detail and transcript were left out to keep this under {max_bytes} bytes; {whole}."));
+        self.compacted = Some(format!(
+            "Each file's per-model detail and transcript were left out to keep this under {max_bytes} bytes; {whole}."
+        ));
         while size(&self) > max_bytes && !self.files.is_empty() {
             let keep = self.files.len() / 2;
             self.files.truncate(keep);
             self.errors.truncate(keep);
-            self.compacted = Some(format!("Only the first {keep} files (and errors) are listed, to keep this under {max_bytes} bytes; {whole}."));
+            self.compacted = Some(format!(
+                "Only the first {keep} files (and errors) are listed, to keep this under {max_bytes} bytes; {whole}."
+            ));
         }
         self
     }

@@ -90,7 +90,14 @@ pub fn of_file(prediction: &InferencePrediction) -> Vec<ModelSegments<'_>> {
                 (Some(time), true) => timed(time.begin, time.end, Some(&p.text), &p.emotions),
                 _ => {
                     let (begin, end) = (p.position.begin as f64, p.position.end as f64);
-                    Segment { begin, end, weight: (end - begin).max(1.0), text: Some(&p.text), group: "", scores: &p.emotions }
+                    Segment {
+                        begin,
+                        end,
+                        weight: (end - begin).max(1.0),
+                        text: Some(&p.text),
+                        group: "",
+                        scores: &p.emotions,
+                    }
                 }
             }),
         });

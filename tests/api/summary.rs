@@ -63,7 +63,10 @@ async fn a_text_job_answers_with_a_headline_scores_and_an_escalation_a_builder_c
     let headline = s["headline"].as_str().unwrap();
     assert!(headline.contains("rise") && headline.contains(peak_text), "{headline}");
     // Text has no clock: the peak has no time, the timeline counts characters.
-    assert_eq!((s["escalation"]["peak"]["time"].clone(), s["escalation"]["peak"]["at"].clone()), (Value::Null, Value::Null));
+    assert_eq!(
+        (s["escalation"]["peak"]["time"].clone(), s["escalation"]["peak"]["at"].clone()),
+        (Value::Null, Value::Null)
+    );
     let timeline = model["timeline"].as_array().unwrap();
     assert_eq!(timeline.len(), 6, "one window per sentence for a short text");
     assert!(timeline.windows(2).all(|w| w[0]["end"].as_f64() <= w[1]["begin"].as_f64()));
@@ -130,7 +133,8 @@ async fn faces_are_summarised_per_tracked_face_and_boxed_in_an_image_and_too_sma
     let models = json!({"face": {"fps_pred": 2, "identify_faces": true, "min_face_size": 60}});
     let id = app.start_v0(&json!({"urls": [video, image, small], "models": models})).await;
     let s = summary_when_done(&app, &id).await;
-    let (video, image, small) = (&s["files"][0]["models"]["face"], &s["files"][1]["models"]["face"], &s["files"][2]["models"]["face"]);
+    let (video, image, small) =
+        (&s["files"][0]["models"]["face"], &s["files"][1]["models"]["face"], &s["files"][2]["models"]["face"]);
     let faces = video["faces"].as_array().unwrap();
     assert_eq!(faces.len(), 1, "{video}");
     assert_eq!((faces[0]["id"].as_str(), faces[0]["frames"].as_u64()), (Some("face_0"), Some(4)));
@@ -173,12 +177,23 @@ async fn a_hume_batch_job_is_summarised_from_the_upstream_predictions_per_speake
             "confidence": 0.9, "speaker_confidence": 0.8, "sentiment": null, "toxicity": null,
             "emotions": [{"name": "Anger", "score": anger}, {"name": "Calmness", "score": 1.0 - anger}]}})
     };
-    let lines = [utterance("spk_0", 0.0, 0.05), utterance("spk_1", 5.0, 0.1), utterance("spk_0", 10.0, 0.1), utterance("spk_1", 15.0, 0.9), utterance("spk_0", 20.0, 0.1), utterance("spk_1", 25.0, 0.95)];
+    let lines = [
+        utterance("spk_0", 0.0, 0.05),
+        utterance("spk_1", 5.0, 0.1),
+        utterance("spk_0", 10.0, 0.1),
+        utterance("spk_1", 15.0, 0.9),
+        utterance("spk_0", 20.0, 0.1),
+        utterance("spk_1", 25.0, 0.95),
+    ];
     let group = |id: &str| json!({"id": id, "predictions": lines.iter().filter(|l| l["speaker"] == id).map(|l| l["p"].clone()).collect::<Vec<_>>()});
     let predictions = json!([{"source": {"type": "url", "url": "https://a.test/call.mp3"}, "results": {"errors": [], "predictions": [
         {"file": "call.mp3", "file_type": "audio", "models": {"language": {"metadata": null, "grouped_predictions": [group("spk_0"), group("spk_1")]},
          "ner": {"metadata": null, "grouped_predictions": []}}}]}}]);
-    Mock::given(method("GET")).and(path("/v0/batch/jobs/up-1")).respond_with(ResponseTemplate::new(200).set_body_json(job)).mount(&app.upstream).await;
+    Mock::given(method("GET"))
+        .and(path("/v0/batch/jobs/up-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(job))
+        .mount(&app.upstream)
+        .await;
     Mock::given(method("GET"))
         .and(path("/v0/batch/jobs/up-1/predictions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(predictions))
@@ -211,8 +226,11 @@ async fn wait_holds_until_the_job_ends_or_the_time_is_up_and_the_action_waits_to
     assert_eq!(s["progress"], json!({"sources_total": 1, "sources_done": 0, "stage": "downloading"}));
     assert!(s["headline"].as_str().unwrap().starts_with("In progress (downloading)"), "{s}");
     // The action's wait_seconds answers the status when the job has not ended.
-    let (status, answer) =
-        status_and_json(app.start(&json!({"urls": [&url], "models_language": "Yes", "models_prosody": "No", "wait_seconds": "1"})).await).await;
+    let (status, answer) = status_and_json(
+        app.start(&json!({"urls": [&url], "models_language": "Yes", "models_prosody": "No", "wait_seconds": "1"}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(answer.as_object().unwrap().keys().collect::<Vec<_>>(), ["job_id", "status"], "{answer}");
     assert_eq!(answer["status"], "IN_PROGRESS");
@@ -230,7 +248,11 @@ async fn wait_holds_until_the_job_ends_or_the_time_is_up_and_the_action_waits_to
             .await,
     )
     .await;
-    assert_eq!((answer["status"].as_str(), answer["summary"]["status"].as_str()), (Some("COMPLETED"), Some("COMPLETED")), "{answer}");
+    assert_eq!(
+        (answer["status"].as_str(), answer["summary"]["status"].as_str()),
+        (Some("COMPLETED"), Some("COMPLETED")),
+        "{answer}"
+    );
     assert_eq!(answer["summary"]["job_id"], answer["job_id"]);
     assert!(answer["summary"]["headline"].as_str().is_some());
 }
@@ -243,14 +265,16 @@ async fn wait_and_window_are_checked_and_another_callers_job_is_not_found() {
         let (status, body) = status_and_json(app.get(&format!("/v1/jobs/{id}/summary?{query}")).await).await;
         assert_eq!((status, body["error"]["field"].as_str()), (422, Some(field)), "{query}: {body}");
     }
-    let (status, body) = status_and_json(app.get_as(Some("another-key"), &format!("/v1/jobs/{id}/summary")).await).await;
+    let (status, body) =
+        status_and_json(app.get_as(Some("another-key"), &format!("/v1/jobs/{id}/summary")).await).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
     let (status, body) = status_and_json(
         app.start(&json!({"urls": "https://a.test/x", "callback_body": "Everything", "wait_seconds": 1})).await,
     )
     .await;
     assert_eq!((status, body["error"]["field"].as_str()), (422, Some("callback_body")), "{body}");
-    let (status, body) = status_and_json(app.start(&json!({"urls": "https://a.test/x", "wait_seconds": "later"})).await).await;
+    let (status, body) =
+        status_and_json(app.start(&json!({"urls": "https://a.test/x", "wait_seconds": "later"})).await).await;
     assert_eq!((status, body["error"]["field"].as_str()), (422, Some("wait_seconds")), "{body}");
 }
 
@@ -304,7 +328,10 @@ async fn callbacks_carry_the_summary_by_default_from_the_action_and_fall_back_to
     assert_eq!(first.as_object().unwrap().keys().collect::<Vec<_>>(), ["job_id", "status", "summary"], "{first}");
     assert_eq!((first["job_id"].clone(), first["status"].as_str()), (started["job_id"].clone(), Some("COMPLETED")));
     assert!(first["summary"]["escalation"]["detected"].as_bool().unwrap());
-    assert_eq!(first["summary"]["view_url"], format!("https://actions.example.com/?job={}", started["job_id"].as_str().unwrap()));
+    assert_eq!(
+        first["summary"]["view_url"],
+        format!("https://actions.example.com/?job={}", started["job_id"].as_str().unwrap())
+    );
     // Predictions asked for, small: v0's body.
     let small = json!({"urls": [&text], "models_language": "Yes", "models_prosody": "No", "callback_url": &hook, "callback_body": "predictions"});
     let short = json!({"text": ["Fine."], "models": {"language": {"granularity": "conversational_turn"}}, "callback_url": &hook});
@@ -336,7 +363,9 @@ fn same_shape(sample: &Value, real: &Value, at: &str) -> Result<(), String> {
             (Some(s), Some(r)) => same_shape(s, r, &format!("{at}[0]")),
             _ => Ok(()),
         },
-        (Value::Number(_), Value::Number(_)) | (Value::String(_), Value::String(_)) | (Value::Bool(_), Value::Bool(_)) => Ok(()),
+        (Value::Number(_), Value::Number(_))
+        | (Value::String(_), Value::String(_))
+        | (Value::Bool(_), Value::Bool(_)) => Ok(()),
         (s, r) => Err(format!("{at}: the sample has {s}, the route {r}")),
     }
 }
@@ -367,7 +396,8 @@ async fn the_manifest_s_summary_sample_and_mapping_paths_match_what_the_route_re
     // The action's language model runs per utterance, as the manifest says.
     let start = &manifest["actions"][0];
     assert_eq!(start["language_granularity"], "utterance");
-    let job: Value = app.get(&format!("/v0/batch/jobs/{}", started["job_id"].as_str().unwrap())).await.json().await.unwrap();
+    let job: Value =
+        app.get(&format!("/v0/batch/jobs/{}", started["job_id"].as_str().unwrap())).await.json().await.unwrap();
     assert_eq!(job["request"]["models"]["language"]["granularity"], "utterance");
 }
 
@@ -384,7 +414,11 @@ async fn the_summary_callback_reaches_resume_urls_as_the_platforms_hand_them_out
         ("/hooks/catch/123/abc/", None),
     ];
     for (resume, _) in resume_paths {
-        Mock::given(method("POST")).and(path(resume)).respond_with(ResponseTemplate::new(200)).mount(&app.upstream).await;
+        Mock::given(method("POST"))
+            .and(path(resume))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&app.upstream)
+            .await;
     }
     let text = app.host_file("/notes.txt", CALM.as_bytes().to_vec(), "text/plain").await;
     for (resume, query) in resume_paths {
@@ -404,4 +438,29 @@ async fn the_summary_callback_reaches_resume_urls_as_the_platforms_hand_them_out
         assert_eq!(body["summary"]["status"], "COMPLETED", "{body}");
         assert!(arrived[0].body.len() < 1_000_000);
     }
+}
+
+#[tokio::test]
+async fn on_local_the_prosody_error_says_the_words_are_scored_only_when_they_are() {
+    let app = spawn_local_app(|_| {}).await;
+    let url = app.host_file("/call.mp3", MEDIA.bytes("speech.mp3"), "audio/mpeg").await;
+    let prosody_error = |s: &Value| {
+        s["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_owned())
+            .find(|m| m.contains("prosody model"))
+    };
+    // The seed's default action: prosody only. Nothing scores the words, and the error does not say otherwise.
+    let (_, alone) = status_and_json(app.start(&json!({"urls": [&url], "wait_seconds": 25})).await).await;
+    let message = prosody_error(&alone["summary"]).expect("prosody cannot run on local");
+    assert!(!message.contains("language model"), "{message}");
+    assert_eq!(alone["summary"]["status"], "FAILED", "{alone}");
+    // With language as well, the words are scored, and the error says where to find them.
+    let body = json!({"urls": [&url], "models_language": "Yes", "wait_seconds": 25});
+    let (_, both) = status_and_json(app.start(&body).await).await;
+    let message = prosody_error(&both["summary"]).unwrap();
+    assert!(message.contains("scored by the language model"), "{message}");
+    assert!(both["summary"]["files"][0]["models"]["language"]["segments"].as_u64().unwrap() > 0);
 }

@@ -238,8 +238,15 @@ async fn a_summary_waiting_on_one_replica_wakes_when_another_replica_ends_the_jo
     }
     host.release();
     for waiting in [on_a, on_b] {
-        let summary = tokio::time::timeout(Duration::from_secs(20), waiting).await.expect("woken before its wait ran out").unwrap();
-        assert_eq!((summary["done"].as_bool(), summary["status"].as_str()), (Some(true), Some("COMPLETED")), "{summary}");
+        let summary = tokio::time::timeout(Duration::from_secs(20), waiting)
+            .await
+            .expect("woken before its wait ran out")
+            .unwrap();
+        assert_eq!(
+            (summary["done"].as_bool(), summary["status"].as_str()),
+            (Some(true), Some("COMPLETED")),
+            "{summary}"
+        );
     }
 }
 
