@@ -151,7 +151,8 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response, Infallible> {
     let busy = Busy::new(activity.clone());
-    let expects_continue = request.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes() == b"100-continue");
+    let expects_continue =
+        request.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let http1 = request.version() < Version::HTTP_2;
     let timed_out = Arc::new(AtomicBool::new(false));
     let sleep = Box::pin(tokio::time::sleep(limits.body_timeout));
