@@ -387,11 +387,12 @@ fn window_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     number_in(d, 0.5..=f64::MAX, "a number of seconds of 0.5 or more")
 }
 
-/// v0's `uint64` pixel sizes.
+/// v0's `uint64` pixel sizes (`60.0` is taken as the whole number it is).
 fn whole_pixels<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let given = serde_json::Number::deserialize(d)?;
-    match given.as_u64() {
-        Some(pixels) => Ok(pixels as f64),
+    let whole = given.as_u64().map(|pixels| pixels as f64).or(given.as_f64().filter(|v| *v >= 0.0 && v.fract() == 0.0));
+    match whole {
+        Some(pixels) => Ok(pixels),
         None => {
             Err(de::Error::invalid_value(Unexpected::Other(&given.to_string()), &"a whole number of pixels, 0 or more"))
         }
@@ -493,6 +494,7 @@ mod tests {
         }
         accepted(json!({"face": {"fps_pred": 0, "prob_threshold": 0, "min_face_size": 0}}));
         accepted(json!({"face": {"fps_pred": 2.5, "prob_threshold": 1, "min_face_size": 120}}));
+        accepted(json!({"face": {"min_face_size": 60.0}}));
         accepted(json!({"prosody": {"window": {"length": 0.5, "step": 0.5}}}));
         accepted(json!({"prosody": {"window": {}}}));
     }
