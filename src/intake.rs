@@ -17,7 +17,7 @@ use url::Url;
 use crate::budget::{Budgets, Limit, LimitExceeded};
 use crate::error::{ApiError, FieldError};
 use crate::fetch::Fetcher;
-use crate::job::models::{LanguageSettings, ModelSettings};
+use crate::job::models::{Granularity, LanguageSettings, ModelSettings};
 use crate::job::request::InferenceRequest;
 use crate::job::{JobRequest, UploadedFile};
 use crate::media::{sniff, MediaKind};
@@ -87,7 +87,7 @@ pub fn check_budgets(
     }
     if let Some(granularity) = language_granularity(request) {
         let segments: u64 =
-            texts.iter().map(|(_, t)| segment_count(&String::from_utf8_lossy(t), &granularity) as u64).sum();
+            texts.iter().map(|(_, t)| segment_count(&String::from_utf8_lossy(t), granularity.as_str()) as u64).sum();
         if segments > budgets.job_segments {
             return Err(LimitExceeded::new(Limit::JobSegments, budgets.job_segments, segments, "text"));
         }
@@ -101,7 +101,7 @@ fn is_text(file: &UploadedFile) -> bool {
 }
 
 /// The language model's granularity when it runs (no `models` runs every model).
-fn language_granularity(request: &InferenceRequest) -> Option<String> {
+fn language_granularity(request: &InferenceRequest) -> Option<Granularity> {
     match &request.models {
         None => Some(LanguageSettings::default().granularity),
         Some(models) => ModelSettings::from_v0(&Value::Object(models.clone())).language.map(|l| l.granularity),

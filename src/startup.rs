@@ -26,7 +26,7 @@ use crate::engine::pipeline::DOWNLOADS_PER_JOB;
 use crate::engine::worker::CLAIMS_PER_SLOT;
 use crate::engine::{callback::Callbacks, pipeline::Engine, worker::WorkerPool};
 use crate::fetch::{FetchConfig, Fetcher};
-use crate::http::server::ConnectionLimits;
+use crate::http::server::{ConnectionLimits, Linger};
 use crate::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
 use crate::intake::Intake;
 use crate::media::ffmpeg::{check_tools, Tools};
@@ -330,6 +330,11 @@ fn connection_limits(config: &Config) -> ConnectionLimits {
         body_timeout: Duration::from_secs_f64(config.body_timeout_secs),
         keepalive: Duration::from_secs_f64(config.keepalive_secs),
         max_connections: wanted.min(room),
+        linger: Linger {
+            bytes: config.linger_bytes,
+            time: Duration::from_secs_f64(config.linger_secs),
+            idle: Duration::from_secs_f64(config.linger_idle_secs),
+        },
     }
 }
 

@@ -24,7 +24,7 @@ impl LanguageAnalyzer {
     /// Scores `text` at the settings' granularity; no segments, no predictions.
     pub async fn score_text(&self, text: &str, settings: &LanguageSettings) -> Result<Vec<LanguagePrediction>, String> {
         // The job's segment budget (HUME_ACTION_MAX_JOB_SEGMENTS) was taken before this runs.
-        let segments = segment(text, &settings.granularity);
+        let segments = segment(text, settings.granularity.as_str());
         if segments.is_empty() {
             return Ok(Vec::new());
         }

@@ -9,6 +9,11 @@
 //!   a next one is closed after the keep-alive timeout.
 //! - **Body**: a request's body must have arrived within the body timeout of its head; if not,
 //!   the answer is 408 `request_timeout` and the connection closes.
+//! - **Early answers** (413 on a body over its cap, 401, 408, any answer ready before the whole
+//!   body was read): the rest of the body is read and discarded, up to the linger bounds in
+//!   bytes, time and idle time, before the connection closes, as nginx's lingering close does.
+//!   Without it, a client that writes its whole body before reading (Python's `urllib` and
+//!   `requests`, Node's `fetch`) meets a reset connection instead of the answer.
 //! - **Connections**: at most `max_connections` at once; beyond that, new ones wait in the
 //!   listen backlog until one closes.
 //! - **Accept errors** (out of file descriptors, say) never stop the server: it waits briefly
@@ -27,7 +32,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
@@ -58,6 +63,19 @@ pub struct ConnectionLimits {
     pub keepalive: Duration,
     /// `HUME_ACTION_MAX_CONNECTIONS`, after fitting it to the file limit.
     pub max_connections: usize,
+    /// How much of a body answered early is read before the connection closes.
+    pub linger: Linger,
+}
+
+/// The bounds of reading and discarding the rest of a body answered early.
+#[derive(Debug, Clone, Copy)]
+pub struct Linger {
+    /// `HUME_ACTION_LINGER_BYTES`.
+    pub bytes: u64,
+    /// `HUME_ACTION_LINGER_SECS`: in all.
+    pub time: Duration,
+    /// `HUME_ACTION_LINGER_IDLE_SECS`: with nothing arriving.
+    pub idle: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests under way finish.
@@ -91,7 +109,7 @@ pub async fn serve(
         let activity = Arc::new(Activity::new());
         let service = hyper::service::service_fn({
             let (router, activity) = (router.clone(), activity.clone());
-            move |request: Request<Incoming>| handle(router.clone(), activity.clone(), limits.body_timeout, request)
+            move |request: Request<Incoming>| handle(router.clone(), activity.clone(), limits, request)
         });
         let io = TokioIo::new(Watched { stream, activity: activity.clone() });
         let connection = auto::Builder::new(TokioExecutor::new()).serve_connection(io, service).into_owned();
@@ -109,8 +127,9 @@ pub async fn serve(
         });
     }
     drop(listener);
-    // Every request under way is bounded by the body timeout, and its answer is sent promptly.
-    let grace = limits.header_timeout + limits.body_timeout;
+    // Every request under way is bounded by the body timeout and the linger time, and its answer
+    // is sent promptly.
+    let grace = limits.header_timeout + limits.body_timeout + limits.linger.time;
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("some connections were still open {grace:?} after shutdown began; closing them");
     }
@@ -123,23 +142,59 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
 }
 
-/// One request: its body under the body deadline, the connection busy until the answer is sent.
+/// One request: its body under the body deadline, the connection busy until the answer is sent
+/// and what an early answer left of the body has been read.
 async fn handle(
     router: Router,
     activity: Arc<Activity>,
-    body_timeout: Duration,
+    limits: ConnectionLimits,
     request: Request<Incoming>,
 ) -> Result<Response, Infallible> {
-    let busy = Busy::new(activity);
+    let busy = Busy::new(activity.clone());
+    let expects_continue =
+        request.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let http1 = request.version() < Version::HTTP_2;
     let timed_out = Arc::new(AtomicBool::new(false));
-    let sleep = Box::pin(tokio::time::sleep(body_timeout));
+    let sleep = Box::pin(tokio::time::sleep(limits.body_timeout));
     let flag = timed_out.clone();
-    let request = request.map(|body| Body::new(DeadlineBody { body: Body::new(body), sleep, timed_out: flag }));
-    let mut response = router.oneshot(request).await?;
+    let (parts, body) = request.into_parts();
+    let body = SharedBody::new(body);
+    let deadline_body = DeadlineBody { body: Body::new(body.clone()), sleep, timed_out: flag };
+    let mut response = router.oneshot(Request::from_parts(parts, Body::new(deadline_body))).await?;
     if timed_out.load(Ordering::SeqCst) {
-        response = body_timeout_answer(body_timeout);
+        response = body_timeout_answer(limits.body_timeout);
+    }
+    if let Some(rest) = body.left_unread(expects_continue) {
+        if http1 {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        tokio::spawn(linger(rest, limits.linger, Busy::new(activity)));
     }
     Ok(response.map(|body| Body::new(Tracked { body, _busy: busy })))
+}
+
+/// Reads and discards what is left of a body answered early, within `bounds`, keeping the
+/// connection busy meanwhile; dropping the body then lets hyper close the connection (at once if
+/// the client is still sending).
+async fn linger(mut body: Incoming, bounds: Linger, _busy: Busy) {
+    let until = Instant::now() + bounds.time;
+    let mut read = 0u64;
+    let stopped = loop {
+        let next = std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx));
+        match tokio::time::timeout_at((Instant::now() + bounds.idle).min(until), next).await {
+            Err(_) if Instant::now() >= until => break "HUME_ACTION_LINGER_SECS",
+            Err(_) => break "HUME_ACTION_LINGER_IDLE_SECS",
+            Ok(None) => break "the end of the body",
+            Ok(Some(Err(_))) => break "a broken body",
+            Ok(Some(Ok(frame))) => {
+                read += frame.data_ref().map_or(0, |data| data.len() as u64);
+                if read > bounds.bytes {
+                    break "HUME_ACTION_LINGER_BYTES";
+                }
+            }
+        }
+    };
+    tracing::debug!(read, stopped, "read the rest of a body answered early");
 }
 
 /// The answer to a request whose body did not arrive in time; the connection closes after it.
@@ -262,6 +317,62 @@ impl http_body::Body for Tracked {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// A request body shared by the router, which reads what it needs, and the connection, which
+/// reads the rest after an early answer ([`linger`]).
+#[derive(Clone)]
+struct SharedBody(Arc<Mutex<Unread>>);
+
+struct Unread {
+    body: Option<Incoming>,
+    /// Whether the router asked for the body (hyper then sent `100 Continue` if it was expected).
+    polled: bool,
+    /// Whether the body's end was read.
+    ended: bool,
+}
+
+impl SharedBody {
+    fn new(body: Incoming) -> Self {
+        Self(Arc::new(Mutex::new(Unread { body: Some(body), polled: false, ended: false })))
+    }
+
+    /// The rest of the body, unless it was all read, or the client waits for a `100 Continue`
+    /// that was never sent (it sends no body then, and hyper closes the connection).
+    fn left_unread(&self, expects_continue: bool) -> Option<Incoming> {
+        let mut unread = self.0.lock().expect("not poisoned");
+        let all_read = unread.ended || unread.body.as_ref().is_none_or(http_body::Body::is_end_stream);
+        if all_read || (expects_continue && !unread.polled) {
+            return None;
+        }
+        unread.body.take()
+    }
+}
+
+impl http_body::Body for SharedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let mut unread = self.0.lock().expect("not poisoned");
+        unread.polled = true;
+        let Some(body) = unread.body.as_mut() else { return Poll::Ready(None) };
+        let poll = Pin::new(body).poll_frame(cx);
+        if matches!(poll, Poll::Ready(None)) {
+            unread.ended = true;
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let unread = self.0.lock().expect("not poisoned");
+        unread.ended || unread.body.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let unread = self.0.lock().expect("not poisoned");
+        unread.body.as_ref().map_or_else(|| SizeHint::with_exact(0), http_body::Body::size_hint)
     }
 }
 

@@ -153,6 +153,12 @@ mod tests {
     }
 
     #[test]
+    fn v0s_own_defaults_are_valid_settings() {
+        let models: Map<String, Value> = MODEL_NAMES.iter().map(|n| (n.to_string(), model_defaults(n))).collect();
+        crate::job::models::ModelSettings::check_v0(&models).unwrap();
+    }
+
+    #[test]
     fn a_preview_cuts_long_texts_and_urls_and_keeps_the_rest() {
         let long = "é".repeat(PREVIEW_TEXT_CHARS + 50);
         let request = json!({"text": [long, "short"], "urls": ["https://a.test/x"], "models": {"language": {}}});

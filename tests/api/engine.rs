@@ -246,6 +246,57 @@ async fn v0_requests_are_checked_and_omitted_models_mean_every_model() {
 }
 
 #[tokio::test]
+async fn model_settings_v0_would_refuse_are_refused_naming_the_field_the_value_and_what_is_accepted() {
+    let app = spawn_local_app(|_| {}).await;
+    let paragraph = json!({"text": ["I am furious."], "models": {"language": {"granularity": "paragraph"}}});
+    let typed_wrong =
+        json!({"text": ["I am furious."], "models": {"language": {"granularity": 5, "sentiment": "yes"}}});
+    let multipart = |config: &Value| {
+        let file = reqwest::multipart::Part::bytes(b"I am furious.".to_vec()).file_name("notes.txt");
+        let form = reqwest::multipart::Form::new().text("json", config.to_string()).part("file", file);
+        app.client.post(format!("{}/v0/batch/jobs", app.address)).multipart(form)
+    };
+    for (body, value) in [(&paragraph, "\"paragraph\""), (&typed_wrong, "integer `5`")] {
+        let json = app.client.post(format!("{}/v0/batch/jobs", app.address)).json(body);
+        for request in [json, multipart(body)] {
+            let (status, answer) = status_and_json(request.send().await.unwrap()).await;
+            let error = &answer["error"];
+            assert_eq!(
+                (status, error["code"].as_str(), error["field"].as_str()),
+                (422, Some("invalid_setting"), Some("models.language.granularity")),
+                "{answer}"
+            );
+            let message = error["message"].as_str().unwrap();
+            for part in [value, "\"word\"", "\"sentence\"", "\"utterance\"", "\"conversational_turn\""] {
+                assert!(message.contains(part), "{part} not in {message}");
+            }
+        }
+    }
+    let no_sentiment = json!({"text": ["I am furious."], "models": {"language": {"sentiment": "yes"}}});
+    let (status, answer) = status_and_json(
+        app.client.post(format!("{}/v0/batch/jobs", app.address)).json(&no_sentiment).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("models.language.sentiment")), "{answer}");
+    let jobs: Vec<Value> = app.get("/v0/batch/jobs").await.json().await.unwrap();
+    assert!(jobs.is_empty(), "no job was started: {jobs:?}");
+
+    // What the action sends, and settings v0 takes, run as given and are echoed as given.
+    let id = app
+        .start_v0(&json!({"text": ["I am furious. So furious."], "models": {"language": {"granularity": "utterance", "sentiment": {}}}}))
+        .await;
+    let job = app.wait_for_job(&id, &["COMPLETED", "FAILED"]).await;
+    assert_eq!(
+        job["request"]["models"],
+        json!({"language": {"granularity": "utterance", "identify_speakers": false, "sentiment": {}, "toxicity": null}})
+    );
+    let predictions = app.predictions(&id).await;
+    let scored = language_predictions(&predictions[0]);
+    assert_eq!(scored.len(), 2, "utterance = sentence for text: {scored:?}");
+    assert!(scored.iter().all(|p| p["sentiment"].is_array()), "{scored:?}");
+}
+
+#[tokio::test]
 async fn list_filters_sort_and_limit() {
     let app = spawn_local_app(|_| {}).await;
     let mut ids = Vec::new();

@@ -4,6 +4,7 @@ mod action;
 mod bounds;
 mod connections;
 mod deadlines;
+mod early_answers;
 mod engine;
 mod fake_v1;
 mod helpers;
