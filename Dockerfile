@@ -12,12 +12,28 @@
 # GET /openapi.json describe a running replica; /healthz is liveness, /readyz readiness (store,
 # Redis, models, ffmpeg).
 
-FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends python3-pip python3-venv && rm -rf /var/lib/apt/lists/*
+# Dependencies are compiled in a layer of their own (cargo-chef): a change to the source rebuilds
+# only this crate, not candle, tract and sqlx. Models are installed in their own stage, from the
+# install scripts alone, so neither a source change nor a dependency bump reinstalls them.
+FROM rust:1-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /src
+
+FROM chef AS planner
 COPY . .
-RUN cargo build --release --locked --bin hume-action \
- && scripts/install-models.sh /models
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS build
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json --bin hume-action
+COPY . .
+RUN cargo build --release --locked --bin hume-action
+
+FROM debian:bookworm-slim AS models
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates python3-pip python3-venv && rm -rf /var/lib/apt/lists/*
+COPY scripts/install-models.sh /src/scripts/install-models.sh
+COPY scripts/models /src/scripts/models
+RUN /src/scripts/install-models.sh /models
 
 FROM debian:bookworm-slim
 # ffmpeg/ffprobe decode audio, video and images (the server checks for them at start-up).
@@ -25,7 +41,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
  && useradd --system --uid 10001 --home-dir /data hume \
  && mkdir -p /data && chown hume /data
 COPY --from=build /src/target/release/hume-action /usr/local/bin/hume-action
-COPY --from=build /models /models
+COPY --from=models /models /models
 ENV HUME_ACTION_LISTEN=0.0.0.0:8080 \
     HUME_ACTION_DATA_DIR=/data \
     HUME_ACTION_MODEL_DIR=/models \

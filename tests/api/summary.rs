@@ -452,15 +452,19 @@ async fn on_local_the_prosody_error_says_the_words_are_scored_only_when_they_are
             .map(|e| e["message"].as_str().unwrap().to_owned())
             .find(|m| m.contains("prosody model"))
     };
+    let app = &app;
+    let summary_of = |body: Value| async move {
+        let (_, started) = status_and_json(app.start(&body).await).await;
+        summary_when_done(app, started["job_id"].as_str().unwrap()).await
+    };
     // The seed's default action: prosody only. Nothing scores the words, and the error does not say otherwise.
-    let (_, alone) = status_and_json(app.start(&json!({"urls": [&url], "wait_seconds": 25})).await).await;
-    let message = prosody_error(&alone["summary"]).expect("prosody cannot run on local");
+    let alone = summary_of(json!({"urls": [&url]})).await;
+    let message = prosody_error(&alone).expect("prosody cannot run on local");
     assert!(!message.contains("language model"), "{message}");
-    assert_eq!(alone["summary"]["status"], "FAILED", "{alone}");
+    assert_eq!(alone["status"], "FAILED", "{alone}");
     // With language as well, the words are scored, and the error says where to find them.
-    let body = json!({"urls": [&url], "models_language": "Yes", "wait_seconds": 25});
-    let (_, both) = status_and_json(app.start(&body).await).await;
-    let message = prosody_error(&both["summary"]).unwrap();
+    let both = summary_of(json!({"urls": [&url], "models_language": "Yes"})).await;
+    let message = prosody_error(&both).unwrap();
     assert!(message.contains("scored by the language model"), "{message}");
-    assert!(both["summary"]["files"][0]["models"]["language"]["segments"].as_u64().unwrap() > 0);
+    assert!(both["files"][0]["models"]["language"]["segments"].as_u64().unwrap() > 0);
 }
