@@ -89,7 +89,7 @@ async fn server(backend: BackendKind, v1: Option<&str>, data: &std::path::Path) 
     if let Some(v1) = v1 {
         config.hume_api_base_url = v1.parse().unwrap();
     }
-    let app = Application::build(config).await.map_err(|e| e.to_string())?;
+    let app = Application::build(config).await.map_err(|e| format!("{e:#}"))?;
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     Ok(address)

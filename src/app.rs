@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::idempotency::{Idempotency, IdempotencyKey, Started};
 use crate::intake::Intake;
 use crate::job::{Caller, JobRequest};
-use crate::upstream::{LimiterKey, SharedLimits};
+use crate::upstream::SharedLimits;
 
 /// Everything the server holds for its lifetime.
 pub struct App {
@@ -45,7 +45,7 @@ impl App {
     pub fn caller(&self, headers: &HeaderMap) -> Caller {
         let from_header =
             headers.get("x-hume-api-key").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<Secret>().ok());
-        Caller { api_key: from_header.or_else(|| self.config.hume_api_key.clone()) }
+        Caller::new(from_header.or_else(|| self.config.hume_api_key.clone()))
     }
 
     /// Starts a job on the backend, at most once per idempotency key, once it passed intake.
@@ -56,10 +56,7 @@ impl App {
         job: JobRequest,
     ) -> Result<String, ApiError> {
         self.intake.check(&job).await?;
-        let scope = caller
-            .api_key
-            .as_ref()
-            .map_or_else(|| "anonymous".to_owned(), |k| LimiterKey::for_api_key(k.expose()).as_str().to_owned());
+        let scope = caller.key_hash().map_or("anonymous", |hash| hash.short()).to_owned();
         let files: Vec<String> = job.files.iter().map(|f| hex::encode(Md5::digest(&f.bytes))).collect();
         let fingerprint = json!({ "request": job.request, "files": files });
         let (backend, caller) = (self.backend.clone(), caller.clone());

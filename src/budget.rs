@@ -7,6 +7,7 @@
 //! an archive's members, a media duration after probing, frames) becomes that source's error,
 //! with the same information, and the other sources still complete.
 
+use crate::error_code::ErrorCode;
 use std::fmt;
 
 /// One dimension of work with a limit.
@@ -35,89 +36,78 @@ pub enum Limit {
 /// What the answers and the manifest say about a limit.
 struct LimitInfo {
     /// The error code (listed in `action-manifest.json`).
-    code: &'static str,
+    code: ErrorCode,
     /// The setting that raises it.
     setting: &'static str,
     /// What is counted, as a person reads it.
     what: &'static str,
     unit: &'static str,
-    /// 413 for sizes, 422 for counts, when refused at intake.
-    status: u16,
     /// How to get under it.
     advice: &'static str,
 }
 
 const INFO: [LimitInfo; 9] = [
     LimitInfo {
-        code: "body_too_large",
+        code: ErrorCode::BodyTooLarge,
         setting: "HUME_ACTION_MAX_BODY_BYTES",
         what: "a JSON request body",
         unit: "bytes",
-        status: 413,
         advice: "Send fewer or shorter values, or upload text as files (multipart).",
     },
     LimitInfo {
-        code: "upload_too_large",
+        code: ErrorCode::UploadTooLarge,
         setting: "HUME_ACTION_MAX_UPLOAD_BYTES",
         what: "a multipart upload",
         unit: "bytes",
-        status: 413,
         advice: "Upload fewer or smaller files, or host them and send their URLs.",
     },
     LimitInfo {
-        code: "text_too_large",
+        code: ErrorCode::TextTooLarge,
         setting: "HUME_ACTION_MAX_TEXT_BYTES",
         what: "one text item or text file",
         unit: "bytes",
-        status: 413,
         advice: "Split the text into several items or jobs.",
     },
     LimitInfo {
-        code: "job_text_too_large",
+        code: ErrorCode::JobTextTooLarge,
         setting: "HUME_ACTION_MAX_JOB_TEXT_BYTES",
         what: "the text of one job",
         unit: "bytes",
-        status: 413,
         advice: "Split the texts across several jobs.",
     },
     LimitInfo {
-        code: "too_many_segments",
+        code: ErrorCode::TooManySegments,
         setting: "HUME_ACTION_MAX_JOB_SEGMENTS",
         what: "the language segments of one job",
         unit: "segments",
-        status: 422,
         advice: "Use a coarser granularity (sentence instead of word) or split the job.",
     },
     LimitInfo {
-        code: "too_many_sources",
+        code: ErrorCode::TooManySources,
         setting: "HUME_ACTION_MAX_JOB_SOURCES",
         what: "the sources of one job (URLs, text items and files, each archive member counted)",
         unit: "sources",
-        status: 422,
         advice: "Split the sources across several jobs.",
     },
     LimitInfo {
-        code: "media_too_long",
+        code: ErrorCode::MediaTooLong,
         setting: "HUME_ACTION_MAX_SOURCE_MEDIA_SECS",
         what: "one audio or video source",
         unit: "seconds",
-        status: 422,
         advice: "Cut the recording into shorter parts.",
     },
     LimitInfo {
-        code: "job_media_too_long",
+        code: ErrorCode::JobMediaTooLong,
         setting: "HUME_ACTION_MAX_JOB_MEDIA_SECS",
         what: "the audio and video of one job",
         unit: "seconds",
-        status: 422,
         advice: "Split the recordings across several jobs.",
     },
     LimitInfo {
-        code: "too_many_frames",
+        code: ErrorCode::TooManyFrames,
         setting: "HUME_ACTION_MAX_JOB_FRAMES",
         what: "the video frames and images of one job",
         unit: "frames",
-        status: 422,
         advice: "Lower models.face.fps_pred, send shorter videos, or split the job.",
     },
 ];
@@ -141,7 +131,7 @@ impl Limit {
     }
 
     /// The stable error code.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         self.info().code
     }
 
@@ -150,9 +140,9 @@ impl Limit {
         self.info().setting
     }
 
-    /// The HTTP status when it is crossed at intake: 413 for sizes, 422 for counts.
+    /// The HTTP status when it is crossed at intake (its code's: 413 for sizes, 422 for counts).
     pub fn status(self) -> u16 {
-        self.info().status
+        self.code().status().as_u16()
     }
 
     /// The unit it counts in.
@@ -256,7 +246,7 @@ mod tests {
 
     #[test]
     fn every_limit_has_its_own_code_and_setting_and_a_message_naming_them() {
-        let mut codes: Vec<&str> = Limit::ALL.iter().map(|l| l.code()).collect();
+        let mut codes: Vec<&str> = Limit::ALL.iter().map(|l| l.code().as_str()).collect();
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), Limit::ALL.len());

@@ -8,6 +8,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, sync::Arc, time::Du
 
 use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::budget::Budgets;
@@ -408,6 +409,29 @@ impl Secret {
     /// The secret's value, for the one place that must send it.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
+    }
+
+    /// The secret's [`KeyHash`].
+    pub fn hash(&self) -> KeyHash {
+        KeyHash(hex::encode(Sha256::digest(self.expose().as_bytes())))
+    }
+}
+
+/// The one hash of an API key that the server keeps or compares (SHA-256, hex): the key itself
+/// is never stored. A job's owner, the rate limiter's budget and the idempotency scope are all
+/// read off it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyHash(String);
+
+impl KeyHash {
+    /// All 256 bits, as stored with jobs (`sha256:<hex>` owners).
+    pub fn hex(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 128 bits, where a name must stay short (Redis keys, log fields).
+    pub fn short(&self) -> &str {
+        &self.0[..32]
     }
 }
 

@@ -11,7 +11,10 @@
 //!   converts axum's rejection and picks the status;
 //! - anything from upstream (Hume): [`ApiError::Upstream`], which keeps the upstream status,
 //!   attempt count and message;
-//! - our own faults: [`ApiError::Internal`]; its details go to the log, not to the caller.
+//! - a job store failure: [`StoreError`], which converts into the answer (a busy key asks for a
+//!   retry; anything else is internal);
+//! - our own faults: [`ApiError::Internal`]; its cause goes to the log when the answer is made,
+//!   never to the caller.
 //!
 //! Every answer reads `{"error": {"code", "message", "field"?, "retryable", "upstream_status"?,
 //! "attempts"?}}`, with a message written for a person reading a workflow's run log.
@@ -21,6 +24,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 
 use crate::budget::LimitExceeded;
+pub use crate::error_code::ErrorCode;
 use crate::upstream::UpstreamError;
 
 /// A problem with one input field, named so a builder can show it next to that field.
@@ -28,7 +32,7 @@ use crate::upstream::UpstreamError;
 #[error("{message}")]
 pub struct FieldError {
     /// Stable machine-readable code, listed in `action-manifest.json`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// The field at fault (`urls`, `models_face`, `urls[2]`, ...).
     pub field: String,
     /// What is wrong and how to fix it.
@@ -37,7 +41,7 @@ pub struct FieldError {
 
 impl FieldError {
     /// A field error with the given code, field and message.
-    pub fn new(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { code, field: field.into(), message: message.into() }
     }
 }
@@ -50,7 +54,7 @@ pub enum ApiError {
     #[error("{0}")]
     OverLimit(#[from] LimitExceeded),
     #[error("{message}")]
-    BadRequest { status: StatusCode, code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     #[error("Missing or wrong token: send `Authorization: Bearer <token>` with the token this server was started with (HUME_ACTION_TOKEN).")]
     Unauthorized,
     #[error("No Hume API key: send it in the `X-Hume-Api-Key` header of this request, or start the server with HUME_API_KEY set.")]
@@ -63,44 +67,40 @@ pub enum ApiError {
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
     Unavailable(String),
-    #[error("Internal error: {0}")]
-    Internal(String),
+    /// Our own fault: `context` is answered, `cause` only logged (when the answer is made).
+    #[error("Internal error: {context}")]
+    Internal { context: String, cause: String },
 }
 
 impl ApiError {
-    /// An internal error; the cause is logged here and kept out of the answer.
+    /// An internal error; the cause is kept out of the answer and logged where the answer is made
+    /// (`crate::http::error`).
     pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
-        tracing::error!(%cause, "{context}");
-        Self::Internal(context.to_owned())
+        Self::Internal { context: context.to_owned(), cause: cause.to_string() }
     }
 
-    /// The HTTP status of this error.
+    /// The HTTP status of this error: its code's, but for an upstream rejection, which keeps
+    /// Hume's own.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Invalid(_) | Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::OverLimit(e) => StatusCode::from_u16(e.limit.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
-            Self::BadRequest { status, .. } => *status,
-            Self::Unauthorized | Self::MissingApiKey => StatusCode::UNAUTHORIZED,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Upstream(e) => e.status_for_caller(),
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => self.code().status(),
         }
     }
 
     /// The stable error code (listed in `action-manifest.json`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid(e) => e.code,
             Self::OverLimit(e) => e.limit.code(),
-            Self::BadRequest { code, .. } => code,
-            Self::Unauthorized => "unauthorized",
-            Self::MissingApiKey => "missing_api_key",
-            Self::NotFound(_) => "not_found",
-            Self::IdempotencyConflict => "idempotency_key_reused",
+            Self::BadRequest { code, .. } => *code,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::MissingApiKey => ErrorCode::MissingApiKey,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::IdempotencyConflict => ErrorCode::IdempotencyKeyReused,
             Self::Upstream(e) => e.code(),
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal { .. } => ErrorCode::Internal,
         }
     }
 
@@ -109,6 +109,64 @@ impl ApiError {
         match self {
             Self::Upstream(e) => e.retry_after(),
             _ => None,
+        }
+    }
+}
+
+/// Why the job store (`crate::store`, and the idempotency records kept in it) could not do what
+/// was asked. It lives here, below the stores, because `crate::idempotency`'s store trait returns
+/// it too.
+///
+/// Callers branch on the kind, never on the text:
+/// a lost lease abandons a run, a busy key asks the caller to retry, everything else fails the
+/// operation and is logged where it becomes an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A write refused because another replica took the job (or the callback) over: the run
+    /// must be abandoned, not failed.
+    #[error("job store: this replica no longer holds the job's lease (another replica took it over)")]
+    LeaseLost,
+    /// An `Idempotency-Key` is claimed by a call (on some replica) that has not stored its job yet.
+    #[error("job store: the Idempotency-Key is being used by a call still in progress; try again")]
+    KeyInUse,
+    /// The database refused or failed a statement, or could not be reached.
+    #[error("job store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The store could not be opened or migrated at start-up (`what` says which, and how to fix it).
+    #[error("job store: {what}: {cause}")]
+    Open { what: String, cause: String },
+    /// A stored row cannot be read back (written by a newer version, or damaged).
+    #[error("job store: the stored {what} cannot be read: {cause}")]
+    Corrupt { what: &'static str, cause: String },
+    /// A call the store's contract does not allow (a bug in the caller).
+    #[error("job store: {0}")]
+    Misuse(String),
+}
+
+impl StoreError {
+    /// A start-up failure: `what` failed because of `cause`.
+    pub fn open(what: impl Into<String>, cause: impl std::fmt::Display) -> Self {
+        Self::Open { what: what.into(), cause: cause.to_string() }
+    }
+
+    /// A stored `what` that does not parse.
+    pub fn corrupt(what: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self::Corrupt { what, cause: cause.to_string() }
+    }
+
+    /// Whether this is [`StoreError::LeaseLost`]: the run must be abandoned, not failed.
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, Self::LeaseLost)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::KeyInUse => ApiError::Unavailable(
+                "Another call with this Idempotency-Key is still starting its job; send it again in a minute.".into(),
+            ),
+            other => ApiError::internal("the job store failed", other),
         }
     }
 }

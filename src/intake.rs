@@ -15,7 +15,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::budget::{Budgets, Limit, LimitExceeded};
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::fetch::Fetcher;
 use crate::job::models::{Granularity, LanguageSettings, ModelSettings};
 use crate::job::request::InferenceRequest;
@@ -50,7 +50,11 @@ impl Intake {
 
     async fn check_callback(&self, callback: &str) -> Result<(), FieldError> {
         let refused = |reason: String| {
-            FieldError::new("callback_url_refused", "callback_url", format!("callback_url is refused: {reason}."))
+            FieldError::new(
+                ErrorCode::CallbackUrlRefused,
+                "callback_url",
+                format!("callback_url is refused: {reason}."),
+            )
         };
         let url = Url::parse(callback).map_err(|e| refused(e.to_string()))?;
         self.fetcher.vet(&url).await.map_err(|e| refused(e.to_string()))

@@ -15,6 +15,7 @@ pub mod budget;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod error_code;
 pub mod fetch;
 pub mod http;
 pub mod idempotency;

@@ -10,7 +10,7 @@ async fn main() -> std::process::ExitCode {
     let app = match startup::Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("hume-action: {e}");
+            eprintln!("hume-action: {e:#}");
             return std::process::ExitCode::FAILURE;
         }
     };

@@ -9,6 +9,7 @@
 //! PostgreSQL that cannot be reached is tried again for [`DATABASE_PATIENCE`], then start-up
 //! fails naming it (host, port, database; never the password) and why.
 
+use anyhow::{anyhow, bail, Context};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,47 +53,35 @@ const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// files, media work, logs.
 const RESERVED_FILES: u64 = 256;
 
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("Could not listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
-    #[error("{0}")]
-    Other(String),
-}
-
 /// The durable engine (`local` and `hume`): SQLite jobs, media preparation, the analyzers the
 /// backend routes each model to, and workers already running.
 async fn engine_backend(
     config: &Config,
     policy: RetryPolicy,
     shared_limits: Option<&Arc<SharedLimits>>,
-) -> Result<(Arc<dyn Backend>, Arc<dyn IdempotencyStore>), StartupError> {
-    let other = |e: &dyn std::fmt::Display| StartupError::Other(e.to_string());
-    let (store, idempotency, lock, downloads): (Arc<dyn Store>, Arc<dyn IdempotencyStore>, _, _) = match &config
-        .database_url
-    {
-        Some(url) => {
-            if config.backend == BackendKind::Hume && config.secret_key.is_none() {
-                return Err(StartupError::Other(
+) -> anyhow::Result<(Arc<dyn Backend>, Arc<dyn IdempotencyStore>)> {
+    let (store, idempotency, lock, downloads): (Arc<dyn Store>, Arc<dyn IdempotencyStore>, _, _) =
+        match &config.database_url {
+            Some(url) => {
+                if config.backend == BackendKind::Hume && config.secret_key.is_none() {
+                    bail!(
                     "HUME_ACTION_DATABASE_URL with the hume backend needs HUME_ACTION_SECRET_KEY, the same on every \
-                         replica: each replica must unseal the API keys stored with the jobs the others accepted"
-                        .into(),
-                ));
+                     replica: each replica must unseal the API keys stored with the jobs the others accepted"
+                );
+                }
+                let store = Arc::new(postgres_store(config, url.expose()).await?);
+                let downloads = replica_downloads_dir(&config.data_dir, store.replica())?;
+                (store.clone(), store, None, downloads)
             }
-            let store = Arc::new(postgres_store(config, url.expose()).await?);
-            let downloads = replica_downloads_dir(&config.data_dir, store.replica())?;
-            (store.clone(), store, None, downloads)
-        }
-        None => {
-            let lock = lock_data_dir(&config.data_dir)?;
-            let store =
-                Arc::new(SqliteStore::open(&config.data_dir).await.map_err(|e| other(&e))?.with_lease(config.lease()));
-            // After the data directory's lock: only the server that owns it empties its downloads.
-            (store.clone(), store, Some(lock), downloads_dir(&config.data_dir)?)
-        }
-    };
-    let sealer = Arc::new(Sealer::load(config.secret_key.as_ref(), &config.data_dir).map_err(|e| other(&e))?);
+            None => {
+                let lock = lock_data_dir(&config.data_dir)?;
+                let store = Arc::new(SqliteStore::open(&config.data_dir).await?.with_lease(config.lease()));
+                // After the data directory's lock: only the server that owns it empties its downloads.
+                (store.clone(), store, Some(lock), downloads_dir(&config.data_dir)?)
+            }
+        };
+    let sealer =
+        Arc::new(Sealer::load(config.secret_key.as_ref(), &config.data_dir).context("HUME_ACTION_SECRET_KEY")?);
     let tools = Tools { ffmpeg: config.ffmpeg.clone(), ffprobe: config.ffprobe.clone() };
     let media = Arc::new(Preparer::new(
         tools.clone(),
@@ -109,7 +98,7 @@ async fn engine_backend(
             tracing::info!(%version, "ffmpeg found");
             components.insert("ffmpeg", version);
         }
-        (Err(e), BackendKind::Hume) => return Err(other(&e)),
+        (Err(e), BackendKind::Hume) => return Err(e.into()),
         (Err(e), _) => {
             tracing::warn!(error = %e, "audio, video and images cannot be measured until ffmpeg is installed");
             components.insert("ffmpeg", format!("missing: {e}"));
@@ -117,9 +106,9 @@ async fn engine_backend(
     }
     let model_dir = config.model_dir().join(MODEL_DIR_NAME);
     let language = tokio::task::spawn_blocking(move || LanguageModel::load(&model_dir))
-        .await
-        .map_err(|e| other(&e))?
-        .map_err(|e| other(&e))?;
+        .await?
+        .map_err(|e| anyhow!("{e}"))
+        .context("the language model")?;
     components.insert("language_model", "loaded".into());
     let language: Arc<dyn Analyzer> = Arc::new(LanguageAnalyzer::new(Arc::new(language)));
     let model_root = config.model_dir();
@@ -133,7 +122,7 @@ async fn engine_backend(
             components.insert("speech_models", format!("not loaded: {e}"));
             None
         }
-        Err(e) => return Err(other(&e)),
+        Err(e) => return Err(e).context("loading the speech models"),
     };
     let (analyzers, key_sealer) = match config.backend {
         BackendKind::Hume => {
@@ -143,7 +132,8 @@ async fn engine_backend(
             let scrubber = Arc::new(config.scrubber());
             let client =
                 UpstreamClient::new(config.hume_api_base_url.clone(), timeout, limiter, policy.clone(), scrubber)
-                    .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
+                    .map_err(|e| anyhow!("{e}"))
+                    .context("HTTP client")?;
             let client = Arc::new(HumeV1Client::new(client));
             let face = Arc::new(HumeFace::new(client.clone()));
             let voice = Arc::new(HumeVoice::new(client));
@@ -161,7 +151,7 @@ async fn engine_backend(
                     components.insert("face_models", format!("not loaded: {e}"));
                     None
                 }
-                Err(e) => return Err(other(&e)),
+                Err(e) => return Err(e).context("loading the face models"),
             };
             (Analyzers::local(language, face), None)
         }
@@ -191,25 +181,26 @@ async fn engine_backend(
         scrubber,
     });
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
-    workers.start(config.workers()).await.map_err(|e| other(&e))?;
+    workers.start(config.workers()).await.context("starting the workers")?;
     Ok((Arc::new(EngineBackend::new(store, workers, lock, key_sealer, components, summary)), idempotency))
 }
 
 /// The PostgreSQL store of `HUME_ACTION_DATABASE_URL`, reached within [`DATABASE_PATIENCE`].
-async fn postgres_store(config: &Config, url: &str) -> Result<PostgresStore, StartupError> {
+async fn postgres_store(config: &Config, url: &str) -> anyhow::Result<PostgresStore> {
+    // The message is scrubbed of the URL's password before it goes anywhere.
     PostgresStore::connect(url, config.database_pool_size, config.lease(), DATABASE_PATIENCE)
         .await
-        .map_err(|e| StartupError::Other(config.scrubber().scrub(&e.to_string())))
+        .map_err(|e| anyhow!(config.scrubber().scrub(&e.to_string())))
 }
 
 /// `<data dir>/downloads/<replica>`, for a replica on PostgreSQL: replicas may share a data
 /// directory, so each downloads into its own folder, locked while it runs; folders whose lock
 /// is free belong to replicas that are gone, and are removed.
-fn replica_downloads_dir(data_dir: &std::path::Path, replica: &str) -> Result<std::path::PathBuf, StartupError> {
+fn replica_downloads_dir(data_dir: &std::path::Path, replica: &str) -> anyhow::Result<std::path::PathBuf> {
     let root = data_dir.join("downloads");
-    let other = |e: std::io::Error| StartupError::Other(format!("cannot prepare {}: {e}", root.display()));
-    std::fs::create_dir_all(&root).map_err(other)?;
-    for entry in std::fs::read_dir(&root).map_err(other)?.flatten() {
+    let context = || format!("cannot prepare {}", root.display());
+    std::fs::create_dir_all(&root).with_context(context)?;
+    for entry in std::fs::read_dir(&root).with_context(context)?.flatten() {
         let path = entry.path();
         let gone = std::fs::File::open(path.join(".lock")).is_ok_and(|lock| lock.try_lock().is_ok());
         if gone {
@@ -217,9 +208,9 @@ fn replica_downloads_dir(data_dir: &std::path::Path, replica: &str) -> Result<st
         }
     }
     let dir = root.join(replica);
-    std::fs::create_dir_all(&dir).map_err(other)?;
-    let lock = std::fs::File::create(dir.join(".lock")).map_err(other)?;
-    lock.try_lock().map_err(|e| other(std::io::Error::other(e.to_string())))?;
+    std::fs::create_dir_all(&dir).with_context(context)?;
+    let lock = std::fs::File::create(dir.join(".lock")).with_context(context)?;
+    lock.try_lock().map_err(|e| anyhow!("{e}")).with_context(context)?;
     // Held (leaked) for the process's lifetime: the lock ends with the process, however it ends.
     std::mem::forget(lock);
     Ok(dir)
@@ -228,9 +219,9 @@ fn replica_downloads_dir(data_dir: &std::path::Path, replica: &str) -> Result<st
 /// The link to the Redis that holds the fleet's rate limits, when `HUME_ACTION_REDIS_URL` is
 /// set. A Redis that does not answer at start does not stop the server: it says so, reports it
 /// on `/readyz`, and upstream calls wait for Redis (fail closed) until it answers.
-async fn shared_limits(config: &Config) -> Result<Option<Arc<SharedLimits>>, StartupError> {
+async fn shared_limits(config: &Config) -> anyhow::Result<Option<Arc<SharedLimits>>> {
     let Some(url) = &config.redis_url else { return Ok(None) };
-    let shared = SharedLimits::new(url).map_err(StartupError::Other)?;
+    let shared = SharedLimits::new(url).map_err(|e| anyhow!(e))?;
     match shared.check().await {
         Ok(()) => tracing::info!(redis = %shared.address(), "sharing the rate limits in Redis"),
         Err(e) => tracing::error!(
@@ -262,24 +253,20 @@ fn rate_limiter(
 }
 
 /// `<data dir>/downloads`, emptied: downloads a killed process left behind go now.
-fn downloads_dir(data_dir: &std::path::Path) -> Result<std::path::PathBuf, StartupError> {
+fn downloads_dir(data_dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     let dir = data_dir.join("downloads");
-    let other = |e: std::io::Error| StartupError::Other(format!("cannot prepare {}: {e}", dir.display()));
+    let context = || format!("cannot prepare {}", dir.display());
     match std::fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(other(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).with_context(context),
         _ => {}
     }
-    std::fs::create_dir_all(&dir).map_err(other)?;
+    std::fs::create_dir_all(&dir).with_context(context)?;
     Ok(dir)
 }
 
 /// Downloads, callbacks and the intake's callback check, under the configured address rules.
 /// `downloads`: where downloads wait to be measured (the engine's; the intake downloads nothing).
-fn fetcher(
-    config: &Config,
-    policy: &RetryPolicy,
-    downloads: Option<std::path::PathBuf>,
-) -> Result<Fetcher, StartupError> {
+fn fetcher(config: &Config, policy: &RetryPolicy, downloads: Option<std::path::PathBuf>) -> anyhow::Result<Fetcher> {
     Fetcher::new(FetchConfig {
         allow_private: config.allow_private_urls,
         max_bytes: config.max_download_bytes,
@@ -290,21 +277,22 @@ fn fetcher(
         retry: policy.clone(),
         ..FetchConfig::default()
     })
-    .map_err(|e| StartupError::Other(e.to_string()))
+    .map_err(|e| anyhow!("{e}"))
+    .context("the downloader")
 }
 
 /// One server per data directory: a second one would re-run the first one's jobs as
 /// "interrupted". The lock is released when the process ends, however it ends.
-fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartupError> {
-    let other = |e: std::io::Error| StartupError::Other(format!("cannot lock {}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(other)?;
-    let file = std::fs::File::create(dir.join("hume-action.lock")).map_err(other)?;
-    file.try_lock().map_err(|_| {
-        StartupError::Other(format!(
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let context = || format!("cannot lock {}", dir.display());
+    std::fs::create_dir_all(dir).with_context(context)?;
+    let file = std::fs::File::create(dir.join("hume-action.lock")).with_context(context)?;
+    if file.try_lock().is_err() {
+        bail!(
             "another hume-action is running on HUME_ACTION_DATA_DIR={}; stop it or give this one its own data directory",
             dir.display()
-        ))
-    })?;
+        );
+    }
     Ok(file)
 }
 
@@ -347,7 +335,8 @@ pub struct Application {
 
 impl Application {
     /// Builds every part from `config` and binds its address (port 0 picks a free one).
-    pub async fn build(config: Config) -> Result<Self, StartupError> {
+    /// Every failure says what could not start and why (`{:#}` prints the whole chain).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
         crate::telemetry::metrics::install();
         let policy = RetryPolicy {
             base_delay: Duration::from_millis(config.retry_base_ms),
@@ -368,7 +357,8 @@ impl Application {
                 let scrubber = Arc::new(config.scrubber());
                 let client =
                     UpstreamClient::new(config.hume_batch_base_url.clone(), timeout, limiter, policy, scrubber)
-                        .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
+                        .map_err(|e| anyhow!("{e}"))
+                        .context("HTTP client")?;
                 let client = HumeV0Client::new(client);
                 // With a database, replicas share their idempotency records, each key claimed
                 // before its upstream job is created: one job per key across replicas.
@@ -389,9 +379,8 @@ impl Application {
         };
         let idempotency = Arc::new(idempotency);
         let limits = connection_limits(&config);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartupError::Bind { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("Could not listen on {}", config.listen))?;
         let app = AppState(Arc::new(App { config, backend, idempotency, intake, shared_limits }));
         Ok(Self { listener, app, limits })
     }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::manifest::MANIFEST;
-use crate::error::FieldError;
+use crate::error::{ErrorCode, FieldError};
 
 use crate::job::{CallbackBody, JobRequest, MAX_URLS};
 
@@ -81,7 +81,7 @@ impl TryFrom<&Value> for ActionInput {
     fn try_from(body: &Value) -> Result<Self, FieldError> {
         let body = body.as_object().ok_or_else(|| {
             FieldError::new(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "body",
                 "The body must be a JSON object such as {\"urls\": [\"https://...\"]}.",
             )
@@ -98,7 +98,7 @@ impl TryFrom<&Value> for ActionInput {
         };
         if !(models.face || models.prosody || models.language) {
             return Err(FieldError::new(
-                "no_model_selected",
+                ErrorCode::NoModelSelected,
                 "models_prosody",
                 "All three models are set to No. Set at least one of models_face, models_prosody or models_language to Yes.",
             ));
@@ -109,7 +109,7 @@ impl TryFrom<&Value> for ActionInput {
             Some(Value::String(s)) => Some(parse_http_url("callback_url", s.trim())?),
             Some(_) => {
                 return Err(FieldError::new(
-                    "invalid_url",
+                    ErrorCode::InvalidUrl,
                     "callback_url",
                     "callback_url must be one http(s) URL as a string.",
                 ))
@@ -120,7 +120,7 @@ impl TryFrom<&Value> for ActionInput {
             Some("predictions") => CallbackBody::Predictions,
             Some(other) => {
                 return Err(FieldError::new(
-                    "invalid_callback_body",
+                    ErrorCode::InvalidCallbackBody,
                     "callback_body",
                     format!("callback_body must be Summary or Predictions; got {other:?}."),
                 ))
@@ -135,7 +135,7 @@ impl TryFrom<&Value> for ActionInput {
         }
         .ok_or_else(|| {
             FieldError::new(
-                "invalid_wait",
+                ErrorCode::InvalidWait,
                 "wait_seconds",
                 "wait_seconds must be a number of seconds (0 to answer at once, up to the server's cap, 25 by default).",
             )
@@ -154,7 +154,9 @@ fn text_field<'a>(body: &'a serde_json::Map<String, Value>, field: &str) -> Resu
             check_template(field, s.trim())?;
             Ok(Some(s.trim()))
         }
-        Some(other) => Err(FieldError::new("invalid_field", field, format!("{field} must be a string; got {other}."))),
+        Some(other) => {
+            Err(FieldError::new(ErrorCode::InvalidField, field, format!("{field} must be a string; got {other}.")))
+        }
     }
 }
 
@@ -168,7 +170,7 @@ impl TryFrom<&Value> for UrlList {
             Value::String(s) => string_items(s)?,
             _ => {
                 return Err(FieldError::new(
-                    "invalid_urls",
+                    ErrorCode::InvalidUrls,
                     "urls",
                     "urls must be a list of URLs: a JSON array of strings, or one string with URLs separated by commas or new lines.",
                 ))
@@ -188,7 +190,7 @@ impl TryFrom<&Value> for UrlList {
         match urls.len() {
             0 => Err(missing_urls()),
             n if n > MAX_URLS => Err(FieldError::new(
-                "too_many_urls",
+                ErrorCode::TooManyUrls,
                 "urls",
                 format!("urls holds {n} distinct URLs; one job takes at most {MAX_URLS}. Split them across runs (a Loop node) or pack them into a .zip archive."),
             )),
@@ -224,11 +226,19 @@ impl Toggle {
 }
 
 fn invalid_toggle(field: &str, got: &str) -> FieldError {
-    FieldError::new("invalid_toggle", field, format!("{field} must be Yes or No (true/false also work); got {got}."))
+    FieldError::new(
+        ErrorCode::InvalidToggle,
+        field,
+        format!("{field} must be Yes or No (true/false also work); got {got}."),
+    )
 }
 
 fn missing_urls() -> FieldError {
-    FieldError::new("missing_urls", "urls", "urls is empty. Map at least one audio, video, image or text URL into it.")
+    FieldError::new(
+        ErrorCode::MissingUrls,
+        "urls",
+        "urls is empty. Map at least one audio, video, image or text URL into it.",
+    )
 }
 
 fn array_item(index: usize, value: &Value) -> Result<(String, String), FieldError> {
@@ -238,15 +248,17 @@ fn array_item(index: usize, value: &Value) -> Result<(String, String), FieldErro
         Value::Object(o) => match o.get("url") {
             Some(Value::String(s)) => Ok((field, s.clone())),
             _ => Err(FieldError::new(
-                "invalid_url",
+                ErrorCode::InvalidUrl,
                 field,
                 "Each item of urls must be a URL string (or an object with a \"url\" string).",
             )),
         },
         Value::Null => Ok((field, String::new())),
-        other => {
-            Err(FieldError::new("invalid_url", field, format!("Each item of urls must be a URL string; got {other}.")))
-        }
+        other => Err(FieldError::new(
+            ErrorCode::InvalidUrl,
+            field,
+            format!("Each item of urls must be a URL string; got {other}."),
+        )),
     }
 }
 
@@ -257,7 +269,7 @@ fn string_items(s: &str) -> Result<Vec<(String, String)>, FieldError> {
     if s.starts_with('[') {
         let items: Vec<Value> = serde_json::from_str(s).map_err(|e| {
             FieldError::new(
-                "invalid_urls",
+                ErrorCode::InvalidUrls,
                 "urls",
                 format!("urls looks like a JSON array but is not valid JSON ({e}). Send [\"https://...\", ...]."),
             )
@@ -293,7 +305,7 @@ fn starts_with_scheme(s: &str) -> bool {
 fn check_template(field: &str, text: &str) -> Result<(), FieldError> {
     if text.contains("{{") && text.contains("}}") {
         return Err(FieldError::new(
-            "unfilled_template",
+            ErrorCode::UnfilledTemplate,
             field,
             format!("{field} still holds a template ({text}); map it to a value from an earlier step."),
         ));
@@ -305,14 +317,14 @@ fn parse_http_url(field: &str, raw: &str) -> Result<Url, FieldError> {
     check_template(field, raw)?;
     if raw.contains(char::is_whitespace) {
         return Err(FieldError::new(
-            "invalid_url",
+            ErrorCode::InvalidUrl,
             field,
             format!("{field} contains a space: {raw}. Separate URLs with commas or new lines, and encode spaces inside a URL as %20."),
         ));
     }
     let url = Url::parse(raw).map_err(|e| {
         FieldError::new(
-            "invalid_url",
+            ErrorCode::InvalidUrl,
             field,
             format!(
                 "{field} is not a valid URL ({e}): {raw}. Use a full address such as https://example.com/call.mp3."
@@ -320,7 +332,11 @@ fn parse_http_url(field: &str, raw: &str) -> Result<Url, FieldError> {
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(FieldError::new("invalid_url", field, format!("{field} must be an http or https URL; got {raw}.")));
+        return Err(FieldError::new(
+            ErrorCode::InvalidUrl,
+            field,
+            format!("{field} must be an http or https URL; got {raw}."),
+        ));
     }
     Ok(url)
 }
@@ -371,9 +387,9 @@ mod tests {
     #[test]
     fn url_errors_name_the_item() {
         let e = urls(json!(["https://a.test/x", "ftp://b.test/y"])).unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("invalid_url", "urls[1]"));
+        assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_url", "urls[1]"));
         let e = urls(json!("https://a.test/x, not a url")).unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("invalid_url", "urls[0]"));
+        assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_url", "urls[0]"));
         assert_eq!(urls(json!("")).unwrap_err().code, "missing_urls");
         assert_eq!(urls(json!([])).unwrap_err().code, "missing_urls");
         assert_eq!(urls(Value::Null).unwrap_err().code, "missing_urls");
@@ -404,7 +420,7 @@ mod tests {
             assert_eq!(Toggle::parse("models_face", &v).unwrap(), want, "{v}");
         }
         let e = Toggle::parse("models_face", &json!("maybe")).unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("invalid_toggle", "models_face"));
+        assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_toggle", "models_face"));
         assert_eq!(Toggle::parse("models_face", &json!("{{x.y}}")).unwrap_err().code, "unfilled_template");
         assert_eq!(Toggle::parse("models_face", &json!([1])).unwrap_err().code, "invalid_toggle");
     }
@@ -431,6 +447,6 @@ mod tests {
         let input = ActionInput::try_from(&json!({"urls": "https://a.test/x", "callback_url": ""})).unwrap();
         assert!(input.callback_url.is_none());
         let e = ActionInput::try_from(&json!({"urls": "https://a.test/x", "callback_url": "mailto:x@y"})).unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("invalid_url", "callback_url"));
+        assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_url", "callback_url"));
     }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::backend::{Backend, RawBody, SummaryQuery};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::job::list::ListQuery;
 use crate::job::state::JobState;
 use crate::job::{Caller, JobRequest};
 use crate::predictions::SourceResult;
@@ -52,8 +53,7 @@ impl Backend for BatchBackend {
     async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<String, ApiError> {
         if !job.files.is_empty() {
             return Err(ApiError::BadRequest {
-                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                code: "uploads_not_supported",
+                code: ErrorCode::UploadsNotSupported,
                 message:
                     "The hume-batch backend forwards URLs and text only; host the files and send their URLs instead."
                         .into(),
@@ -62,8 +62,9 @@ impl Backend for BatchBackend {
         Ok(self.client.create_job(caller.require_api_key()?, &job.request).await?)
     }
 
-    async fn list_jobs(&self, caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError> {
-        self.read(caller, "/v0/batch/jobs", query).await
+    async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<RawBody, ApiError> {
+        let pairs: Vec<(String, String)> = query.pairs().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        self.read(caller, "/v0/batch/jobs", &pairs).await
     }
 
     async fn job(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {

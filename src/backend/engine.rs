@@ -15,7 +15,6 @@
 use std::io::{Seek, SeekFrom};
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
@@ -23,14 +22,15 @@ use serde_json::{json, Value};
 use crate::backend::{Backend, Components, RawBody, SummaryQuery};
 use crate::engine::give_back_memory;
 use crate::engine::worker::WorkerPool;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::job::list::{Direction, ListQuery, SortBy, When};
 use crate::job::now_ms;
 use crate::job::request::InferenceRequest;
 use crate::job::state::{job_json, request_echo, request_preview, JobState};
 use crate::job::{Caller, JobRequest};
 use crate::predictions::artifacts::write_zip;
 use crate::sealed::Sealer;
-use crate::store::{predictions_json, Inserted, JobRecord, ListFilter, NewJob, PageToken, SortBy, Store};
+use crate::store::{predictions_json, Inserted, JobRecord, ListFilter, NewJob, PageToken, Store};
 use crate::summary::{self, Summary, SummaryOptions, SummarySettings};
 
 /// Jobs run here, by the engine's workers.
@@ -94,8 +94,7 @@ impl EngineBackend {
         match job.state {
             JobState::Completed { .. } | JobState::Failed { .. } => Ok(job),
             ref state => Err(ApiError::BadRequest {
-                status: StatusCode::BAD_REQUEST,
-                code: "job_not_finished",
+                code: ErrorCode::JobNotFinished,
                 message: format!(
                     "Job {id} is {}; its predictions are ready once it is COMPLETED. Poll GET /v0/batch/jobs/{id}.",
                     state.status()
@@ -146,8 +145,8 @@ impl Backend for EngineBackend {
         }
     }
 
-    async fn list_jobs(&self, caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError> {
-        let filter = ListFilter { owner: caller.owner().as_str().to_owned(), ..list_filter(query)? };
+    async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<RawBody, ApiError> {
+        let filter = list_filter(caller.owner().as_str().to_owned(), query)?;
         // One more than the page tells whether there is a next one.
         let jobs = self.store.list(&ListFilter { limit: filter.limit + 1, ..filter.clone() }).await?;
         let (body, kept) = list_page(&jobs, filter.limit as usize);
@@ -227,76 +226,34 @@ fn list_page(jobs: &[JobRecord], limit: usize) -> (String, usize) {
 }
 
 /// The caller's query with `page_token` moved on to `token`, as a `Link` header.
-fn next_page_link(query: &[(String, String)], token: &PageToken) -> String {
+fn next_page_link(query: &ListQuery, token: &PageToken) -> String {
     let mut next = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in query.iter().filter(|(key, _)| key != "page_token") {
-        next.append_pair(key, value);
+    for (key, value) in query.pairs_without_page_token() {
+        next.append_pair(key, &value);
     }
     next.append_pair("page_token", &token.to_string());
     format!("</v0/batch/jobs?{}>; rel=\"next\"", next.finish())
 }
 
-/// The filters of `GET /v0/batch/jobs`, with v0's defaults (50 jobs, newest first), for no owner
-/// yet; `page_token` (from a `Link: <...>; rel="next"` answer) continues a list.
-fn list_filter(query: &[(String, String)]) -> Result<ListFilter, FieldError> {
-    let mut filter = ListFilter {
-        owner: String::new(),
-        after: None,
-        limit: 50,
-        statuses: Vec::new(),
-        created_after: None,
-        timestamp_ms: now_ms(),
-        sort_by: SortBy::Created,
-        ascending: false,
+/// The store filter of a list query, with v0's defaults (50 jobs, newest first), within
+/// `owner`'s jobs; `page_token` (from a `Link: <...>; rel="next"` answer) continues a list.
+fn list_filter(owner: String, query: &ListQuery) -> Result<ListFilter, FieldError> {
+    let after = match &query.page_token {
+        Some(token) => Some(token.parse().map_err(|()| {
+            FieldError::new(ErrorCode::InvalidQuery, "page_token", "page_token must be a token from a Link header.")
+        })?),
+        None => None,
     };
-    let invalid =
-        |field: &str, allowed: &str| FieldError::new("invalid_query", field, format!("{field} must be {allowed}."));
-    for (key, value) in query {
-        match key.as_str() {
-            "limit" => {
-                filter.limit = value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| invalid("limit", "a whole number of at least 1"))?
-                    .min(MAX_LIST_LIMIT)
-            }
-            "page_token" => {
-                filter.after = Some(value.parse().map_err(|()| invalid("page_token", "a token from a Link header"))?)
-            }
-            "status" => match value.as_str() {
-                "QUEUED" | "IN_PROGRESS" | "COMPLETED" | "FAILED" => filter.statuses.push(value.clone()),
-                _ => return Err(invalid("status", "QUEUED, IN_PROGRESS, COMPLETED or FAILED")),
-            },
-            "when" => {
-                filter.created_after = Some(match value.as_str() {
-                    "created_after" => true,
-                    "created_before" => false,
-                    _ => return Err(invalid("when", "created_before or created_after")),
-                })
-            }
-            "timestamp_ms" => {
-                filter.timestamp_ms = value.parse().map_err(|_| invalid("timestamp_ms", "Unix epoch milliseconds"))?
-            }
-            "sort_by" => {
-                filter.sort_by = match value.as_str() {
-                    "created" => SortBy::Created,
-                    "started" => SortBy::Started,
-                    "ended" => SortBy::Ended,
-                    _ => return Err(invalid("sort_by", "created, started or ended")),
-                }
-            }
-            "direction" => {
-                filter.ascending = match value.as_str() {
-                    "asc" => true,
-                    "desc" => false,
-                    _ => return Err(invalid("direction", "asc or desc")),
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(filter)
+    Ok(ListFilter {
+        owner,
+        after,
+        limit: query.limit.unwrap_or(50).min(MAX_LIST_LIMIT),
+        statuses: query.statuses.clone(),
+        created_after: query.when.map(|when| when == When::CreatedAfter),
+        timestamp_ms: query.timestamp_ms.unwrap_or_else(now_ms),
+        sort_by: query.sort_by.unwrap_or(SortBy::Created),
+        ascending: query.direction == Some(Direction::Asc),
+    })
 }
 
 /// Writes job `id`'s artifacts zip to an unnamed temporary file (gone once closed), reading the

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 use crate::error::ApiError;
+use crate::job::list::ListQuery;
 use crate::job::{Caller, JobRequest};
 use crate::summary::Summary;
 
@@ -66,7 +67,7 @@ pub trait Backend: Send + Sync {
     /// Starts a job and returns its id.
     async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<String, ApiError>;
     /// `GET /v0/batch/jobs` with the caller's query.
-    async fn list_jobs(&self, caller: &Caller, query: &[(String, String)]) -> Result<RawBody, ApiError>;
+    async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<RawBody, ApiError>;
     /// `GET /v0/batch/jobs/{id}`.
     async fn job(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError>;
     /// `GET /v0/batch/jobs/{id}/predictions`.

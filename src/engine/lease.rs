@@ -58,7 +58,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn gives_up_when_the_store_is_unreachable_until_the_lease_could_expire() {
         let start = Instant::now();
-        hold(Duration::from_secs(30), "test", || async { Err(StoreError("down".into())) }).await;
+        hold(Duration::from_secs(30), "test", || async { Err(StoreError::Misuse("down".into())) }).await;
         let waited = start.elapsed();
         assert!(waited >= Duration::from_secs(20) && waited < Duration::from_secs(30), "{waited:?}");
     }

@@ -2,7 +2,7 @@
 //! JSON or multipart in, the job started through idempotency, bodies passed back as they are.
 
 use axum::extract::multipart::{MultipartError, MultipartRejection};
-use axum::extract::{FromRequest, Multipart, RawQuery, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::Value;
@@ -11,13 +11,14 @@ use super::action::idempotency_key;
 use crate::app::AppState;
 use crate::backend::RawBody;
 use crate::budget::{Limit, LimitExceeded};
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{check_declared_length, JobId, JsonBody};
 use crate::http::openapi::{
-    ApiKeyHeader, IdempotencyKeyHeader, JobIdPath, JobStarted, ListJobsQuery, MultipartJobDoc, ReadErrors,
-    UpstreamErrors, V0Job, ZipArchive,
+    ApiKeyHeader, IdempotencyKeyHeader, JobIdPath, JobStarted, MultipartJobDoc, ReadErrors, UpstreamErrors, V0Job,
+    ZipArchive,
 };
+use crate::job::list::ListQuery;
 use crate::job::request::InferenceRequest;
 use crate::job::{JobRequest, UploadedFile};
 use crate::predictions::SourceResult;
@@ -73,7 +74,7 @@ fn is_multipart(headers: &HeaderMap) -> bool {
     operation_id = "list_jobs",
     tag = "v0",
     summary = "List the caller's jobs, newest first, a page at a time",
-    params(ListJobsQuery, ApiKeyHeader),
+    params(ListQuery, ApiKeyHeader),
     responses(
         (status = 200, description = "A page of the caller's jobs.", body = Vec<V0Job>, headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when there is one."))),
         ReadErrors,
@@ -81,14 +82,8 @@ fn is_multipart(headers: &HeaderMap) -> bool {
     ),
     security((), ("bearer" = [])),
 )]
-pub async fn list(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<RawBody, ApiError> {
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
-    app.backend.list_jobs(&app.caller(&headers), &pairs).await
+pub async fn list(State(app): State<AppState>, headers: HeaderMap, query: ListQuery) -> Result<RawBody, ApiError> {
+    app.backend.list_jobs(&app.caller(&headers), &query).await
 }
 
 /// `GET /v0/batch/jobs/{id}`.
@@ -164,7 +159,7 @@ async fn from_multipart(request: Request, max: u64) -> Result<JobRequest, ApiErr
             "json" => {
                 let bytes = part.bytes().await.map_err(read_error)?;
                 request = serde_json::from_slice(&bytes).map_err(|e| {
-                    FieldError::new("invalid_json", "json", format!("The `json` part is not valid JSON: {e}."))
+                    FieldError::new(ErrorCode::InvalidJson, "json", format!("The `json` part is not valid JSON: {e}."))
                 })?;
             }
             "file" => {
@@ -177,7 +172,9 @@ async fn from_multipart(request: Request, max: u64) -> Result<JobRequest, ApiErr
         }
     }
     if files.is_empty() {
-        return Err(FieldError::new("missing_file", "file", "A multipart job needs at least one `file` part.").into());
+        return Err(
+            FieldError::new(ErrorCode::MissingFile, "file", "A multipart job needs at least one `file` part.").into()
+        );
     }
     Ok(JobRequest { files, ..JobRequest::new(InferenceRequest::parse(request, true)?.to_value()) })
 }
@@ -192,5 +189,5 @@ fn multipart_error(status: StatusCode, detail: impl std::fmt::Display, max: u64)
         return LimitExceeded::new(Limit::UploadBytes, max, max + 1, "file").at_least().into();
     }
     let message = format!("The multipart body could not be read: {detail}.");
-    ApiError::BadRequest { status, code: "invalid_multipart", message }
+    ApiError::BadRequest { code: ErrorCode::InvalidMultipart, message }
 }

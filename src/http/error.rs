@@ -7,7 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-pub use crate::error::{ApiError, FieldError};
+pub use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// Every non-2xx answer: `{"error": {...}}`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -56,11 +56,13 @@ pub struct LimitDetail {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Internal { context, cause } = &self {
+            tracing::error!(%cause, "{context}");
+        }
         let status = self.status();
-        let (upstream_status, attempts, retryable) = match &self {
-            ApiError::Upstream(e) => (e.upstream_status(), Some(e.attempts()), e.is_retryable()),
-            ApiError::Unavailable(_) | ApiError::Internal(_) => (None, None, true),
-            _ => (None, None, false),
+        let (upstream_status, attempts) = match &self {
+            ApiError::Upstream(e) => (e.upstream_status(), Some(e.attempts())),
+            _ => (None, None),
         };
         let field = match &self {
             ApiError::Invalid(e) => Some(e.field.as_str()),
@@ -79,10 +81,10 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code(),
+                code: self.code().as_str(),
                 message: self.to_string(),
                 field,
-                retryable,
+                retryable: self.code().retryable(),
                 upstream_status,
                 attempts,
                 limit,
@@ -100,8 +102,7 @@ impl IntoResponse for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::BadRequest {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_job_id",
+            code: ErrorCode::InvalidJobId,
             message: format!(
                 "The job id in the path cannot be read ({rejection}); use the job_id a job was started with."
             ),
@@ -111,17 +112,16 @@ impl From<PathRejection> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        let status = rejection.status();
-        let (code, message) = match status {
+        let (code, message) = match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => {
-                ("body_too_large", "The request body is too large. Send fewer or shorter values.".to_owned())
+                (ErrorCode::BodyTooLarge, "The request body is too large. Send fewer or shorter values.".to_owned())
             }
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "Send the body as JSON with the header `Content-Type: application/json`.".to_owned(),
             ),
-            _ => ("invalid_json", format!("The body is not valid JSON: {}", rejection.body_text())),
+            _ => (ErrorCode::InvalidJson, format!("The body is not valid JSON: {}", rejection.body_text())),
         };
-        ApiError::BadRequest { status, code, message }
+        ApiError::BadRequest { code, message }
     }
 }

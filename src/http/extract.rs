@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::budget::{Limit, LimitExceeded};
+use crate::error::ErrorCode;
+use crate::job::list::ListQuery;
 
 /// `axum::Json`, but capped at `HUME_ACTION_MAX_BODY_BYTES` whatever the route's own limit, and a
 /// malformed, oversized or non-JSON body answers in our error shape.
@@ -51,8 +53,7 @@ async fn read_capped(body: Body, headers: &HeaderMap, max: u64, limit: Limit, fi
     let mut read = BytesMut::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest {
-            status: axum::http::StatusCode::BAD_REQUEST,
-            code: "invalid_json",
+            code: ErrorCode::InvalidJson,
             message: format!("The request body could not be read: {e}."),
         })?;
         let seen = (read.len() + chunk.len()) as u64;
@@ -69,3 +70,15 @@ async fn read_capped(body: Body, headers: &HeaderMap, max: u64, limit: Limit, fi
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 #[serde(transparent)]
 pub struct JobId(pub String);
+
+/// The list query, read from the query string (repeated `status` included); a value v0 would
+/// refuse answers 400 `invalid_query` naming the parameter.
+impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect();
+        Ok(ListQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?)
+    }
+}

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, HeaderName};
 use axum::response::IntoResponse;
 use axum::{middleware as axum_mw, Extension, Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -35,6 +35,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::error::ErrorCode;
 
 use error::{ApiError, ErrorBody};
 use openapi::{Health, Ready};
@@ -73,7 +74,9 @@ pub fn router(app: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
-        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("the request handler panicked".into()).into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("the request handler panicked", "see the panic message above").into_response()
+        }))
         .layer(axum_mw::from_fn(middleware::record_metrics))
         .layer(Extension(document))
         .layer(
@@ -172,8 +175,7 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::BadRequest {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        code: "method_not_allowed",
+        code: ErrorCode::MethodNotAllowed,
         message: "This route does not take that HTTP method. See GET /v1/actions.".into(),
     }
 }

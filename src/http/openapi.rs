@@ -206,70 +206,7 @@ pub struct V0JobState {
     message: Option<String>,
 }
 
-/// A job's status.
-#[allow(dead_code)] // the schema is all that is used
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum V0Status {
-    Queued,
-    InProgress,
-    Completed,
-    Failed,
-}
-
-/// The query of `GET /v0/batch/jobs`, as v0 takes it; other parameters are ignored.
-#[allow(dead_code)] // the parameters are all that is used
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListJobsQuery {
-    /// Jobs per page (at most 100; more is lowered). Default 50.
-    #[param(minimum = 1)]
-    limit: Option<i64>,
-    /// The next page, from the `Link` header of the previous one.
-    page_token: Option<String>,
-    /// Only jobs in this state (may be repeated).
-    #[param(explode = true, inline)]
-    status: Option<Vec<V0Status>>,
-    /// Whether `timestamp_ms` is a lower or an upper bound of the creation time.
-    #[param(inline)]
-    when: Option<When>,
-    /// Unix epoch milliseconds; default now.
-    timestamp_ms: Option<i64>,
-    /// The order's key. Default `created`.
-    #[param(inline)]
-    sort_by: Option<SortKey>,
-    /// Default `desc`.
-    #[param(inline)]
-    direction: Option<Direction>,
-}
-
-/// `when` in a job list query.
-#[allow(dead_code)] // the schema is all that is used
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum When {
-    CreatedBefore,
-    CreatedAfter,
-}
-
-/// `sort_by` in a job list query.
-#[allow(dead_code)] // the schema is all that is used
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SortKey {
-    Created,
-    Started,
-    Ended,
-}
-
-/// `direction` in a job list query.
-#[allow(dead_code)] // the schema is all that is used
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Asc,
-    Desc,
-}
+pub use crate::job::list::V0Status;
 
 /// `/healthz`: the process answers.
 #[derive(Serialize, ToSchema)]

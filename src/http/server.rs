@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode, Version};
+use axum::http::{header, HeaderValue, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
@@ -47,7 +47,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// How long the accept loop waits after an error such as running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -203,8 +203,7 @@ fn body_timeout_answer(limit: Duration) -> Response {
         "The request body did not arrive within {} s (HUME_ACTION_BODY_TIMEOUT_SECS); send it again over a faster connection, or send less.",
         limit.as_secs_f64()
     );
-    let mut response =
-        ApiError::BadRequest { status: StatusCode::REQUEST_TIMEOUT, code: "request_timeout", message }.into_response();
+    let mut response = ApiError::BadRequest { code: ErrorCode::RequestTimeout, message }.into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }

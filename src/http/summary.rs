@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 
 use crate::app::AppState;
 use crate::backend::SummaryQuery;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::JobId;
 use crate::http::openapi::{ApiKeyHeader, JobIdPath, ReadErrors, UpstreamErrors};
 use crate::summary::Summary;
@@ -63,7 +63,7 @@ fn summary_query(query: &str, max_wait: u64) -> Result<SummaryQuery, FieldError>
             "window_secs" => {
                 let secs = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.1).ok_or_else(|| {
                     FieldError::new(
-                        "invalid_query",
+                        ErrorCode::InvalidQuery,
                         "window_secs",
                         format!("window_secs must be a number of seconds of at least 0.1; got {value:?}."),
                     )
@@ -80,7 +80,7 @@ fn summary_query(query: &str, max_wait: u64) -> Result<SummaryQuery, FieldError>
 pub fn wait_secs(field: &str, value: &str, max_wait: u64) -> Result<std::time::Duration, FieldError> {
     let secs = value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).ok_or_else(|| {
         FieldError::new(
-            "invalid_wait",
+            ErrorCode::InvalidWait,
             field,
             format!("{field} must be a number of seconds from 0 to {max_wait}; got {value:?}."),
         )
@@ -98,7 +98,7 @@ mod tests {
         assert_eq!((q.wait.as_secs(), q.window_secs), (25, Some(5.0)));
         assert_eq!(summary_query("", 25).unwrap(), SummaryQuery::default());
         let e = summary_query("wait=-1", 25).unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("invalid_wait", "wait"));
+        assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_wait", "wait"));
         assert_eq!(summary_query("window_secs=0", 25).unwrap_err().field, "window_secs");
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorCode, FieldError, StoreError};
 
 /// What a key was first used for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,16 +76,16 @@ pub enum KeyClaim {
 #[async_trait::async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// The live record of `key` within `scope`, if any.
-    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, ApiError>;
+    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// Records `key`'s first use (filling in this call's claim, if it claimed first).
-    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError>;
+    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), StoreError>;
     /// Claims `key` atomically among every process sharing the store; `None` when this store
     /// lives in one process (its in-process serialisation suffices).
-    async fn claim(&self, _scope: &str, _key: &str, _request_hash: &str) -> Result<Option<KeyClaim>, ApiError> {
+    async fn claim(&self, _scope: &str, _key: &str, _request_hash: &str) -> Result<Option<KeyClaim>, StoreError> {
         Ok(None)
     }
     /// Gives up this call's claim on `key` (its start failed), so the key can be used again.
-    async fn release(&self, _scope: &str, _key: &str, _request_hash: &str) -> Result<(), ApiError> {
+    async fn release(&self, _scope: &str, _key: &str, _request_hash: &str) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -105,13 +105,13 @@ impl MemoryIdempotencyStore {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for MemoryIdempotencyStore {
-    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, ApiError> {
+    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let records = self.records.lock().expect("idempotency map poisoned");
         let live = records.get(&(scope.to_owned(), key.to_owned())).filter(|(at, _)| at.elapsed() < self.ttl);
         Ok(live.map(|(_, r)| r.clone()))
     }
 
-    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError> {
+    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), StoreError> {
         let mut records = self.records.lock().expect("idempotency map poisoned");
         records.retain(|_, (at, _)| at.elapsed() < self.ttl);
         records.insert((scope.to_owned(), key.to_owned()), (Instant::now(), record));
@@ -244,7 +244,7 @@ impl TryFrom<&str> for IdempotencyKey {
         let value = value.trim();
         if value.is_empty() || value.len() > 255 || !value.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
             return Err(FieldError::new(
-                "invalid_idempotency_key",
+                ErrorCode::InvalidIdempotencyKey,
                 "Idempotency-Key",
                 "The Idempotency-Key header must be 1 to 255 printable ASCII characters, e.g. the workflow run id.",
             ));
@@ -294,7 +294,7 @@ mod tests {
     async fn a_failed_call_records_nothing() {
         let idem = Arc::new(Idempotency::new(Arc::new(MemoryIdempotencyStore::new(Duration::from_secs(60)))));
         let key = IdempotencyKey::try_from("k").unwrap();
-        let failed = idem.run("s", Some(&key), &json!({}), |_| async { Err(ApiError::Internal("boom".into())) }).await;
+        let failed = idem.run("s", Some(&key), &json!({}), |_| async { Err(ApiError::internal("boom", "test")) }).await;
         assert!(failed.is_err());
         assert_eq!(
             idem.run("s", Some(&key), &json!({}), |_| async { Ok(Started::unrecorded("j".to_owned())) }).await.unwrap(),

@@ -1,15 +1,15 @@
 //! The domain types of a job, below everything that uses them: what is asked ([`JobRequest`],
 //! the v0 [`request::InferenceRequest`]), what was uploaded, who asked, and the job's state.
 
+pub mod list;
 pub mod models;
 pub mod request;
 pub mod state;
 
 use bytes::Bytes;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
+use crate::config::{KeyHash, Secret};
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyClaim;
 
@@ -85,6 +85,7 @@ pub struct UploadedFile {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub api_key: Option<Secret>,
+    key_hash: Option<KeyHash>,
 }
 
 /// Who a job belongs to on the engine backends: `sha256:<hex>` of the API key it was submitted
@@ -101,10 +102,21 @@ impl Owner {
 }
 
 impl Caller {
+    /// A caller with this key (or none), its hash taken once.
+    pub fn new(api_key: Option<Secret>) -> Self {
+        let key_hash = api_key.as_ref().map(Secret::hash);
+        Self { api_key, key_hash }
+    }
+
+    /// The hash of the caller's key, when it has one.
+    pub fn key_hash(&self) -> Option<&KeyHash> {
+        self.key_hash.as_ref()
+    }
+
     /// The owner of the jobs this caller starts, and the only jobs it may see.
     pub fn owner(&self) -> Owner {
-        match &self.api_key {
-            Some(key) => Owner(format!("sha256:{}", hex::encode(Sha256::digest(key.expose().as_bytes())))),
+        match &self.key_hash {
+            Some(hash) => Owner(format!("sha256:{}", hash.hex())),
             None => Owner("no-key".to_owned()),
         }
     }

@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::error::FieldError;
+use crate::error::{ErrorCode, FieldError};
 
 /// A v0 model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -300,7 +300,7 @@ pub fn check<T: Settings>(settings: &Value, at: &str) -> Result<T, FieldError> {
             fields => format!("its settings are {}", fields.join(", ")),
         };
         let message = format!("{at}.{unknown} is not a setting of {at}; {accepted}.");
-        return Err(FieldError::new("invalid_setting", format!("{at}.{unknown}"), message));
+        return Err(FieldError::new(ErrorCode::InvalidSetting, format!("{at}.{unknown}"), message));
     }
     serde_path_to_error::deserialize(settings).map_err(|e| {
         let pointer: String = e.path().iter().map(|segment| format!("/{segment}")).collect();
@@ -309,7 +309,7 @@ pub fn check<T: Settings>(settings: &Value, at: &str) -> Result<T, FieldError> {
         if settings.pointer(&pointer).is_some_and(Value::is_null) {
             message.push_str(" Leave the field out for v0's default.");
         }
-        FieldError::new("invalid_setting", field, message)
+        FieldError::new(ErrorCode::InvalidSetting, field, message)
     })
 }
 

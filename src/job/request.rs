@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::models::{check, probability, ModelSettings, OneOf, Settings};
-use crate::error::FieldError;
+use crate::error::{ErrorCode, FieldError};
 
 /// Model names v0 knows.
 pub const MODEL_NAMES: [&str; 6] = ["face", "burst", "prosody", "language", "ner", "facemesh"];
@@ -114,7 +114,7 @@ impl InferenceRequest {
     pub fn parse(value: Value, has_files: bool) -> Result<Self, FieldError> {
         let mut request: Self = serde_json::from_value(value).map_err(|e| {
             FieldError::new(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "body",
                 format!("The job request does not match Hume's v0 InferenceBaseRequest: {e}."),
             )
@@ -123,14 +123,14 @@ impl InferenceRequest {
             models.retain(|_, cfg| !cfg.is_null());
             if let Some(unknown) = models.keys().find(|k| !MODEL_NAMES.contains(&k.as_str())) {
                 return Err(FieldError::new(
-                    "invalid_model",
+                    ErrorCode::InvalidModel,
                     format!("models.{unknown}"),
                     format!("Unknown model {unknown:?}; use one of {}.", MODEL_NAMES.join(", ")),
                 ));
             }
             if let Some((name, _)) = models.iter().find(|(_, cfg)| !cfg.is_object()) {
                 return Err(FieldError::new(
-                    "invalid_model",
+                    ErrorCode::InvalidModel,
                     format!("models.{name}"),
                     format!("models.{name} must be an object of settings, e.g. {{}}."),
                 ));
@@ -144,7 +144,7 @@ impl InferenceRequest {
             let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
                 return Err(FieldError::new(
-                    "invalid_url",
+                    ErrorCode::InvalidUrl,
                     format!("urls[{i}]"),
                     format!("urls[{i}] must be an http or https URL; got {url:?}."),
                 ));
@@ -153,7 +153,7 @@ impl InferenceRequest {
         if let Some(callback) = &request.callback_url {
             if url::Url::parse(callback).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
                 return Err(FieldError::new(
-                    "invalid_url",
+                    ErrorCode::InvalidUrl,
                     "callback_url",
                     "callback_url must be an http or https URL.",
                 ));
@@ -161,7 +161,7 @@ impl InferenceRequest {
         }
         if request.urls.is_empty() && request.text.is_empty() && !has_files {
             return Err(FieldError::new(
-                "missing_input",
+                ErrorCode::MissingInput,
                 "urls",
                 "Give at least one of urls, text or an uploaded file.",
             ));
@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn model_settings_are_checked_by_parse() {
         let e = refused(json!({"text": ["I am furious."], "models": {"language": {"granularity": "paragraph"}}}));
-        assert_eq!((e.code, e.field.as_str()), ("invalid_setting", "models.language.granularity"));
+        assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_setting", "models.language.granularity"));
         // The caller's settings are kept as given: the echo is rendered from them.
         let given = json!({"text": ["hi"], "models": {"face": {"fps_pred": 3.0, "facs": {}}, "burst": {}}});
         assert_eq!(InferenceRequest::parse(given.clone(), false).unwrap().to_value(), given);
@@ -210,7 +210,7 @@ mod tests {
     fn transcription_settings_are_checked_with_v0s_languages_and_range() {
         let transcription = |t: Value| json!({"text": ["hi"], "transcription": t});
         let e = refused(transcription(json!({"language": "xx"})));
-        assert_eq!((e.code, e.field.as_str()), ("invalid_setting", "transcription.language"));
+        assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_setting", "transcription.language"));
         assert!(e.message.contains("\"xx\"") && e.message.contains("\"en-GB\"") && e.message.contains("\"es-419\""));
         let e = refused(transcription(json!({"confidence_threshold": 2})));
         assert_eq!(e.field, "transcription.confidence_threshold");

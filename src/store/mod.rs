@@ -13,7 +13,7 @@
 //! number of replicas). Across replicas a claimed job is *leased*: its worker renews the lease
 //! every third of [`Store::lease`]; a replica that stops renewing (killed, cut off) loses the job
 //! to the next claim once the lease expires, and the writes of a worker that lost its lease
-//! ([`Store::finish`], [`Store::put_result`], the requeues) fail with [`StoreError::lease_lost`]
+//! ([`Store::finish`], [`Store::put_result`], the requeues) fail with [`StoreError::LeaseLost`]
 //! instead of overwriting the new owner's. Callback deliveries are leased the same way, so one
 //! job end is delivered by one replica at a time. With SQLite, one server owns the file (a lock
 //! file in the data directory), so its job leases never move; its callbacks are leased alike.
@@ -31,8 +31,10 @@ pub use ends::JobEnds;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::error::ApiError;
+pub use crate::error::StoreError;
 use crate::idempotency::IdempotencyClaim;
+pub use crate::job::list::SortBy;
+use crate::job::list::V0Status;
 use crate::job::state::JobState;
 use crate::job::{CallbackBody, UploadedFile};
 
@@ -44,27 +46,6 @@ pub const MAX_RUNS: i64 = 3;
 /// `HUME_ACTION_LEASE_SECS` says otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
-/// A storage failure (the database is unreadable, full, or gone), or a write refused because
-/// this replica no longer holds the job's lease ([`StoreError::lease_lost`]).
-#[derive(Debug, thiserror::Error)]
-#[error("job store: {0}")]
-pub struct StoreError(pub String);
-
-/// The message of [`StoreError::lease_lost`].
-const LEASE_LOST: &str = "this replica no longer holds the job's lease (another replica took it over)";
-
-impl StoreError {
-    /// A write refused because another replica took the job (or the callback) over.
-    pub fn lease_lost() -> Self {
-        Self(LEASE_LOST.to_owned())
-    }
-
-    /// Whether this is [`StoreError::lease_lost`]: the run must be abandoned, not failed.
-    pub fn is_lease_lost(&self) -> bool {
-        self.0 == LEASE_LOST
-    }
-}
-
 /// What [`Store::insert`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
@@ -73,18 +54,6 @@ pub enum Inserted {
     /// Its idempotency key was already claimed by a live record (another replica won the race):
     /// nothing was stored; the caller answers with that record's job, or a conflict.
     KeyTaken(crate::idempotency::IdempotencyRecord),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        Self(e.to_string())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::internal("the job store failed", e)
-    }
 }
 
 /// A job to insert.
@@ -128,20 +97,12 @@ pub struct JobRecord {
     pub stage: Option<String>,
 }
 
-/// Which timestamp `GET /v0/batch/jobs` sorts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortBy {
-    Created,
-    Started,
-    Ended,
-}
-
 /// The filters of `GET /v0/batch/jobs`, within one owner's jobs.
 #[derive(Debug, Clone)]
 pub struct ListFilter {
     pub owner: String,
     pub limit: i64,
-    pub statuses: Vec<String>,
+    pub statuses: Vec<V0Status>,
     /// `Some(true)`: created after `timestamp_ms`; `Some(false)`: before.
     pub created_after: Option<bool>,
     pub timestamp_ms: i64,

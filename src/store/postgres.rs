@@ -11,7 +11,7 @@
 //! - Writes of a run are fenced: `finish`, `put_result` and the requeues only take effect while
 //!   this replica still holds the lease (checked under the job row's lock, so a takeover cannot
 //!   slip between the check and the write); otherwise they fail with
-//!   [`StoreError::lease_lost`] and the stale worker abandons its run.
+//!   [`StoreError::LeaseLost`] and the stale worker abandons its run.
 //! - A callback is claimed the same way (`callback_owner`, `callback_until_ms`): by the replica
 //!   that finishes the job, in the same statement; a pending callback whose claim expired is
 //!   taken by the periodic sweep of any replica.
@@ -27,9 +27,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-use super::rows::{list_query, record, uploaded_file, JOB_COLUMNS};
+use super::rows::{list_query, record, Shared, JOB_COLUMNS};
 use super::{Inserted, JobEnds, JobRecord, ListFilter, NewJob, Store, StoreError, MAX_RUNS};
-use crate::error::ApiError;
 use crate::idempotency::{IdempotencyRecord, IdempotencyStore, KeyClaim, STALE_CLAIM_MS};
 use crate::job::state::JobState;
 use crate::job::UploadedFile;
@@ -114,7 +113,7 @@ impl PostgresStore {
     /// (host, port, database; never the password) and the reason.
     pub async fn connect(url: &str, pool_size: u32, lease: Duration, patience: Duration) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError(format!("HUME_ACTION_DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+            .map_err(|e| StoreError::open("HUME_ACTION_DATABASE_URL is not a valid PostgreSQL URL", e))?;
         let target = describe(&options);
         let deadline = tokio::time::Instant::now() + patience;
         // One connection first: its error says why (refused, authentication, no such database),
@@ -136,10 +135,11 @@ impl PostgresStore {
                     tokio::time::sleep(Duration::from_secs(1)).await; // a pause between attempts, not a wait on state
                 }
                 Err(e) => {
-                    return Err(StoreError(format!(
-                        "cannot reach PostgreSQL at {target} (HUME_ACTION_DATABASE_URL), tried for {} s: {e}",
+                    let what = format!(
+                        "cannot reach PostgreSQL at {target} (HUME_ACTION_DATABASE_URL), tried for {} s",
                         patience.as_secs()
-                    )))
+                    );
+                    return Err(StoreError::open(what, e));
                 }
             }
         }
@@ -148,11 +148,11 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError(format!("cannot open a pool on PostgreSQL at {target}: {e}")))?;
+            .map_err(|e| StoreError::open(format!("cannot open a pool on PostgreSQL at {target}"), e))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|e| StoreError(format!("PostgreSQL at {target}: the migrations failed: {e}")))?;
+            .map_err(|e| StoreError::open(format!("PostgreSQL at {target}: the migrations failed"), e))?;
         let replica = uuid::Uuid::new_v4().to_string();
         tracing::info!(postgresql = %target, replica = %replica, lease_secs = lease.as_secs_f64(), "job store: PostgreSQL");
         let ends = Arc::new(JobEnds::default());
@@ -197,8 +197,15 @@ impl PostgresStore {
 /// the lease is gone, and the write must not count.
 fn fenced(done: &sqlx::postgres::PgQueryResult) -> Result<(), StoreError> {
     match done.rows_affected() {
-        0 => Err(StoreError::lease_lost()),
+        0 => Err(StoreError::LeaseLost),
         _ => Ok(()),
+    }
+}
+
+impl PostgresStore {
+    /// The statements both dialects share.
+    fn shared(&self) -> Shared<'_, sqlx::Postgres> {
+        Shared { pool: &self.pool }
     }
 }
 
@@ -268,7 +275,7 @@ impl Store for PostgresStore {
                 .await?;
         match existing {
             Some((request_hash, Some(job_id))) => Ok(Inserted::KeyTaken(IdempotencyRecord { request_hash, job_id })),
-            _ => Err(StoreError("the Idempotency-Key is being used by a call still in progress; try again".into())),
+            _ => Err(StoreError::KeyInUse),
         }
     }
 
@@ -384,7 +391,7 @@ impl Store for PostgresStore {
     async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         if !self.holds(&mut tx, id).await? {
-            return Err(StoreError::lease_lost());
+            return Err(StoreError::LeaseLost);
         }
         sqlx::query(
             "INSERT INTO job_results (job_id, position, body) VALUES ($1, $2, $3)
@@ -399,28 +406,13 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn result_count(&self, id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM job_results WHERE job_id = $1")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT body FROM job_results WHERE job_id = $1 AND position = $2")
-            .bind(id)
-            .bind(position)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
     async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError> {
         let (ended_ms, num_predictions, num_errors, message) = match state {
             JobState::Completed { ended_ms, num_predictions, num_errors, .. } => {
                 (*ended_ms, Some(*num_predictions), Some(*num_errors), None)
             }
             JobState::Failed { ended_ms, message, .. } => (*ended_ms, None, None, Some(message.as_str())),
-            _ => return Err(StoreError(format!("finish needs an end state, got {}", state.status()))),
+            _ => return Err(StoreError::Misuse(format!("finish needs an end state, got {}", state.status()))),
         };
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(&format!(
@@ -446,28 +438,6 @@ impl Store for PostgresStore {
         sqlx::query("SELECT pg_notify($1, $2)").bind(ENDS_CHANNEL).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(record).transpose()
-    }
-
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
-        let rows = list_query::<sqlx::Postgres>(filter).build().fetch_all(&self.pool).await?;
-        rows.iter().map(record).collect()
-    }
-
-    async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError> {
-        let rows =
-            sqlx::query("SELECT filename, content_type, bytes FROM job_files WHERE job_id = $1 ORDER BY position")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(uploaded_file).collect()
     }
 
     async fn claim_callbacks(&self) -> Result<Vec<JobRecord>, StoreError> {
@@ -514,26 +484,37 @@ impl Store for PostgresStore {
         Ok(renewed.rows_affected() > 0)
     }
 
+    async fn result_count(&self, id: &str) -> Result<i64, StoreError> {
+        self.shared().result_count(id).await
+    }
+
+    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError> {
+        self.shared().result(id, position).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.shared().get(id).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
+        let rows = list_query::<sqlx::Postgres>(filter).build().fetch_all(&self.pool).await?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError> {
+        self.shared().files(id).await
+    }
+
     async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET callback_state = $1, callback_owner = NULL, callback_until_ms = NULL
-             WHERE id = $2 AND callback_owner = $3 AND callback_state = 'PENDING'",
-        )
-        .bind(state)
-        .bind(id)
-        .bind(&self.replica)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.shared().set_callback_state(id, state, &self.replica).await
     }
 
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(&self.pool).await?)
+        self.shared().count_by_status().await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.shared().ping().await
     }
 
     fn kind(&self) -> &'static str {
@@ -545,7 +526,7 @@ impl Store for PostgresStore {
 /// and of `hume-batch` with a database URL, shared by every replica.
 #[async_trait::async_trait]
 impl IdempotencyStore for PostgresStore {
-    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, ApiError> {
+    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let since = crate::job::now_ms() - crate::job::IDEMPOTENCY_TTL_MS;
         let row: Option<(String, String)> = sqlx::query_as(
             "SELECT request_hash, job_id FROM idempotency_keys
@@ -555,12 +536,11 @@ impl IdempotencyStore for PostgresStore {
         .bind(key)
         .bind(since)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
+        .await?;
         Ok(row.map(|(request_hash, job_id)| IdempotencyRecord { request_hash, job_id }))
     }
 
-    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError> {
+    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), StoreError> {
         let now = crate::job::now_ms();
         // A new record, one past its 24 h replaced, or this call's claim filled in.
         sqlx::query(
@@ -577,12 +557,11 @@ impl IdempotencyStore for PostgresStore {
         .bind(now)
         .bind(now - crate::job::IDEMPOTENCY_TTL_MS)
         .execute(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
+        .await?;
         Ok(())
     }
 
-    async fn claim(&self, scope: &str, key: &str, request_hash: &str) -> Result<Option<KeyClaim>, ApiError> {
+    async fn claim(&self, scope: &str, key: &str, request_hash: &str) -> Result<Option<KeyClaim>, StoreError> {
         let now = crate::job::now_ms();
         // A row with no job id yet is a claim in progress; it is taken over once stale.
         let won = sqlx::query(
@@ -600,8 +579,7 @@ impl IdempotencyStore for PostgresStore {
         .bind(now - crate::job::IDEMPOTENCY_TTL_MS)
         .bind(now - STALE_CLAIM_MS)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
+        .await?;
         if won.is_some() {
             return Ok(Some(KeyClaim::Claimed));
         }
@@ -610,8 +588,7 @@ impl IdempotencyStore for PostgresStore {
                 .bind(scope)
                 .bind(key)
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::from)?;
+                .await?;
         Ok(Some(match row {
             Some((request_hash, Some(job_id))) => KeyClaim::Recorded(IdempotencyRecord { request_hash, job_id }),
             Some((request_hash, None)) => KeyClaim::Pending { request_hash },
@@ -620,7 +597,7 @@ impl IdempotencyStore for PostgresStore {
         }))
     }
 
-    async fn release(&self, scope: &str, key: &str, request_hash: &str) -> Result<(), ApiError> {
+    async fn release(&self, scope: &str, key: &str, request_hash: &str) -> Result<(), StoreError> {
         sqlx::query(
             "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND request_hash = $3 AND job_id IS NULL",
         )
@@ -628,8 +605,7 @@ impl IdempotencyStore for PostgresStore {
         .bind(key)
         .bind(request_hash)
         .execute(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
+        .await?;
         Ok(())
     }
 }

@@ -1,6 +1,8 @@
 //! What both stores share about their tables: the job columns, a row read back as a
-//! [`JobRecord`] or an [`UploadedFile`], and the query of `GET /v0/batch/jobs`. Only the
-//! database types differ between SQLite and PostgreSQL, so these are generic over them.
+//! [`JobRecord`] or an [`UploadedFile`], the query of `GET /v0/batch/jobs`, and every statement
+//! that is the same in both dialects ([`Shared`]). Only the database types
+//! differ between SQLite and PostgreSQL, so these are generic over them; what differs for real
+//! (inserting, claiming, the lease and fencing writes) stays in `sqlite.rs` and `postgres.rs`.
 
 use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
 
@@ -50,7 +52,7 @@ where
     Ok(JobRecord {
         id: row.try_get("id")?,
         owner: row.try_get("owner")?,
-        request: serde_json::from_str(&request).map_err(|e| StoreError(e.to_string()))?,
+        request: serde_json::from_str(&request).map_err(|e| StoreError::corrupt("job request", e))?,
         state,
         callback_url: row.try_get("callback_url")?,
         api_key_sealed: row.try_get("api_key_sealed")?,
@@ -89,7 +91,7 @@ where
         sql.push(" AND status IN (");
         let mut list = sql.separated(", ");
         for status in &filter.statuses {
-            list.push_bind(status.clone());
+            list.push_bind(status.as_str().to_owned());
         }
         sql.push(")");
     }
@@ -110,4 +112,71 @@ where
     }
     sql.push(format!(" ORDER BY {column} {direction}, id {direction} LIMIT ")).push_bind(filter.limit);
     sql
+}
+
+/// The statements that are the same in both dialects, written once over a pool of either:
+/// the reads, the end of a callback's claim and the health check. Placeholders are `$N`, which
+/// SQLite reads as well (sqlx binds them by number). Each store's `Store` methods call these;
+/// what differs for real (inserting, claiming, the lease and fencing writes) stays in
+/// `sqlite.rs` and `postgres.rs`.
+pub struct Shared<'p, DB: Database> {
+    pub pool: &'p sqlx::Pool<DB>,
+}
+
+impl<'p, DB> Shared<'p, DB>
+where
+    DB: Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'c> &'c str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    pub async fn result_count(&self, id: &str) -> Result<i64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM job_results WHERE job_id = $1";
+        Ok(sqlx::query_scalar(sql).bind(id).fetch_one(self.pool).await?)
+    }
+
+    pub async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT body FROM job_results WHERE job_id = $1 AND position = $2";
+        Ok(sqlx::query_scalar(sql).bind(id).bind(position).fetch_optional(self.pool).await?)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool).await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    pub async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError> {
+        let sql = "SELECT filename, content_type, bytes FROM job_files WHERE job_id = $1 ORDER BY position";
+        let rows = sqlx::query(sql).bind(id).fetch_all(self.pool).await?;
+        rows.iter().map(uploaded_file).collect()
+    }
+
+    /// Ends `replica`'s claim on job `id`'s callback with `state` (`SENT`, `FAILED`).
+    pub async fn set_callback_state(&self, id: &str, state: &str, replica: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET callback_state = $1, callback_owner = NULL, callback_until_ms = NULL
+             WHERE id = $2 AND callback_owner = $3 AND callback_state = 'PENDING'",
+        )
+        .bind(state)
+        .bind(id)
+        .bind(replica)
+        .execute(self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(self.pool).await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(self.pool).await?;
+        Ok(())
+    }
 }

@@ -21,9 +21,8 @@ use md5::Digest as _;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqlitePool};
 
-use super::rows::{list_query, record, uploaded_file, JOB_COLUMNS};
+use super::rows::{list_query, record, Shared, JOB_COLUMNS};
 use super::{Inserted, JobEnds, JobRecord, ListFilter, NewJob, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
-use crate::error::ApiError;
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
 use crate::job::state::JobState;
 use crate::job::UploadedFile;
@@ -43,7 +42,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/hume-action.sqlite3` and applies migrations.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::open(format!("cannot create {}", dir.display()), e))?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(dir.join("hume-action.sqlite3"))
             .create_if_missing(true)
@@ -55,7 +54,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         ensure_incremental_vacuum(&options).await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::open("the SQLite migrations failed", e))?;
         let store =
             Self { pool, replica: uuid::Uuid::new_v4().to_string(), lease: DEFAULT_LEASE, ends: Default::default() };
         store.release_free_pages().await?;
@@ -101,6 +103,13 @@ async fn ensure_incremental_vacuum(options: &SqliteConnectOptions) -> Result<(),
 const INCREMENTAL: i64 = 2;
 /// The WAL is truncated to this after a checkpoint (bytes).
 const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
+
+impl SqliteStore {
+    /// The statements both dialects share.
+    fn shared(&self) -> Shared<'_, sqlx::Sqlite> {
+        Shared { pool: &self.pool }
+    }
+}
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
@@ -228,28 +237,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn result_count(&self, id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM job_results WHERE job_id = ?")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT body FROM job_results WHERE job_id = ? AND position = ?")
-            .bind(id)
-            .bind(position)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
     async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError> {
         let (ended_ms, num_predictions, num_errors, message) = match state {
             JobState::Completed { ended_ms, num_predictions, num_errors, .. } => {
                 (*ended_ms, Some(*num_predictions), Some(*num_errors), None)
             }
             JobState::Failed { ended_ms, message, .. } => (*ended_ms, None, None, Some(message.as_str())),
-            _ => return Err(StoreError(format!("finish needs an end state, got {}", state.status()))),
+            _ => return Err(StoreError::Misuse(format!("finish needs an end state, got {}", state.status()))),
         };
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -278,28 +272,6 @@ impl Store for SqliteStore {
             }
         }
         Ok(())
-    }
-
-    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(record).transpose()
-    }
-
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
-        let rows = list_query::<sqlx::Sqlite>(filter).build().fetch_all(&self.pool).await?;
-        rows.iter().map(record).collect()
-    }
-
-    async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError> {
-        let rows =
-            sqlx::query("SELECT filename, content_type, bytes FROM job_files WHERE job_id = ? ORDER BY position")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(uploaded_file).collect()
     }
 
     async fn claim_callbacks(&self) -> Result<Vec<JobRecord>, StoreError> {
@@ -331,26 +303,37 @@ impl Store for SqliteStore {
         Ok(renewed.rows_affected() > 0)
     }
 
+    async fn result_count(&self, id: &str) -> Result<i64, StoreError> {
+        self.shared().result_count(id).await
+    }
+
+    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError> {
+        self.shared().result(id, position).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.shared().get(id).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
+        let rows = list_query::<sqlx::Sqlite>(filter).build().fetch_all(&self.pool).await?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError> {
+        self.shared().files(id).await
+    }
+
     async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET callback_state = ?, callback_owner = NULL, callback_until_ms = NULL
-             WHERE id = ? AND callback_owner = ? AND callback_state = 'PENDING'",
-        )
-        .bind(state)
-        .bind(id)
-        .bind(&self.replica)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.shared().set_callback_state(id, state, &self.replica).await
     }
 
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(&self.pool).await?)
+        self.shared().count_by_status().await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.shared().ping().await
     }
 
     fn kind(&self) -> &'static str {
@@ -361,7 +344,7 @@ impl Store for SqliteStore {
 /// Idempotency records live beside the jobs, so a restart keeps them too.
 #[async_trait::async_trait]
 impl IdempotencyStore for SqliteStore {
-    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, ApiError> {
+    async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let since = crate::job::now_ms() - crate::job::IDEMPOTENCY_TTL_MS;
         let row = sqlx::query(
             "SELECT request_hash, job_id FROM idempotency_keys WHERE scope = ? AND key = ? AND created_ms > ?",
@@ -370,20 +353,19 @@ impl IdempotencyStore for SqliteStore {
         .bind(key)
         .bind(since)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
+        .await?;
         let record = row.map(|r| -> Result<_, sqlx::Error> {
             Ok(IdempotencyRecord { request_hash: r.try_get("request_hash")?, job_id: r.try_get("job_id")? })
         });
-        Ok(record.transpose().map_err(StoreError::from)?)
+        Ok(record.transpose()?)
     }
 
-    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), ApiError> {
+    async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), StoreError> {
         let claim =
             IdempotencyClaim { scope: scope.to_owned(), key: key.to_owned(), request_hash: record.request_hash };
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let mut tx = self.pool.begin().await?;
         record_key(&mut tx, &claim, &record.job_id, crate::job::now_ms()).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(())
     }
 }

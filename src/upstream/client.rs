@@ -160,7 +160,7 @@ impl UpstreamClient {
         path: &str,
         attach: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<RawResponse, AttemptError> {
-        let key = LimiterKey::for_api_key(api_key.expose());
+        let key = LimiterKey::of(&api_key.hash());
         let waiting = crate::telemetry::metrics::LimiterWait::start(path);
         let permit = self.limiter.acquire(&key).await;
         waiting.done(permit.is_ok());

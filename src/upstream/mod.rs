@@ -11,6 +11,7 @@ pub mod v0;
 pub mod v1;
 pub mod v1_types;
 
+use crate::error_code::ErrorCode;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -48,14 +49,14 @@ impl UpstreamError {
     }
 
     /// The stable error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Rejected { status: 401 | 403, .. } => "upstream_unauthorized",
-            Self::Rejected { status: 404, .. } => "not_found",
-            Self::Rejected { .. } => "upstream_rejected",
-            Self::Exhausted { status: Some(429), .. } | Self::QueueFull { .. } => "rate_limited",
-            Self::LimiterUnavailable { .. } => "rate_limiter_unavailable",
-            Self::Exhausted { .. } => "upstream_unavailable",
+            Self::Rejected { status: 401 | 403, .. } => ErrorCode::UpstreamUnauthorized,
+            Self::Rejected { status: 404, .. } => ErrorCode::NotFound,
+            Self::Rejected { .. } => ErrorCode::UpstreamRejected,
+            Self::Exhausted { status: Some(429), .. } | Self::QueueFull { .. } => ErrorCode::RateLimited,
+            Self::LimiterUnavailable { .. } => ErrorCode::RateLimiterUnavailable,
+            Self::Exhausted { .. } => ErrorCode::UpstreamUnavailable,
         }
     }
 

@@ -1,5 +1,6 @@
 //! `action-manifest.json` and the server's behaviour agree.
 
+use hume_action::error::ErrorCode;
 use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
@@ -102,43 +103,24 @@ async fn input_error_codes_answer_with_the_listed_status() {
     }
 }
 
-/// Every error code the source can answer with, read from the source itself.
-fn codes_in_source() -> Vec<String> {
-    let mut codes = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let in_error_module = path.ends_with("http/error.rs") || path.ends_with("upstream/mod.rs");
-        for marker in
-            ["FieldError::new(", "code: \"", "code = if"].into_iter().chain(in_error_module.then_some("=> \""))
-        {
-            for (at, _) in text.match_indices(marker) {
-                let rest = text[at + marker.len()..].trim_start().trim_start_matches('"');
-                let rest = if marker == "code = if" { rest.split_once('"').map_or("", |(_, r)| r) } else { rest };
-                let code: String = rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
-                if code.len() > 3 && code.contains('_')
-                    || ["unauthorized", "unavailable", "internal"].contains(&code.as_str())
-                {
-                    codes.push(code);
-                }
-            }
-        }
-    }
-    codes.sort();
-    codes.dedup();
-    codes
-}
-
 #[test]
-fn every_error_code_the_server_uses_is_listed_in_the_manifest() {
+fn the_manifest_lists_every_error_code_with_its_status_and_retryable_flag() {
     let m = manifest();
-    let listed: Vec<&str> = m["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
-    let used = codes_in_source();
-    assert!(used.len() > 20, "the scan found the codes: {used:?}");
-    let missing: Vec<&String> = used.iter().filter(|c| !listed.contains(&c.as_str())).collect();
-    assert!(missing.is_empty(), "codes missing from action-manifest.json: {missing:?}");
+    let listed: Vec<(String, u64, bool)> = m["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (e["code"].as_str().unwrap().to_owned(), e["status"].as_u64().unwrap(), e["retryable"].as_bool().unwrap())
+        })
+        .collect();
+    let served: Vec<(String, u64, bool)> =
+        ErrorCode::ALL.iter().map(|c| (c.as_str().to_owned(), u64::from(c.status().as_u16()), c.retryable())).collect();
+    let missing: Vec<_> = served.iter().filter(|c| !listed.contains(c)).collect();
+    assert!(
+        missing.is_empty(),
+        "codes the server answers with, missing from action-manifest.json or listed otherwise: {missing:?}"
+    );
+    let unknown: Vec<_> = listed.iter().filter(|c| !served.contains(c)).collect();
+    assert!(unknown.is_empty(), "codes in action-manifest.json the server does not have: {unknown:?}");
 }

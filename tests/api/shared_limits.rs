@@ -74,7 +74,7 @@ fn most_in_any_window(times: &[Instant], window: Duration) -> usize {
 async fn three_replicas_keep_one_window_and_each_serves_its_callers_in_order() {
     let redis = RedisServer::start();
     let (limit, window, hold) = (4, Duration::from_millis(800), Duration::from_millis(30));
-    let key = LimiterKey::for_api_key("shared-key");
+    let key = LimiterKey::of(&hume_action::config::Secret::from("shared-key").hash());
     let grants = Arc::new(Mutex::new(Vec::<(usize, usize, Instant, Instant)>::new()));
     let mut tasks = Vec::new();
     let mut fleet = Vec::new();
@@ -199,7 +199,10 @@ async fn a_429_seen_by_one_replica_pauses_the_key_on_every_replica() {
         tokio::spawn(async move { apps[0].start(&json!({"urls": "https://a.test/1.mp3"})).await.status() })
     };
     // The first replica got the 429: its pause is in Redis.
-    let pause = format!("hume-action:limit:v0:{}:pause", LimiterKey::for_api_key("test-key").as_str());
+    let pause = format!(
+        "hume-action:limit:v0:{}:pause",
+        LimiterKey::of(&hume_action::config::Secret::from("test-key").hash()).as_str()
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while redis.exists(&pause) != Some(true) {
         assert!(Instant::now() < deadline, "the 429's pause never reached Redis");

@@ -188,7 +188,7 @@ mod tests {
     use super::*;
 
     fn key() -> LimiterKey {
-        LimiterKey::for_api_key("k")
+        LimiterKey::of(&crate::config::Secret::from("k").hash())
     }
 
     /// Grants `n` acquisitions made in order and returns their grant times (virtual clock).
@@ -263,7 +263,7 @@ mod tests {
         let limiter = SlidingWindowLimiter::new(10, Duration::from_secs(1), Duration::from_secs(60));
         let start = Instant::now();
         limiter.pause(&key(), Duration::from_secs(5));
-        drop(limiter.acquire(&LimiterKey::for_api_key("other")).await.unwrap());
+        drop(limiter.acquire(&LimiterKey::of(&crate::config::Secret::from("other").hash())).await.unwrap());
         assert_eq!(Instant::now(), start);
         drop(limiter.acquire(&key()).await.unwrap());
         assert_eq!(Instant::now() - start, Duration::from_secs(5));

@@ -11,7 +11,7 @@ pub mod shared;
 
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use crate::config::KeyHash;
 
 pub use local::SlidingWindowLimiter;
 pub use shared::{RedisLimiter, SharedLimits};
@@ -21,9 +21,9 @@ pub use shared::{RedisLimiter, SharedLimits};
 pub struct LimiterKey(String);
 
 impl LimiterKey {
-    /// The budget of the given API key.
-    pub fn for_api_key(api_key: &str) -> Self {
-        Self(hex::encode(&Sha256::digest(api_key.as_bytes())[..16]))
+    /// The budget of the API key with this hash.
+    pub fn of(key: &KeyHash) -> Self {
+        Self(key.short().to_owned())
     }
 
     /// A short, log-safe identifier.
@@ -83,11 +83,12 @@ pub trait RateLimiter: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
 
     #[test]
     fn key_is_a_hash_not_the_secret() {
-        let k = LimiterKey::for_api_key("super-secret-key");
+        let k = LimiterKey::of(&Secret::from("super-secret-key").hash());
         assert!(!k.as_str().contains("secret"));
-        assert_eq!(k, LimiterKey::for_api_key("super-secret-key"));
+        assert_eq!(k, LimiterKey::of(&Secret::from("super-secret-key").hash()));
     }
 }
