@@ -174,7 +174,7 @@ async fn stalled() {
         let mut buf = [0u8; 256];
         let deadline = Duration::from_secs(120);
         let closed = matches!(tokio::time::timeout(deadline, s.read(&mut buf)).await, Ok(Ok(_) | Err(_)));
-        closed.then(|| Instant::now())
+        closed.then(Instant::now)
     });
     let ends: Vec<Option<Instant>> = futures::future::join_all(closes).await;
     let closed: Vec<f64> = ends.iter().flatten().map(|at| at.duration_since(opened).as_secs_f64()).collect();
@@ -189,6 +189,7 @@ async fn stalled() {
 }
 
 /// The bench itself holds 1,000 sockets: lift its own soft file limit to the hard one.
+#[allow(unsafe_code)] // getrlimit/setrlimit
 fn raise_file_limit() {
     // SAFETY: getrlimit/setrlimit on a stack value.
     unsafe {

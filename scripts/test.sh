@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what the tests need (ffmpeg, espeak-ng and Node.js
 # from Debian, the language model files from PyPI, Hume's v0 Python SDK in a venv, schemathesis in
-# another, Python's `requests` in a third), then `cargo test`.
+# another, Python's `requests` in a third), then `cargo fmt --check`, `cargo clippy` (warnings
+# are errors) and `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +27,8 @@ export HUME_ACTION_MODEL_DIR="$PWD/data/models"
 export HUME_ACTION_SDK_PYTHON="$PWD/data/sdk-venv/bin/python"
 export HUME_ACTION_SCHEMATHESIS="$PWD/data/schemathesis-venv/bin/schemathesis"
 export HUME_ACTION_CLIENTS_PYTHON="$PWD/data/clients-venv/bin/python"
+# Formatting and lints first: they take seconds and fail the run as surely as a test.
+cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 || rustup component add rustfmt clippy
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked "$@"

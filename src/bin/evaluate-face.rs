@@ -73,10 +73,7 @@ fn run(models_dir: &Path, assets: &Path) -> Result<(), String> {
     println!(
         "detector threshold {threshold} (v0 prob_threshold {V0_DEFAULT_PROB_THRESHOLD}), match at IoU {MATCH_IOU}\n"
     );
-    println!(
-        "{:<18} {:<8} {:>9} {:>5} {:>4} {:>4} {:>10}  {}",
-        "case", "kind", "size", "faces", "hit", "fp", "ms/frame", "details"
-    );
+    println!("case               kind          size faces  hit   fp   ms/frame  details");
     let (mut labelled, mut detected, mut hits) = (0, 0, 0);
     let (mut expressions_labelled, mut expressions_right) = (0, 0);
     let mut vga_ms = Vec::new();

@@ -21,6 +21,7 @@ pub mod worker;
 
 /// Returns freed heap to the operating system. glibc keeps what a large job or a large read of
 /// predictions freed for reuse, so without this the process would stay at its peak.
+#[allow(unsafe_code)] // the FFI call below; nothing else in the crate is unsafe
 pub fn give_back_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap pages; it is thread-safe and has no preconditions.

@@ -12,17 +12,20 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
+/// Per job id: the signal its end sends, and how many wait on it.
+type Waiting = Arc<Mutex<HashMap<String, (Arc<Notify>, usize)>>>;
+
 /// The jobs someone is waiting on, each with the signal its end sends.
 #[derive(Default)]
 pub struct JobEnds {
-    waiting: Arc<Mutex<HashMap<String, (Arc<Notify>, usize)>>>,
+    waiting: Waiting,
 }
 
 /// One waiter's hold on a job's end signal; let go when dropped.
 pub struct EndWatch {
     id: String,
     notify: Arc<Notify>,
-    waiting: Arc<Mutex<HashMap<String, (Arc<Notify>, usize)>>>,
+    waiting: Waiting,
 }
 
 impl JobEnds {

@@ -58,7 +58,7 @@ impl EscalationSettings {
         let (mut family, mut all) = (0.0, 0.0);
         for s in segment.scores {
             all += s.score.max(0.0);
-            if self.emotions.iter().any(|e| *e == s.name) {
+            if self.emotions.contains(&s.name) {
                 family += s.score.max(0.0);
             }
         }

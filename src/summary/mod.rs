@@ -625,7 +625,7 @@ fn note(model: Model, empty: bool, models: &ModelsPredictions) -> Option<String>
         Model::Language => models.language.as_ref().and_then(|o| o.note.clone()),
         _ => None,
     };
-    let nothing = empty.then(|| match model {
+    let nothing = empty.then_some(match model {
         Model::Face => "No face was measured in this file.",
         Model::Burst => "No vocal burst was found in this file.",
         Model::Prosody => "No speech was found to measure in this file.",

@@ -328,7 +328,10 @@ type Span = (f64, f64, Vec<(u32, f32)>);
 /// Splits sampled tokens at timestamp tokens into closed segments `(start, end, text tokens)`
 /// (seconds from the window start), and the segment left open at the end, if any: its start and
 /// its text so far (a timestamp followed by nothing, or text with no closing timestamp).
-fn split_segments(sampled: &[(u32, f32)], timestamp_begin: u32) -> (Vec<Span>, Option<(f64, Vec<(u32, f32)>)>) {
+/// A segment still open at a window's end: its start (seconds) and its sampled tokens so far.
+type OpenSegment = (f64, Vec<(u32, f32)>);
+
+fn split_segments(sampled: &[(u32, f32)], timestamp_begin: u32) -> (Vec<Span>, Option<OpenSegment>) {
     let time = |t: u32| f64::from(t - timestamp_begin) * TIME_PRECISION;
     let mut segments = Vec::new();
     let mut start: Option<f64> = None;

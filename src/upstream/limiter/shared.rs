@@ -409,7 +409,8 @@ impl Drop for Head<'_> {
         }
         let (shared, keys) = (self.limiter.shared.clone(), self.limiter.keys_of(self.key));
         in_background(async move {
-            let _ = shared.call::<i64>("leave", &[&keys.waiters, &keys.alive], &[shared.replica.clone()]).await;
+            let _ =
+                shared.call::<i64>("leave", &[&keys.waiters, &keys.alive], std::slice::from_ref(&shared.replica)).await;
         });
     }
 }

@@ -6,6 +6,9 @@
 //! (SIGQUIT, then SIGKILL) on drop; `PR_SET_PDEATHSIG` only backs that up, as it fires when the
 //! *thread* that spawned the server ends, not the process.
 
+// Dropping root for PostgreSQL and stopping it need libc calls (getpwnam, setuid, kill).
+#![allow(unsafe_code)]
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
