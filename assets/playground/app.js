@@ -56,6 +56,12 @@
     const s = Math.max(0, Math.floor(secs));
     return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
   };
+  /** An axis tick: `m:ss`, or `m:ss.s` when the ticks are less than a second apart. */
+  const fmtTick = (secs, step) => {
+    if (!(step < 1)) return fmtTime(secs);
+    const s = Math.max(0, secs);
+    return `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, '0')}`;
+  };
   const fmtScore = (score) => (Number.isFinite(score) ? score.toFixed(2) : '–');
   const shellQuote = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
@@ -209,9 +215,10 @@
         json: { urls, ...toggles } };
     }
     // The action takes URLs only; files and text go to the v0 route, with the models the action
-    // would choose for the same toggles.
+    // would choose for the same toggles, and faces tracked across a video's frames (so the page
+    // can draw one row per face).
     const models = {};
-    if (toggles.models_face === 'Yes') models.face = {};
+    if (toggles.models_face === 'Yes') models.face = { identify_faces: true };
     if (toggles.models_prosody === 'Yes') models.prosody = {};
     if (toggles.models_language === 'Yes') models.language = { granularity: 'utterance' };
     const json = { models };
@@ -398,12 +405,14 @@
   function closeJob() {
     if (viewing) viewing.abort.abort();
     viewing = null;
+    $('workspace').classList.remove('has-job');
     $('view-job').hidden = true;
     $('view-empty').hidden = false;
   }
 
   async function watch(v) {
     const box = $('view-job');
+    $('workspace').classList.add('has-job');
     $('view-empty').hidden = true;
     box.hidden = false;
     box.replaceChildren(el('div', { class: 'card' }, el('h2', { text: `Job ${v.id}` }), el('p', { text: 'Loading…' })));
@@ -683,7 +692,9 @@
       width, height: 220,
       scales: { x: { time: false, range: (u, min, max) => (single || min === max ? [min - 1, max + 1] : [min, max]) },
         y: { range: [0, 1] } },
-      axes: [{ label: unitLabel, values: (u, splits) => splits.map((v) => (unitLabel === 'seconds' ? fmtTime(v) : String(Math.round(v)))) },
+      legend: { live: false },
+      axes: [{ label: unitLabel, values: (u, splits) => splits.map((v) => (unitLabel === 'seconds'
+        ? fmtTick(v, splits.length > 1 ? splits[1] - splits[0] : 1) : String(Math.round(v)))) },
         { size: 40 }],
       series: [
         { label: unitLabel === 'seconds' ? 'time' : 'character', value: (u, v) => (v === null || v === undefined ? '' : unitLabel === 'seconds' ? fmtTime(v) : String(Math.round(v))) },
@@ -739,7 +750,8 @@
         card.append(el('p', { class: 'hint', text: `${model}: ${summary.note || 'nothing found'}` }));
       }
     }
-    card.append(transcript(file, prediction, media, colours));
+    const said = transcript(file, prediction, media, colours);
+    if (said) card.append(said);
     return card;
   }
 

@@ -114,8 +114,10 @@ def screenshot(driver, name, width):
     if not SHOTS:
         return
     os.makedirs(SHOTS, exist_ok=True)
+    resize(driver, width, 1000)
+    wait(driver, lambda: driver.execute_script("return window.innerWidth") == width, "resized", 10)
     height = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")
-    resize(driver, width, min(max(height, 600), 3000))
+    resize(driver, width, min(max(height, 600), 4000))
     driver.execute_script("window.scrollTo(0, 0)")
     # Charts follow their card's width on the next frames: wait until each one has its size.
     wait(driver, lambda: driver.execute_script(
@@ -238,13 +240,16 @@ def case_image_faces(driver):
 
 def case_video_faces(driver):
     video = os.environ["PLAYGROUND_VIDEO"]
-    start_job(driver, files=[video], face=True, prosody=False, language=False)
+    _, shown, _ = start_job(driver, files=[video], face=True, prosody=False, language=False)
+    assert shown == {"models": {"face": {"identify_faces": True}}}, shown
     headline(driver)
     assert driver.find_element(By.CSS_SELECTOR, "video.player").get_attribute("src").startswith("blob:")
     rows = wait(driver, lambda: driver.find_elements(By.CSS_SELECTOR, ".face-row"), "rows of faces over time")
-    cells = rows[0].find_elements(By.CSS_SELECTOR, ".face-cell")
-    assert len(cells) >= 2, f"{len(cells)} frames in the first row"
-    assert all(c.get_attribute("aria-label").strip() for c in cells), "each frame names its expression"
+    assert [r.get_attribute("data-face") for r in rows] == ["face_0", "face_1"], "one row per person, tracked"
+    for row in rows:
+        cells = row.find_elements(By.CSS_SELECTOR, ".face-cell")
+        assert len(cells) >= 4, f"{len(cells)} frames in a 2 s video sampled at 3 fps"
+        assert all(c.get_attribute("aria-label").strip() for c in cells), "each frame names its expression"
     charts = drawn_charts(driver)
     assert any(c.get_attribute("data-model") == "face" and p > 0 and x > 30 for c, p, x in charts)
     screenshot(driver, "video-faces", 1440)
