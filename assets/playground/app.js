@@ -128,9 +128,12 @@
     signedIn = false;
     $('signin').hidden = false;
     $('workspace').hidden = true;
-    $('signin-reason').textContent = reason
-      ? `This server asks for its access token. (${reason})`
-      : 'Set the keys this page sends to the server.';
+    // A sentence for a person, not the API's error: what to type, and whether a typed one failed.
+    $('signin-reason').textContent = !reason
+      ? 'Set the keys this page sends to the server.'
+      : session.token
+        ? 'The server did not accept this token. Check it and try again.'
+        : 'This server asks for its access token (the HUME_ACTION_TOKEN it was started with).';
     $('signin-cancel').hidden = !reason ? false : true;
     $('token').value = session.token;
     $('hume-key').value = session.humeKey;
@@ -599,10 +602,12 @@
         swatch(colours.of(e.name)), el('span', { text: `${e.name} ${fmtScore(e.score)}` }))))));
     const xs = names.map((_, i) => i);
     mountChart(chart, (width) => ({
-      width, height: 180, legend: { show: false }, cursor: { show: false },
+      width, height: width < 640 ? 230 : 180, legend: { show: false }, cursor: { show: false },
       scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: { range: [0, Math.max(...top.map((e) => e.score)) * 1.15 || 1] } },
       axes: [
-        { splits: () => xs, values: (u, splits) => splits.map((i) => names[i] ?? ''), grid: { show: false } },
+        { splits: () => xs, values: (u, splits) => splits.map((i) => names[i] ?? ''), grid: { show: false },
+          // Names side by side need room: a narrow card slants them.
+          rotate: width < 640 ? -35 : 0, size: width < 640 ? 90 : 50 },
         { size: 44 },
       ],
       series: [{}, { label: 'score', fill: tint(PALETTE[0], 0.75), stroke: PALETTE[0],

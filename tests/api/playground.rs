@@ -193,7 +193,8 @@ fn two_faces_image(dir: &Path) -> PathBuf {
 fn still_video(image: &Path) -> PathBuf {
     let clip = image.with_extension("mp4");
     let (input, path) = (image.to_str().unwrap(), clip.to_str().unwrap());
-    ffmpeg(&["-loop", "1", "-i", input, "-t", "2", "-r", "25", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", path]);
+    let encode = ["-t", "2", "-r", "25", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"];
+    ffmpeg(&[&["-loop", "1", "-i", input][..], &encode, &[path]].concat());
     clip
 }
 
