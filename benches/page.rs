@@ -7,7 +7,8 @@
 //! - the page's load time in headless chromium (`benches/page_load.py`, Selenium from
 //!   `data/browser-venv`): from the navigation's start until the 50-job list is rendered, on a
 //!   first load (empty cache) and on 10 reloads (every file revalidated: `304`s);
-//! - the server's idle RSS again after those 11 loads, and the size of the compiled-in assets.
+//! - the server's idle RSS after its files alone were fetched 11 times (no API call), again after
+//!   the 11 browser loads (which also read the manifest and the list), and the assets' size.
 
 mod support;
 
@@ -53,6 +54,21 @@ fn main() {
         }
     });
     let before = idle_rss(&pid);
+    // The page's own files alone, as a browser fetches them (no API call): what serving it costs.
+    runtime.block_on(async {
+        for _ in 0..=RELOADS {
+            for path in [
+                "/",
+                "/playground/assets/app.js",
+                "/playground/assets/style.css",
+                "/playground/assets/uPlot.iife.min.js",
+                "/playground/assets/uPlot.min.css",
+            ] {
+                client.get(format!("{address}{path}")).send().await.unwrap().bytes().await.unwrap();
+            }
+        }
+    });
+    let served = idle_rss(&pid);
 
     let output = Command::new(browser_python())
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/page_load.py"))
@@ -87,6 +103,7 @@ fn main() {
     );
     println!("  compiled-in assets:             {:.1} KB", assets as f64 / 1024.0);
     println!("  server idle RSS before the page: {before:.1} MB");
-    println!("  server idle RSS after 11 loads:  {after:.1} MB ({:+.1} MB)", after - before);
+    println!("  after its files were served {} times: {served:.1} MB ({:+.1} MB)", RELOADS + 1, served - before);
+    println!("  after 11 loads in the browser (the page's API calls too): {after:.1} MB ({:+.1} MB)", after - before);
     println!("  last load's requests [url, bytes transferred, status]: {}", timings["resources_last_load"]);
 }

@@ -578,14 +578,23 @@
     return Math.max(260, Math.floor((container.clientWidth || container.parentElement?.clientWidth || 600) - 8));
   }
 
-  /** Mounts a uPlot chart once its container is in the page, and keeps it as wide as the card. */
+  const NARROW = 640;
+
+  /** Mounts a uPlot chart once its container is in the page, and keeps it as wide as the card
+   *  (made again when it crosses NARROW, where its options change). */
   function mountChart(container, makeOptions, data) {
     requestAnimationFrame(() => {
-      const plot = new uPlot(makeOptions(chartWidth(container)), data, container);
-      container.uplot = plot;
+      container.uplot = new uPlot(makeOptions(chartWidth(container)), data, container);
       new ResizeObserver(() => {
         const w = chartWidth(container);
-        if (Math.abs(w - plot.width) > 4) plot.setSize({ width: w, height: plot.height });
+        const plot = container.uplot;
+        if (Math.abs(w - plot.width) <= 4) return;
+        if ((w < NARROW) === (plot.width < NARROW)) {
+          plot.setSize({ width: w, height: plot.height });
+        } else {
+          plot.destroy();
+          container.uplot = new uPlot(makeOptions(w), data, container);
+        }
       }).observe(container);
       container.dataset.drawn = 'true';
     });
@@ -602,12 +611,13 @@
         swatch(colours.of(e.name)), el('span', { text: `${e.name} ${fmtScore(e.score)}` }))))));
     const xs = names.map((_, i) => i);
     mountChart(chart, (width) => ({
-      width, height: width < 640 ? 230 : 180, legend: { show: false }, cursor: { show: false },
+      width, height: width < NARROW ? 230 : 180, legend: { show: false }, cursor: { show: false },
+      padding: [8, width < NARROW ? 56 : 8, 0, 0],
       scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: { range: [0, Math.max(...top.map((e) => e.score)) * 1.15 || 1] } },
       axes: [
         { splits: () => xs, values: (u, splits) => splits.map((i) => names[i] ?? ''), grid: { show: false },
           // Names side by side need room: a narrow card slants them.
-          rotate: width < 640 ? -35 : 0, size: width < 640 ? 90 : 50 },
+          rotate: width < NARROW ? -35 : 0, size: width < NARROW ? 90 : 50 },
         { size: 44 },
       ],
       series: [{}, { label: 'score', fill: tint(PALETTE[0], 0.75), stroke: PALETTE[0],
