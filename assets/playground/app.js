@@ -511,7 +511,9 @@
       seen.add(file.file);
       const match = flat[i] && flat[i].prediction.file === file.file ? flat[i] : flat.find((f) => f.prediction.file === file.file);
       const sharing = (summary.files || []).filter((f) => JSON.stringify(f.source) === JSON.stringify(file.source)).length;
-      parts.push(fileCard(id, file, match?.prediction, summary.errors || [], colours, sharing > 1));
+      const card = fileCard(id, file, match?.prediction, summary.errors || [], colours, sharing > 1,
+        summary.files.length > 1);
+      parts.push(card);
     });
     for (const error of summary.errors || []) {
       if (seen.has(error.file)) continue;
@@ -735,13 +737,13 @@
     return null;
   }
 
-  function fileCard(jobId, file, prediction, errors, colours, inArchive) {
+  function fileCard(jobId, file, prediction, errors, colours, inArchive, ofSeveral) {
     const card = el('article', { class: 'card file', 'aria-label': `File ${file.file}`, 'data-file-type': file.file_type });
     const facts = [file.file_type, file.duration_secs ? fmtTime(file.duration_secs) : null].filter(Boolean).join(' · ');
     card.append(el('h3', { class: 'file-name', text: file.file }), el('p', { class: 'hint', text: facts }));
     const errs = errorList(errors, file.file);
     if (errs) card.append(errs);
-    if (file.escalation) card.append(verdict(file.escalation));
+    if (file.escalation && ofSeveral) card.append(verdict(file.escalation)); // one file: the job's verdict is its own
 
     const src = (file.file_type === 'audio' || file.file_type === 'video' || file.file_type === 'image')
       ? mediaSource(jobId, file, inArchive) : null;
