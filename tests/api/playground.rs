@@ -2,8 +2,8 @@
 //! compiled-in assets, a strict Content-Security-Policy and `ETag`s; open when the server has a
 //! token while the routes it reads stay closed. Then the page itself in Debian's chromium,
 //! headless, driven through chromium-driver by Selenium (`tests/browser/playground.py`) against
-//! the real binary on the local backend: jobs started from the page, their charts, transcript and
-//! faces, hostile names, and the sign-in prompt.
+//! the real binary on the local backend: jobs started from the page (text, uploads, a public
+//! URL), their charts, transcript and faces, hostile names, and the sign-in prompt.
 //!
 //! `scripts/test.sh` installs chromium and chromium-driver (`scripts/install-system.sh --tests`)
 //! and Selenium into `data/browser-venv`; `HUME_ACTION_BROWSER_PYTHON` may name another
@@ -149,8 +149,8 @@ fn screenshot_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/playground-screenshots"))
 }
 
-/// Runs `tests/browser/playground.py MODE ADDRESS` and checks it reports no failure.
-async fn run_browser(mode: &str, address: &str, env: &[(&str, String)]) {
+/// Runs `tests/browser/playground.py MODE ADDRESS` and checks its `cases` all passed.
+async fn run_browser(mode: &str, address: &str, env: &[(&str, String)], cases: usize) {
     let python = browser_python();
     assert!(python.exists(), "{} is missing: run scripts/test.sh, which installs Selenium", python.display());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/playground.py");
@@ -165,7 +165,7 @@ async fn run_browser(mode: &str, address: &str, env: &[(&str, String)]) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser tests failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("\n{cases} passed, 0 failed")), "{stdout}\n{stderr}");
 }
 
 fn ffmpeg(args: &[&str]) {
@@ -203,17 +203,25 @@ async fn in_a_browser_jobs_started_from_the_page_show_charts_transcripts_faces_a
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(data.path(), &[("HUME_ACTION_WORKERS", "2")]);
     let image = two_faces_image(data.path());
+    // The recording also at a public URL, on a loopback file host.
+    let host = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/call.mp3"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(MEDIA.bytes("speech.mp3"), "audio/mpeg"))
+        .mount(&host)
+        .await;
     let env = [
         ("PLAYGROUND_AUDIO", MEDIA.path("speech.mp3").to_string_lossy().into_owned()),
+        ("PLAYGROUND_AUDIO_URL", format!("{}/call.mp3", host.uri())),
         ("PLAYGROUND_VIDEO", still_video(&image).to_string_lossy().into_owned()),
         ("PLAYGROUND_IMAGE", image.to_string_lossy().into_owned()),
     ];
-    run_browser("open", &server.address, &env).await;
+    run_browser("open", &server.address, &env, 6).await;
 }
 
 #[tokio::test]
 async fn in_a_browser_a_server_with_a_token_shows_the_sign_in_prompt_first() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(data.path(), &[("HUME_ACTION_TOKEN", "browser-token-123")]);
-    run_browser("token", &server.address, &[("PLAYGROUND_TOKEN", "browser-token-123".to_owned())]).await;
+    run_browser("token", &server.address, &[("PLAYGROUND_TOKEN", "browser-token-123".to_owned())], 1).await;
 }

@@ -6,6 +6,7 @@ Usage: playground.py open BASE_URL     # a server without a token: every view
        playground.py token BASE_URL    # a server with HUME_ACTION_TOKEN=$PLAYGROUND_TOKEN
 
 Environment: PLAYGROUND_AUDIO, PLAYGROUND_IMAGE, PLAYGROUND_VIDEO (files to upload),
+PLAYGROUND_AUDIO_URL (the same recording on a loopback host),
 PLAYGROUND_TOKEN, PLAYGROUND_SCREENSHOTS (a directory for the screenshots), CHROMIUM and
 CHROMEDRIVER (default /usr/bin/chromium and /usr/bin/chromedriver).
 
@@ -139,12 +140,14 @@ def set_toggles(driver, **wanted):
             box.click()
 
 
-def start_job(driver, text=None, files=(), **toggles):
+def start_job(driver, text=None, files=(), urls=(), **toggles):
     """Fills the form, starts the job, waits for its view to show the ended job; returns its id."""
     open_page(driver)
     set_toggles(driver, **toggles)
     if text:
         driver.find_element(By.ID, "text").send_keys(text)
+    if urls:
+        driver.find_element(By.ID, "urls").send_keys("\n".join(urls))
     if files:
         driver.find_element(By.ID, "files").send_keys("\n".join(files))
         names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#chosen .name")]
@@ -205,21 +208,36 @@ def case_audio_upload(driver):
     assert any(points > 0 and pixels > 30 for _, points, pixels in charts), [(p, x) for _, p, x in charts]
     player = driver.find_element(By.CSS_SELECTOR, "audio.player")
     assert player.get_attribute("src").startswith("blob:"), "the dropped file plays from the browser"
-    sentences = driver.find_elements(By.CSS_SELECTOR, "button.sentence")
-    assert len(sentences) >= 1, "the transcript is listed"
     said = " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".sentences .said")).lower()
     assert "order" in said and "manager" in said, said
-    wait(driver, lambda: driver.execute_script("return arguments[0].readyState >= 1", player), "the audio's metadata")
+    seek_by_sentence(driver, player)
+    screenshot(driver, "audio-upload", 1440)
+    screenshot(driver, "audio-upload", 375)
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= 375 + 1, "no sideways scroll at 375 px"
+
+
+def seek_by_sentence(driver, player):
+    """Clicks the last sentence of the transcript and checks the player moved to its time."""
+    sentences = driver.find_elements(By.CSS_SELECTOR, "button.sentence")
+    assert len(sentences) >= 1, "the transcript is listed"
+    wait(driver, lambda: driver.execute_script("return arguments[0].readyState >= 1", player), "the media's metadata")
     last = sentences[-1]
     at = float(last.get_attribute("data-time"))
     last.click()
     wait(driver, lambda: driver.execute_script("return arguments[0].currentTime", player) >= at - 0.05,
-         "clicking a sentence seeks the audio to it", 10)
-    if at > 0:
-        assert driver.execute_script("return arguments[0].currentTime", player) > 0
-    screenshot(driver, "audio-upload", 1440)
-    screenshot(driver, "audio-upload", 375)
-    assert driver.execute_script("return document.documentElement.scrollWidth") <= 375 + 1, "no sideways scroll at 375 px"
+         "clicking a sentence seeks the media to it", 10)
+
+
+def case_audio_url(driver):
+    url = os.environ["PLAYGROUND_AUDIO_URL"]
+    job, shown, curl = start_job(driver, urls=[url], language=True, prosody=False)
+    assert shown == {"urls": [url], "models_face": "No", "models_prosody": "No", "models_language": "Yes"}, shown
+    assert "/v1/actions/hume-expression-measurement" in curl and url in curl, curl
+    headline(driver)
+    player = driver.find_element(By.CSS_SELECTOR, "audio.player")
+    assert player.get_attribute("src") == url, "a public URL plays from its address"
+    seek_by_sentence(driver, player)
+    assert driver.find_elements(By.CSS_SELECTOR, ".chart.timeline[data-drawn]"), "a timeline chart"
 
 
 def case_image_faces(driver):
@@ -300,7 +318,7 @@ def case_sign_in_prompt(driver):
 
 
 CASES = {
-    "open": [case_text_job, case_audio_upload, case_image_faces, case_video_faces, case_hostile_names_render_as_text],
+    "open": [case_text_job, case_audio_upload, case_audio_url, case_image_faces, case_video_faces, case_hostile_names_render_as_text],
     "token": [case_sign_in_prompt],
 }
 
