@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the programs the server and the tests run, from Debian's packages, when missing:
 # ffmpeg/ffprobe (decoding audio, video and images) always; espeak-ng (speech the tests
-# synthesise), PostgreSQL and Redis (the replica tests' servers) and Node.js (its `fetch` is one
-# of the clients tests/api/early_answers.rs checks) with --tests. Needs root (or sudo) and apt; says what to do otherwise.
+# synthesise), PostgreSQL and Redis (the replica tests' servers), Node.js (its `fetch` is one
+# of the clients tests/api/early_answers.rs checks) and chromium with chromium-driver (the
+# playground's browser tests) with --tests. Needs root (or sudo) and apt; says what to do otherwise.
 #
 # Usage: scripts/install-system.sh [--tests]
 set -euo pipefail
@@ -15,6 +16,8 @@ if [[ ${1:-} == --tests ]]; then
   compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v node >/dev/null || need+=(nodejs)
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
 fi
 [[ ${#need[@]} -eq 0 ]] && exit 0
 

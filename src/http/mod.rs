@@ -8,7 +8,9 @@
 //! token: probes and scrapers carry no secret, and none of them shows one (no job, key, URL or
 //! caller appears in them; `/metrics` labels are closed sets, see `crate::telemetry::metrics`).
 //! Keep the port off the public internet, or filter these paths at the proxy, when the job
-//! counts themselves are sensitive.
+//! counts themselves are sensitive. The playground page (`/`, `/playground`, see [`playground`])
+//! is open too: it is code only, and reads jobs through the protected routes with the token the
+//! person types into it.
 
 pub mod action;
 pub mod batch;
@@ -16,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod playground;
 pub mod server;
 pub mod summary;
 
@@ -71,6 +74,7 @@ pub fn router(app: AppState) -> Router {
     let (routes, document) = routes(&app);
     let document = Document(Arc::new(document.to_json().expect("the OpenAPI document serialises")));
     routes
+        .merge(playground::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))

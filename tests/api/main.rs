@@ -17,6 +17,7 @@ mod openapi;
 mod operations;
 mod passthrough;
 mod pg;
+mod playground;
 mod ratelimit;
 mod recovery;
 mod redis_server;
