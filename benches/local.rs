@@ -5,7 +5,7 @@
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
 //!   analysis (detection + expression) in frames per second on a 60 s 640x480 video with a face,
 //!   transcription as a multiple of real time on a 5-minute recording, and the language model's
-//!   sentences per second beside the figure recorded in the README (82.8 batched, 50.2 single);
+//!   sentences per second beside the figure recorded in docs/benchmarks.md (82.8 batched, 50.2 single);
 //! - call: the real server binary on the `local` backend is sent a 10-minute call recording with
 //!   `models_language` and `models_prosody`; prints its RSS once the models are loaded (every
 //!   local model), its peak during the job, and after it; the job's end, time, transcript
@@ -150,7 +150,7 @@ fn models(dir: &Path) {
         language.score(&[text]).unwrap();
     }
     let single = 64.0 / start.elapsed().as_secs_f64();
-    println!("language: {batched:.1} sentences/s in batches of 32, {single:.1} one at a time (README: 82.8 and 50.2)");
+    println!("language: {batched:.1} sentences/s in batches of 32, {single:.1} one at a time (docs/benchmarks.md: 82.8 and 50.2)");
     let (rss, peak) = memory_of("self");
     println!("RSS at the end of this section: {rss:.0} MB (peak {peak:.0} MB, including the test media)");
 }

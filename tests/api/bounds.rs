@@ -336,14 +336,39 @@ async fn a_transformed_key_is_scrubbed_from_an_upstream_message() {
 }
 
 #[test]
-fn every_limit_is_in_help_the_readme_and_the_manifest() {
+fn every_limit_is_in_help_the_configuration_table_and_the_manifest() {
     let help = Config::command().render_long_help().to_string();
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../docs/operations.md");
     let manifest: Value = serde_json::from_str(include_str!("../../action-manifest.json")).unwrap();
     let codes: Vec<&str> = manifest["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
     for limit in Limit::ALL {
         assert!(help.contains(limit.setting()), "{} not in --help", limit.setting());
-        assert!(readme.contains(&format!("| `{}` |", limit.setting())), "{} not in the README table", limit.setting());
+        assert!(readme.contains(&format!("| `{}` |", limit.setting())), "{} not in the configuration table (docs/operations.md)", limit.setting());
         assert!(codes.contains(&limit.code().as_str()), "{} not in the manifest", limit.code());
     }
+}
+
+/// The configuration table of `docs/operations.md` and `--help` name the same variables.
+#[test]
+fn the_configuration_table_lists_every_setting_of_help_and_nothing_else() {
+    let command = Config::command();
+    let mut in_help: Vec<String> = command
+        .get_arguments()
+        .filter_map(|a| a.get_env().map(|env| env.to_string_lossy().into_owned()))
+        .collect();
+    let table = include_str!("../../docs/operations.md");
+    // The first cell of each row, which may name several variables: `A`, `B`.
+    let mut in_table: Vec<String> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split_once(" |").map(|(cell, _)| format!("`{cell}")))
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>())
+        .filter(|name| name.starts_with("HUME_") || name.starts_with("RUST_"))
+        .collect();
+    in_help.sort();
+    in_table.sort();
+    in_table.dedup();
+    let missing: Vec<_> = in_help.iter().filter(|v| !in_table.contains(v)).collect();
+    let unknown: Vec<_> = in_table.iter().filter(|v| !in_help.contains(v)).collect();
+    assert!(missing.is_empty(), "settings of --help missing from docs/operations.md: {missing:?}");
+    assert!(unknown.is_empty(), "rows of docs/operations.md that --help does not know: {unknown:?}");
 }

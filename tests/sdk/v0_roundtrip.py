@@ -7,7 +7,7 @@ Usage:
 Every call goes through ``client.expression_measurement.batch`` (the SDK's
 ``BatchClientWithUtils``), so requests have exactly the wire format a real user
 of the SDK produces, and every response is parsed by the SDK's own pydantic
-models. See README.md for what the server must return.
+models. See docs/api.md for what the server must return.
 """
 import hashlib
 import io
