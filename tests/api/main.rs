@@ -26,3 +26,4 @@ mod shared_limits;
 mod slow_host;
 mod storage;
 mod summary;
+mod voice;
