@@ -164,7 +164,7 @@ fn models(dir: &Path) {
 /// words share its span: the measures need times, not a transcriber, to be timed).
 fn voice_measures() {
     let (rss, peak_before) = memory_of("self");
-    let sentences: Vec<&str> = SENTENCES.lines().filter(|l| !l.trim().is_empty()).collect();
+    let sentences: Vec<&str> = SENTENCES.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
     let (mut samples, mut words) = (Vec::new(), Vec::new());
     for (i, sentence) in sentences.iter().cycle().enumerate() {
         if samples.len() as f64 >= 600.0 * 16_000.0 {

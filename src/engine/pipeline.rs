@@ -13,6 +13,12 @@
 //! One bad source never fails the job: its problem becomes an entry in that source's `errors`
 //! (scrubbed of every secret before it is stored). A job fails only when nothing at all could be
 //! measured. The job's budgets found while it runs (`super::budget`) are taken source by source.
+//!
+//! When the voice model (`prosody`) is asked for, each transcribed audio or video file also gets
+//! its voice measures (`crate::analyzers::voice`: pitch, loudness, speaking rate per utterance)
+//! beside its models' predictions, on every backend. Where prosody cannot run (`local`), the
+//! file's words are scored by the language model in its place ([`Engine::spoken_settings`]),
+//! under `language`, and prosody's error says so: nothing is labelled prosody that is not.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -34,8 +34,8 @@ async fn a_call_that_gets_louder_and_higher_reads_so_in_its_voice_measures_summa
     let url = app.host_file("/rising.mp3", MEDIA.bytes("rising.mp3"), "audio/mpeg").await;
     let id =
         app.start_v0(&json!({"urls": [url], "models": {"prosody": {}, "language": {"granularity": "sentence"}}})).await;
-    let job = app.wait_for_job(&id, &["COMPLETED", "FAILED"]).await;
-    assert_eq!(job["state"]["status"], "COMPLETED", "{job}");
+    let s = summary_when_done(&app, &id).await;
+    assert_eq!(s["status"], "COMPLETED", "{s}");
     let predictions = app.predictions(&id).await;
     let file = &predictions[0]["results"]["predictions"][0];
     let voice = rows(file);
@@ -65,7 +65,6 @@ async fn a_call_that_gets_louder_and_higher_reads_so_in_its_voice_measures_summa
     assert!(error.contains("hume backend") && error.contains("under `voice`"), "{error}");
 
     // The summary: a voice timeline and the end against the start beside the escalation verdict.
-    let (_, s) = status_and_json(app.get(&format!("/v1/jobs/{id}/summary")).await).await;
     let summary_voice = &s["files"][0]["voice"];
     assert_eq!(summary_voice["utterances"].as_u64(), Some(voice.len() as u64), "{s}");
     assert!(!summary_voice["timeline"].as_array().unwrap().is_empty());
