@@ -1,21 +1,25 @@
 //! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
-//! sections `models` and `call` (both by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! sections `models`, `voice` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
 //! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh`).
 //!
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
 //!   analysis (detection + expression) in frames per second on a 60 s 640x480 video with a face,
 //!   transcription as a multiple of real time on a 5-minute recording, and the language model's
 //!   sentences per second beside the figure recorded in docs/benchmarks.md (82.8 batched, 50.2 single);
+//! - voice: the voice measures (pitch, loudness, speaking rate per utterance) of a 10-minute
+//!   recording of sentences, timed as seconds per minute of audio, with this process's RSS
+//!   before and its peak after (run the section alone for a peak of its own);
 //! - call: the real server binary on the `local` backend is sent a 10-minute call recording with
 //!   `models_language` and `models_prosody`; prints its RSS once the models are loaded (every
 //!   local model), its peak during the job, and after it; the job's end, time, transcript
-//!   segments and the prosody source error.
+//!   segments, voice rows and the prosody source error.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use hume_action::analyzers::local_face::{decode, detector_threshold, V0_DEFAULT_PROB_THRESHOLD};
+use hume_action::analyzers::voice;
 use hume_action::media::audio::Pcm;
 use hume_action::media::ffmpeg::Tools;
 use hume_action::media::prepare::{MediaLimits, Needs, Preparer};
@@ -24,6 +28,7 @@ use hume_action::models::face::{FaceModels, DIR_NAME as FACE_DIR_NAME};
 use hume_action::models::language::{LanguageModel, MODEL_DIR_NAME};
 use hume_action::models::speech::eval::{silence, synthesize};
 use hume_action::models::speech::SpeechModels;
+use hume_action::predictions::{Transcript, Word};
 use serde_json::{json, Value};
 
 mod support;
@@ -155,6 +160,46 @@ fn models(dir: &Path) {
     println!("RSS at the end of this section: {rss:.0} MB (peak {peak:.0} MB, including the test media)");
 }
 
+/// The voice measures of a 10-minute recording whose word times are known (each sentence's
+/// words share its span: the measures need times, not a transcriber, to be timed).
+fn voice_measures() {
+    let (rss, peak_before) = memory_of("self");
+    let sentences: Vec<&str> = SENTENCES.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
+    let (mut samples, mut words) = (Vec::new(), Vec::new());
+    for (i, sentence) in sentences.iter().cycle().enumerate() {
+        if samples.len() as f64 >= 600.0 * 16_000.0 {
+            break;
+        }
+        let begin = samples.len() as f64 / 16_000.0;
+        samples.extend(synthesize(sentence, "en-us", 150).expect("espeak-ng").samples);
+        let end = samples.len() as f64 / 16_000.0;
+        let said: Vec<&str> = sentence.split_whitespace().collect();
+        let step = (end - begin) / said.len() as f64;
+        for (k, w) in said.iter().enumerate() {
+            let b = begin + k as f64 * step;
+            words.push(Word { text: (*w).to_owned(), begin: b, end: b + step * 0.9, confidence: 1.0 });
+        }
+        samples.extend(silence(0.6 + (i % 4) as f64 * 0.5));
+    }
+    let pcm = Pcm { samples };
+    let transcript = Transcript { language: "en".into(), confidence: 1.0, words };
+    let minutes = pcm.duration_secs() / 60.0;
+    let start = Instant::now();
+    let rows = voice::measure(&pcm, &transcript);
+    let took = start.elapsed().as_secs_f64();
+    let (_, peak) = memory_of("self");
+    println!(
+        "voice measures: {:.1} min of audio, {} utterances in {took:.2} s = {:.3} s per minute of audio ({:.0}x real time)",
+        minutes,
+        rows.len(),
+        took / minutes,
+        minutes * 60.0 / took
+    );
+    println!(
+        "  RSS before {rss:.0} MB (peak {peak_before:.0} MB), peak after {peak:.0} MB (audio and word list included)"
+    );
+}
+
 async fn call(dir: &Path) {
     let wav = dir.join("call.wav");
     write_wav(&wav, &recording(600.0));
@@ -200,6 +245,8 @@ async fn call(dir: &Path) {
         job["state"]["status"],
         600.0 / took
     );
+    let voice_rows = source["predictions"][0]["voice"].as_array().map_or(0, Vec::len);
+    println!("  voice measures: {voice_rows} utterances");
     println!("  source errors: {}", source["errors"]);
     println!("  server RSS: peak {peak:.0} MB during the job, {:.0} MB after it", memory_of(&pid).0);
     let _ = child.kill();
@@ -212,6 +259,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     if wants("models") {
         models(dir.path());
+    }
+    if wants("voice") {
+        voice_measures();
     }
     if wants("call") {
         tokio::runtime::Runtime::new().unwrap().block_on(call(dir.path()));

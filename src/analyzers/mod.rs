@@ -9,14 +9,20 @@
 //! - [`hume`]: Hume's v1 API for face (`/video/file`) and voice (`/audio/file`: prosody and
 //!   burst from one request), on the `hume` backend.
 //!
+//! - [`voice`]: voice measures (pitch, loudness, speaking rate) from the signal and the word
+//!   times, on every backend: measurements, not a model's emotions, reported beside the models.
+//!
 //! A model no runner can measure on this backend has a [`Route::Unavailable`] whose message says
-//! why and how to get it; the engine reports it as that source's error.
+//! why and how to get it; the engine reports it as that source's error (and, for prosody on
+//! `local`, scores the words with the language model and measures the voice instead, each under
+//! its own name: see `crate::engine::pipeline`).
 
 pub mod hume;
 pub mod language;
 pub mod local_face;
 pub mod local_speech;
 pub mod transcript;
+pub mod voice;
 
 pub use transcript::{Transcriber, Transcript, Word};
 
@@ -96,7 +102,7 @@ impl Analyzers {
     pub fn local(language: Arc<dyn Analyzer>, face: Option<Arc<dyn Analyzer>>) -> Self {
         let no_voice_model = |model: &str| {
             Route::Unavailable(format!(
-                "The {model} model cannot run on the local backend: no trained speech-emotion model ships in any package this server can install. To measure {model}, start the server with HUME_ACTION_BACKEND=hume and a Hume API key with v1 access."
+                "The {model} model cannot run on the local backend: Hume's {model} model needs the hume backend, and no trained speech-emotion model ships in any package this server can install, so nothing here is labelled {model}. To measure {model}, start the server with HUME_ACTION_BACKEND=hume and a Hume API key with v1 access."
             ))
         };
         let face = face.map(Route::Run).unwrap_or_else(|| {

@@ -13,6 +13,12 @@
 //! One bad source never fails the job: its problem becomes an entry in that source's `errors`
 //! (scrubbed of every secret before it is stored). A job fails only when nothing at all could be
 //! measured. The job's budgets found while it runs (`super::budget`) are taken source by source.
+//!
+//! When the voice model (`prosody`) is asked for, each transcribed audio or video file also gets
+//! its voice measures (`crate::analyzers::voice`: pitch, loudness, speaking rate per utterance)
+//! beside its models' predictions, on every backend. Where prosody cannot run (`local`), the
+//! file's words are scored by the language model in its place ([`Engine::spoken_settings`]),
+//! under `language`, and prosody's error says so: nothing is labelled prosody that is not.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -29,11 +35,13 @@ use tokio::time::{timeout_at, Instant};
 use url::Url;
 
 use super::budget::JobBudget;
-use crate::analyzers::{applies, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript};
+use crate::analyzers::{
+    applies, voice, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript,
+};
 use crate::budget::{Budgets, Limit, LimitExceeded};
 use crate::config::Secret;
 use crate::fetch::{FetchedFile, Fetcher};
-use crate::job::models::{Model, ModelSettings};
+use crate::job::models::{Granularity, LanguageSettings, Model, ModelSettings};
 use crate::job::now_ms;
 use crate::job::state::JobState;
 use crate::job::UploadedFile;
@@ -43,7 +51,9 @@ use crate::media::error::MediaError;
 use crate::media::prepare::{Needs, Prepared, Preparer};
 use crate::media::{sniff, MediaKind};
 use crate::models::segment::segment_count;
-use crate::predictions::{InferencePrediction, InferenceResults, ModelsPredictions, Source, SourceError, SourceResult};
+use crate::predictions::{
+    InferencePrediction, InferenceResults, ModelsPredictions, Source, SourceError, SourceResult, VoiceMeasure,
+};
 use crate::sealed::Sealer;
 use crate::secrets::Scrubber;
 use crate::store::{JobRecord, Store, StoreError};
@@ -102,6 +112,10 @@ struct Run<'a> {
     /// When this run of the job must end.
     deadline: Instant,
     settings: ModelSettings,
+    /// The settings for audio and video files: `settings`, plus the language model on what was
+    /// said when the voice model (`prosody`) was asked for but cannot run here (see
+    /// [`Engine::spoken_settings`]).
+    spoken: ModelSettings,
     context: JobContext,
     /// `None`: transcription off (v0's `"transcription": null`); `Some(language)`: on, with the
     /// language forced when given.
@@ -160,15 +174,18 @@ impl Engine {
                 None
             }
         });
+        let settings = ModelSettings::from_v0(&job.request["models"]);
+        let transcription = match job.request.get("transcription") {
+            Some(Value::Null) => None,
+            other => Some(other.and_then(|t| t["language"].as_str()).map(str::to_owned)),
+        };
         let run = Run {
             engine: self,
             deadline,
-            settings: ModelSettings::from_v0(&job.request["models"]),
+            spoken: self.spoken_settings(&settings, transcription.is_some()),
+            settings,
             context: JobContext { api_key },
-            transcription: match job.request.get("transcription") {
-                Some(Value::Null) => None,
-                other => Some(other.and_then(|t| t["language"].as_str()).map(str::to_owned)),
-            },
+            transcription,
             budget: JobBudget::new(self.budgets, inputs.len() as u64),
         };
         let tally = run.all(inputs, measuring_slots, &job.id).await?;
@@ -185,6 +202,28 @@ impl Engine {
         } else {
             JobState::Failed { created_ms, started_ms, ended_ms, message: tally.failure_message() }
         })
+    }
+}
+
+impl Engine {
+    /// The settings of a job's audio and video files. When the voice model (`prosody`) is asked
+    /// for on a backend that cannot run it, the words said are scored by the language model at
+    /// utterance granularity (the action's), unless the job asked for the language model itself
+    /// or turned transcription off: the file then has something true to read (the language
+    /// model's scores of the words, under `language`, and the voice measures, under `voice`),
+    /// while its errors say that prosody was not measured.
+    fn spoken_settings(&self, settings: &ModelSettings, transcribed: bool) -> ModelSettings {
+        let mut spoken = settings.clone();
+        let stands_in = settings.prosody
+            && settings.language.is_none()
+            && transcribed
+            && self.transcriber.is_some()
+            && matches!(self.analyzers.route(Model::Prosody), Route::Unavailable(_))
+            && matches!(self.analyzers.route(Model::Language), Route::Run(_));
+        if stands_in {
+            spoken.language = Some(LanguageSettings { granularity: Granularity::Utterance, ..Default::default() });
+        }
+        spoken
     }
 }
 
@@ -388,6 +427,10 @@ impl Run<'_> {
             return Measured::error(file, "Could not tell what kind of file this is (text, audio, video or image); check the URL serves the media itself, not a web page.");
         }
         let mut measured = Measured::default();
+        let settings = match kind {
+            MediaKind::Audio | MediaKind::Video => &self.spoken,
+            _ => &self.settings,
+        };
         // Models the budgets keep from this file (their error is already in `measured`).
         let mut blocked: Vec<Model> = Vec::new();
         let text = (kind == MediaKind::Text).then(|| String::from_utf8_lossy(&bytes).into_owned());
@@ -398,7 +441,7 @@ impl Run<'_> {
         }
         let prepared = match kind {
             MediaKind::Text => None,
-            _ => match self.prepare(file, kind, &bytes, &mut measured.errors, &mut blocked).await {
+            _ => match self.prepare(file, kind, &bytes, settings, &mut measured.errors, &mut blocked).await {
                 Ok(prepared) => prepared,
                 Err(error) => {
                     measured.errors.push(error);
@@ -408,10 +451,10 @@ impl Run<'_> {
         };
         let kind = prepared.as_ref().map_or(kind, |p| p.kind);
         let transcript = match prepared.as_ref().and_then(|p| p.audio.as_ref()) {
-            Some(pcm) => self.transcribe(file, pcm, &mut measured.errors).await,
+            Some(pcm) => self.transcribe(file, pcm, settings, &mut measured.errors).await,
             None => None,
         };
-        if let (Some(transcript), Some(granularity)) = (&transcript, self.language_granularity()) {
+        if let (Some(transcript), Some(granularity)) = (&transcript, self.language_granularity(settings)) {
             let segments = segment_count(&transcript.text_and_spans().0, granularity) as u64;
             if let Err(limit) = self.budget.take(Limit::JobSegments, segments, file) {
                 let what = format!("What was said in {file} was not scored by the language model.");
@@ -421,7 +464,7 @@ impl Run<'_> {
         }
         let subject =
             Subject { file, text: text.as_deref(), media: prepared.as_ref(), transcript: transcript.as_ref() };
-        let selected = self.settings.selected();
+        let selected = settings.selected();
         let applicable: Vec<Model> = selected.iter().copied().filter(|m| applies(*m, kind)).collect();
         if applicable.is_empty() {
             let names: Vec<&str> = selected.iter().map(|m| m.name()).collect();
@@ -432,30 +475,70 @@ impl Run<'_> {
         }
         let applicable: Vec<Model> = applicable.into_iter().filter(|m| !blocked.contains(m)).collect();
         let mut models = ModelsPredictions::default();
-        for (analyzer, served) in self.groups(&applicable, &mut measured.errors, file) {
-            let task = Task { job: &self.context, subject: &subject, models: &served, settings: &self.settings };
+        let (groups, unavailable) = self.groups(&applicable);
+        for (analyzer, served) in groups {
+            let task = Task { job: &self.context, subject: &subject, models: &served, settings };
             let names: Vec<&'static str> = served.iter().map(|m| m.name()).collect();
             match crate::telemetry::metrics::analysis(&names, analyzer.analyze(&task)).await {
                 Ok(output) => models.merge(output),
                 Err(message) => measured.errors.push(SourceError { file: file.to_owned(), message }),
             }
         }
-        if !models.is_empty() {
+        let audio = prepared.as_ref().and_then(|p| p.audio.as_ref());
+        let voice = match (audio, &transcript) {
+            (Some(pcm), Some(transcript)) if self.settings.prosody => Some(voice_measures(pcm, transcript).await),
+            _ => None,
+        };
+        for (model, message) in unavailable {
+            let message = self.unavailable(model, message, &models, voice.as_deref());
+            measured.errors.push(SourceError { file: file.to_owned(), message });
+        }
+        if !models.is_empty() || voice.as_ref().is_some_and(|v| !v.is_empty()) {
             measured.predictions.push(InferencePrediction {
                 file: file.to_owned(),
                 file_type: kind.as_str().to_owned(),
                 models,
                 transcript,
                 duration_secs: prepared.as_ref().filter(|p| p.kind != MediaKind::Image).and_then(|p| p.duration_secs),
+                voice,
             });
         }
         measured
     }
 
-    /// The language model's granularity, when it runs on this job.
-    fn language_granularity(&self) -> Option<&str> {
+    /// The error of a model with no runner here (`message`, the route's), saying what the file
+    /// got instead: the words scored by the language model, the voice measures. Neither is
+    /// labelled with the model's name.
+    fn unavailable(
+        &self,
+        model: Model,
+        message: &str,
+        models: &ModelsPredictions,
+        voice: Option<&[VoiceMeasure]>,
+    ) -> String {
+        let mut message = message.to_owned();
+        if !matches!(model, Model::Prosody | Model::Burst) {
+            return message;
+        }
+        let words_scored =
+            models.language.as_ref().is_some_and(|l| l.grouped_predictions.iter().any(|g| !g.predictions.is_empty()));
+        if words_scored {
+            message.push_str(if self.settings.language.is_some() {
+                " What was said is scored by the language model (under `language`)."
+            } else {
+                " Instead, what was said is scored by the language model (under `language`): scores of the words, not of the voice."
+            });
+        }
+        if voice.is_some_and(|v| !v.is_empty()) {
+            message.push_str(" The voice itself is measured (pitch, loudness and speaking rate per utterance, under `voice`): measurements, not emotions.");
+        }
+        message
+    }
+
+    /// The language model's granularity, when it runs on this job's files of these `settings`.
+    fn language_granularity<'s>(&self, settings: &'s ModelSettings) -> Option<&'s str> {
         let runs = matches!(self.engine.analyzers.route(Model::Language), Route::Run(_));
-        self.settings.language.as_ref().filter(|_| runs).map(|l| l.granularity.as_str())
+        settings.language.as_ref().filter(|_| runs).map(|l| l.granularity.as_str())
     }
 
     /// Takes a text file's bytes and segments from the job's budgets, all or nothing.
@@ -463,52 +546,45 @@ impl Run<'_> {
         let bytes = text.len() as u64;
         self.budget.per_source(Limit::TextItemBytes, bytes, file)?;
         self.budget.take(Limit::JobTextBytes, bytes, file)?;
-        let segments = self.language_granularity().map_or(0, |g| segment_count(text, g) as u64);
+        let segments = self.language_granularity(&self.settings).map_or(0, |g| segment_count(text, g) as u64);
         self.budget.take(Limit::JobSegments, segments, file).inspect_err(|_| {
             self.budget.give_back(Limit::JobTextBytes, bytes);
         })
     }
 
-    /// The analyzers that serve `models`, each once with the models it serves; a model with no
-    /// runner here becomes an error.
-    fn groups(
-        &self,
-        models: &[Model],
-        errors: &mut Vec<SourceError>,
-        file: &str,
-    ) -> Vec<(Arc<dyn Analyzer>, Vec<Model>)> {
-        let mut groups: Vec<(Arc<dyn Analyzer>, Vec<Model>)> = Vec::new();
+    /// The analyzers that serve `models`, each once with the models it serves, and the models
+    /// with no runner here, with the route's reason.
+    #[allow(clippy::type_complexity)]
+    fn groups<'e>(&'e self, models: &[Model]) -> (Vec<(Arc<dyn Analyzer>, Vec<Model>)>, Vec<(Model, &'e str)>) {
+        let (mut groups, mut unavailable): (Vec<(Arc<dyn Analyzer>, Vec<Model>)>, _) = (Vec::new(), Vec::new());
         for &model in models {
             match self.engine.analyzers.route(model) {
-                Route::Unavailable(message) => {
-                    let words_scored = matches!(model, Model::Prosody | Model::Burst)
-                        && models.contains(&Model::Language)
-                        && matches!(self.engine.analyzers.route(Model::Language), Route::Run(_));
-                    let message = match words_scored {
-                        true => format!("{message} What was said is scored by the language model (under `language`)."),
-                        false => message.clone(),
-                    };
-                    errors.push(SourceError { file: file.to_owned(), message })
-                }
+                Route::Unavailable(message) => unavailable.push((model, message.as_str())),
                 Route::Run(analyzer) => match groups.iter_mut().find(|(a, _)| Arc::ptr_eq(a, analyzer)) {
                     Some((_, served)) => served.push(model),
                     None => groups.push((analyzer.clone(), vec![model])),
                 },
             }
         }
-        groups
+        (groups, unavailable)
     }
 
-    /// Whether this job's files get transcribed: a model that reads words is selected, a
-    /// transcriber exists, and the request did not turn transcription off.
-    fn wants_transcript(&self) -> bool {
-        let reads_words = self.settings.has(Model::Language) || self.settings.has(Model::Ner);
+    /// Whether this job's files of these `settings` get transcribed: a model that reads words is
+    /// selected, a transcriber exists, and the request did not turn transcription off.
+    fn wants_transcript(&self, settings: &ModelSettings) -> bool {
+        let reads_words = settings.has(Model::Language) || settings.has(Model::Ner);
         reads_words && self.transcription.is_some() && self.engine.transcriber.is_some()
     }
 
     /// What was said in `pcm`, when this job wants it; a failure becomes the file's error.
-    async fn transcribe(&self, file: &str, pcm: &Pcm, errors: &mut Vec<SourceError>) -> Option<Transcript> {
-        let transcriber = self.engine.transcriber.as_ref().filter(|_| self.wants_transcript())?;
+    async fn transcribe(
+        &self,
+        file: &str,
+        pcm: &Pcm,
+        settings: &ModelSettings,
+        errors: &mut Vec<SourceError>,
+    ) -> Option<Transcript> {
+        let transcriber = self.engine.transcriber.as_ref().filter(|_| self.wants_transcript(settings))?;
         let language = self.transcription.clone().flatten();
         match transcriber.transcribe(file, pcm, language.as_deref()).await {
             Ok(transcript) => Some(transcript),
@@ -528,17 +604,16 @@ impl Run<'_> {
         file: &str,
         kind: MediaKind,
         bytes: &[u8],
+        settings: &ModelSettings,
         errors: &mut Vec<SourceError>,
         blocked: &mut Vec<Model>,
     ) -> Result<Option<Prepared>, SourceError> {
-        let runs =
-            |model: Model| self.settings.has(model) && matches!(self.engine.analyzers.route(model), Route::Run(_));
+        let runs = |model: Model| settings.has(model) && matches!(self.engine.analyzers.route(model), Route::Run(_));
         // Only what a model that applies to this kind of file will use (ffprobe may still tell
         // an `.mp4` is audio only).
         let has_sound = matches!(kind, MediaKind::Audio | MediaKind::Video);
         let has_picture = matches!(kind, MediaKind::Image | MediaKind::Video);
-        let mut frames =
-            self.settings.face.as_ref().filter(|_| has_picture && runs(Model::Face)).map(|face| face.fps_pred);
+        let mut frames = settings.face.as_ref().filter(|_| has_picture && runs(Model::Face)).map(|face| face.fps_pred);
         let frames_left = self.budget.left(Limit::JobFrames);
         if frames.is_some() && frames_left == 0 {
             let seen = self.budget.used(Limit::JobFrames) + 1;
@@ -549,7 +624,7 @@ impl Run<'_> {
         }
         let secs_left = self.budget.left(Limit::JobMediaSecs).min(self.budget.budgets().source_media_secs);
         let needs = Needs {
-            audio: has_sound && (runs(Model::Prosody) || runs(Model::Burst) || self.wants_transcript()),
+            audio: has_sound && (runs(Model::Prosody) || runs(Model::Burst) || self.wants_transcript(settings)),
             frames,
             max_secs: Some(secs_left as f64),
             max_frames: Some(usize::try_from(frames_left).unwrap_or(usize::MAX)),
@@ -610,6 +685,17 @@ impl Run<'_> {
             }),
             None => {}
         }
+    }
+}
+
+/// The voice measures of a file's utterances, measured off the async threads (a pitch tracker
+/// runs over every 10 ms of speech).
+async fn voice_measures(pcm: &Pcm, transcript: &Transcript) -> Vec<VoiceMeasure> {
+    if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| voice::measure(pcm, transcript))
+    } else {
+        let (pcm, transcript) = (pcm.clone(), transcript.clone());
+        tokio::task::spawn_blocking(move || voice::measure(&pcm, &transcript)).await.unwrap_or_default()
     }
 }
 

@@ -1,5 +1,7 @@
 //! `GET /v0/batch/jobs/{id}/artifacts`: the predictions as a zip with one CSV per model,
-//! `transcript.csv` (one row per word said) when media was transcribed, and `timeline.csv` (one
+//! `transcript.csv` (one row per word said) when media was transcribed, `voice.csv` (one row per
+//! utterance's voice measures: pitch, loudness, speaking rate) when the voice was measured, and
+//! `timeline.csv` (one
 //! row per file per timeline window of the job summary: its words and each model's top
 //! expression) for a spreadsheet step to chart.
 //!
@@ -116,6 +118,11 @@ fn for_each_row(
             flatten(word, &mut cells);
             row("transcript", &cells);
         }
+        for measure in file["voice"].as_array().into_iter().flatten() {
+            let mut cells = ids(None);
+            flatten(measure, &mut cells);
+            row("voice", &cells);
+        }
         for (model, output) in file["models"].as_object().into_iter().flatten() {
             for group in output["grouped_predictions"].as_array().into_iter().flatten() {
                 for prediction in group["predictions"].as_array().into_iter().flatten() {
@@ -194,6 +201,27 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(lines.next().unwrap(), "source,file,id,position.begin,position.end,text,emotion:Anger,emotion:Joy");
         assert_eq!(lines.next().unwrap(), "text[0],text,unknown,0,9,\"so, great\",0.25,0.5");
+    }
+
+    #[test]
+    fn voice_measures_get_a_csv_of_their_own_one_row_per_utterance() {
+        let predictions = json!([{"source": {"type": "url", "url": "https://x/call.mp3"}, "results": {"errors": [], "predictions": [{"file": "call.mp3", "models": {},
+            "voice": [{"time": {"begin": 0.5, "end": 2.5}, "speaker": "unknown", "text": "Hello there.", "words": 2,
+                       "pitch_hz": 120.5, "pitch_range_semitones": 3.2, "loudness_lufs": -24.1, "loudness_peak_lufs": -20.0,
+                       "words_per_minute": 60.0, "in_baseline": true, "pitch_change_semitones": 0.0,
+                       "loudness_change_db": -0.5, "rate_change_ratio": 1.0}]}]}}]);
+        let mut archive = zip::ZipArchive::new(Cursor::new(zip_predictions(&predictions).unwrap())).unwrap();
+        let mut text = String::new();
+        archive.by_name("voice.csv").unwrap().read_to_string(&mut text).unwrap();
+        let (header, row) = (text.lines().next().unwrap(), text.lines().nth(1).unwrap());
+        assert_eq!(
+            header,
+            "source,file,in_baseline,loudness_change_db,loudness_lufs,loudness_peak_lufs,pitch_change_semitones,pitch_hz,pitch_range_semitones,rate_change_ratio,speaker,text,time.begin,time.end,words,words_per_minute"
+        );
+        assert_eq!(
+            row,
+            "https://x/call.mp3,call.mp3,true,-0.5,-24.1,-20.0,0.0,120.5,3.2,1.0,unknown,Hello there.,0.5,2.5,2,60.0"
+        );
     }
 
     #[test]

@@ -297,6 +297,45 @@ pub struct InferencePrediction {
     /// The media's length in seconds, for audio and video (an extra field, like `transcript`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_secs: Option<f64>,
+    /// Measurements of the voice, one per utterance (an extra field, like `transcript`, that v0
+    /// clients ignore): pitch, loudness and speaking rate, not emotions. Present when the voice
+    /// model (`prosody`) was asked for and the speech was transcribed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<Vec<VoiceMeasure>>,
+}
+
+/// What one utterance of one speaker sounded like, measured from the signal (see
+/// `crate::analyzers::voice`): not an emotion, and not Hume's prosody. A value that could not
+/// be measured (too short, no voiced frames) is `null`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
+pub struct VoiceMeasure {
+    /// When the utterance was said, from its first word's start to its last word's end.
+    #[schema(value_type = Object)]
+    pub time: TimeInterval,
+    /// Who said it: a speaker id, or `unknown` when speakers are not identified.
+    pub speaker: String,
+    /// The words said.
+    pub text: Option<String>,
+    /// How many words were said.
+    pub words: u32,
+    /// The median fundamental frequency (F0) of its voiced frames, in Hz.
+    pub pitch_hz: Option<f64>,
+    /// How widely the pitch moved: the 10th to the 90th percentile of F0, in semitones.
+    pub pitch_range_semitones: Option<f64>,
+    /// Its EBU R128 integrated (gated) loudness, in LUFS.
+    pub loudness_lufs: Option<f64>,
+    /// Its loudest moment: the highest EBU R128 momentary (400 ms) loudness, in LUFS.
+    pub loudness_peak_lufs: Option<f64>,
+    /// Words per minute: the words over the time from the first word's start to the last's end.
+    pub words_per_minute: Option<f64>,
+    /// Whether it falls in the speaker's first minute, the baseline the changes compare with.
+    pub in_baseline: bool,
+    /// `pitch_hz` against the speaker's first-minute median pitch, in semitones.
+    pub pitch_change_semitones: Option<f64>,
+    /// `loudness_lufs` against the speaker's first-minute loudness, in dB (LU).
+    pub loudness_change_db: Option<f64>,
+    /// `words_per_minute` over the speaker's first-minute rate (1.2: 20% faster).
+    pub rate_change_ratio: Option<f64>,
 }
 
 /// One transcribed word, with its time in seconds on the source's timeline.
@@ -501,6 +540,7 @@ mod tests {
                     },
                     transcript: None,
                     duration_secs: None,
+                    voice: None,
                 }],
                 errors: vec![SourceError { file: "text".into(), message: "no".into() }],
             },

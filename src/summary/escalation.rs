@@ -111,6 +111,10 @@ pub struct Escalation {
     pub model: Model,
     /// When the rise begins (seconds; `null` for text or when nothing rises).
     pub rises_at: Option<f64>,
+    /// How the voice at the end compares with its start (`super::voice`), when the voice was
+    /// measured: evidence beside the verdict, which `detected` does not use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice: Option<super::voice::VoiceEvidence>,
     /// The family's two names that rose most, for the headline.
     #[serde(skip)]
     pub rising: Vec<String>,
@@ -192,6 +196,7 @@ pub fn judge(
         emotions: family,
         model,
         rises_at: rise_index.filter(|_| change > 0.0).and_then(|i| time(&segments[i])).map(round_secs),
+        voice: None,
         rising,
         start_top: super::aggregate::top(&start_means.scores(), 1).first().map(|s| s.name.clone()),
         unit,

@@ -48,10 +48,16 @@ pub fn headline(
         [first, rest @ ..] => format!("{first} and {}", rest.join(" and ")),
     };
     let overall: Vec<&str> = top.iter().take(2).map(|s| s.name.as_str()).collect();
+    let voice = escalation
+        .voice
+        .as_ref()
+        .and_then(|v| v.rose())
+        .map(|(words, figures)| format!(" The voice is {words} at the end than at the start ({figures})."))
+        .unwrap_or_default();
     if !escalation.detected {
         let course =
             if escalation.change <= -0.1 { "negative expressions ease over the course" } else { "no escalation" };
-        return format!("Mostly {}; {course}.", names(&overall));
+        return format!("Mostly {}; {course}.{voice}", names(&overall));
     }
     let start = escalation.start_top.as_deref().map_or_else(|| "Calm".to_owned(), adjective);
     let rising: Vec<&str> = escalation.rising.iter().map(String::as_str).collect();
@@ -62,11 +68,11 @@ pub fn headline(
         (Unit::Seconds, rises_at, Some(peak_at)) => {
             let from = rises_at.map(|t| format!(" from {}", super::aggregate::clock(t))).unwrap_or_default();
             let quote = quote.map(|q| format!(" ({q})")).unwrap_or_default();
-            format!("{start} at first; {rising} {verb}{from} and peak at {peak_at}{quote}.")
+            format!("{start} at first; {rising} {verb}{from} and peak at {peak_at}{quote}.{voice}")
         }
         _ => {
             let quote = quote.map(|q| format!(" at {q}")).unwrap_or_default();
-            format!("{start} at first; {rising} {verb} toward the end and peak{quote}.")
+            format!("{start} at first; {rising} {verb} toward the end and peak{quote}.{voice}")
         }
     }
 }
@@ -132,6 +138,7 @@ mod tests {
             rising: vec!["Anger".into(), "Annoyance".into()],
             start_top: Some("Calmness".into()),
             unit,
+            voice: None,
         }
     }
 
@@ -153,6 +160,20 @@ mod tests {
             headline(&completed(), &DONE, Some(&e), &[], &[]),
             "Calm at first; Anger and Annoyance rise toward the end and peak at \"I want a refund today\"."
         );
+    }
+
+    #[test]
+    fn a_voice_that_rose_is_mentioned_with_its_figures_and_only_then() {
+        use crate::summary::voice::VoiceEvidence;
+        let mut e = escalation(false, Unit::Seconds);
+        let top = [Score::new("Interest", 0.3)];
+        e.voice = Some(VoiceEvidence { louder_db: Some(6.04), higher_semitones: Some(2.5), faster_ratio: Some(1.02) });
+        assert_eq!(
+            headline(&completed(), &DONE, Some(&e), &top, &[]),
+            "Mostly Interest; no escalation. The voice is louder and higher at the end than at the start (+6.0 dB, +2.5 semitones)."
+        );
+        e.voice = Some(VoiceEvidence { louder_db: Some(1.0), higher_semitones: Some(-3.0), faster_ratio: None });
+        assert_eq!(headline(&completed(), &DONE, Some(&e), &top, &[]), "Mostly Interest; no escalation.");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod escalation;
 pub mod headline;
 pub mod segments;
+pub mod voice;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -137,8 +138,12 @@ pub struct FileSummary {
     pub duration_secs: Option<f64>,
     /// What was said, when speech was transcribed.
     pub transcript: Option<String>,
-    /// This file's strongest model's verdict.
+    /// This file's strongest model's verdict (with the voice's evidence, when measured).
     pub escalation: Option<Escalation>,
+    /// The voice measures over the file's timeline, when the voice was measured (pitch,
+    /// loudness, speaking rate: measurements, not emotions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice: Option<voice::VoiceSummary>,
     /// Each model that ran on the file.
     #[schema(value_type = Object)]
     pub models: BTreeMap<&'static str, ModelSummary>,
@@ -361,6 +366,15 @@ impl<'s> Builder<'s> {
             }
             models.insert(model_segments.model.name(), summary);
         }
+        let length = prediction
+            .duration_secs
+            .unwrap_or_else(|| prediction.voice.iter().flatten().map(|v| v.time.end).fold(0.0, f64::max));
+        let window =
+            self.settings.window_secs.map_or_else(|| window_for(length), |w| w.max(length / MAX_WINDOWS as f64));
+        let voice = prediction.voice.as_deref().map(|rows| voice::summarise(rows, window));
+        if let (Some(best), Some(voice)) = (best.as_mut(), &voice) {
+            best.voice = voice.start_vs_end.clone();
+        }
         let transcript = prediction
             .transcript
             .as_ref()
@@ -372,6 +386,7 @@ impl<'s> Builder<'s> {
             duration_secs: prediction.duration_secs.map(round_secs),
             transcript,
             escalation: best,
+            voice,
             models,
         }
     }
@@ -552,6 +567,11 @@ impl Summary {
         for model in self.files.iter_mut().flat_map(|f| f.models.values_mut()) {
             model.timeline.clear();
             model.boxes = None;
+        }
+        for voice in self.files.iter_mut().filter_map(|f| f.voice.as_mut()) {
+            voice.timeline.clear();
+        }
+        for model in self.files.iter_mut().flat_map(|f| f.models.values_mut()) {
             for face in model.faces.iter_mut().flatten() {
                 face.timeline.clear();
             }
@@ -563,6 +583,7 @@ impl Summary {
         for file in &mut self.files {
             file.models.clear();
             file.transcript = None;
+            file.voice = None;
         }
         self.compacted = Some(format!(
             "Each file's per-model detail and transcript were left out to keep this under {max_bytes} bytes; {whole}."

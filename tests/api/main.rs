@@ -27,3 +27,4 @@ mod shared_limits;
 mod slow_host;
 mod storage;
 mod summary;
+mod voice;

@@ -35,6 +35,13 @@ pub const SPEECH: &str =
 /// The sentence spoken in `angry.mp3`.
 pub const ANGRY: &str = "I am furious! This is outrageous, and I am so angry with you.";
 
+/// The calm start of `rising.mp3`: quiet and low (espeak-ng `-a 40 -p 30`).
+pub const CALM_START: &str =
+    "Good morning. I am calling about my order from last week. It was supposed to arrive on Monday.";
+
+/// The raised end of `rising.mp3`: loud and high (espeak-ng `-a 190 -p 90`).
+pub const RAISED_END: &str = "It still has not arrived. I have called you three times this week!";
+
 impl MediaFiles {
     fn make() -> Self {
         let keep = tempfile::tempdir().unwrap();
@@ -44,6 +51,24 @@ impl MediaFiles {
         ffmpeg(&["-i", &p("speech.wav"), "-ac", "1", "-b:a", "64k", &p("speech.mp3")]);
         run("espeak-ng", &["-w", &p("angry.wav"), ANGRY]);
         ffmpeg(&["-i", &p("angry.wav"), "-ac", "1", "-b:a", "64k", &p("angry.mp3")]);
+        // A call whose voice gets louder and higher: the same voice, raised for the last sentences.
+        run("espeak-ng", &["-a", "40", "-p", "30", "-w", &p("calm-start.wav"), CALM_START]);
+        run("espeak-ng", &["-a", "190", "-p", "90", "-w", &p("raised-end.wav"), RAISED_END]);
+        ffmpeg(&[
+            "-i",
+            &p("calm-start.wav"),
+            "-i",
+            &p("raised-end.wav"),
+            "-filter_complex",
+            "[0:a][1:a]concat=n=2:v=0:a=1[out]",
+            "-map",
+            "[out]",
+            "-ac",
+            "1",
+            "-b:a",
+            "64k",
+            &p("rising.mp3"),
+        ]);
         // A video with a talking track: 640x480 test pattern at 25 fps, as long as the speech.
         ffmpeg(&[
             "-f",

@@ -37,7 +37,8 @@ async fn run_sdk_script(script: &str, address: &str, env: &[(&str, String)]) {
 #[tokio::test]
 async fn the_official_v0_python_sdk_starts_jobs_and_reads_them_unchanged() {
     let app = spawn_local_app(|_| {}).await;
-    run_sdk_script("v0_roundtrip.py", &app.address, &[]).await;
+    let audio = MEDIA.path("speech.mp3").to_string_lossy().into_owned();
+    run_sdk_script("v0_roundtrip.py", &app.address, &[("MEDIA_AUDIO_FILE", audio)]).await;
 }
 
 #[tokio::test]

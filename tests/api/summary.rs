@@ -452,18 +452,24 @@ async fn on_local_the_prosody_error_says_the_words_are_scored_only_when_they_are
             .map(|e| e["message"].as_str().unwrap().to_owned())
             .find(|m| m.contains("prosody model"))
     };
-    let app = &app;
-    let summary_of = |body: Value| async move {
-        let (_, started) = status_and_json(app.start(&body).await).await;
-        summary_when_done(app, started["job_id"].as_str().unwrap()).await
-    };
-    // The seed's default action: prosody only. Nothing scores the words, and the error does not say otherwise.
-    let alone = summary_of(json!({"urls": [&url]})).await;
+    // The seed's default action: prosody only. The words are scored by the language model in its
+    // place (as what they are), the voice is measured, and the error says both.
+    let (_, answer) = status_and_json(app.start(&json!({"urls": [&url], "wait_seconds": 25})).await).await;
+    let alone = summary_when_done(&app, answer["job_id"].as_str().unwrap()).await;
     let message = prosody_error(&alone).expect("prosody cannot run on local");
+    assert!(message.contains("scored by the language model") && message.contains("not of the voice"), "{message}");
+    assert_eq!(alone["status"], "COMPLETED", "{alone}");
+    assert!(alone["files"][0]["models"]["language"]["segments"].as_u64().unwrap() > 0);
+    // With transcription off, nothing scores the words, and the error does not say otherwise.
+    let id = app.start_v0(&json!({"urls": [&url], "models": {"prosody": {}}, "transcription": null})).await;
+    let off = summary_when_done(&app, &id).await;
+    let message = prosody_error(&off).expect("prosody cannot run on local");
     assert!(!message.contains("language model"), "{message}");
-    assert_eq!(alone["status"], "FAILED", "{alone}");
+    assert_eq!(off["status"], "FAILED", "{off}");
     // With language as well, the words are scored, and the error says where to find them.
-    let both = summary_of(json!({"urls": [&url], "models_language": "Yes"})).await;
+    let body = json!({"urls": [&url], "models_language": "Yes", "wait_seconds": 25});
+    let (_, answer) = status_and_json(app.start(&body).await).await;
+    let both = summary_when_done(&app, answer["job_id"].as_str().unwrap()).await;
     let message = prosody_error(&both).unwrap();
     assert!(message.contains("scored by the language model"), "{message}");
     assert!(both["files"][0]["models"]["language"]["segments"].as_u64().unwrap() > 0);

@@ -150,12 +150,27 @@ def main():
             check(len(p.emotions) == 53, f"{len(p.emotions)} language emotions")
         return f"{len(sentences)} spoken sentences, detected {meta.detected_language}"
 
+    def step_f():
+        path = os.environ["MEDIA_AUDIO_FILE"]
+        models = Models(prosody=Prosody(), language=Language(granularity="utterance"))
+        with open(path, "rb") as fh:
+            job_id = batch.start_inference_job_from_local_file(file=[fh], json=InferenceBaseRequest(models=models))
+        wait_completed(batch, job_id)
+        prediction = batch.get_job_predictions(job_id)[0].results.predictions[0]
+        n = check_voice(prediction.models.prosody, ProsodyPrediction, "prosody beside voice measures")
+        # The voice measures are an extra field the SDK's models keep without knowing them.
+        voice = getattr(prediction, "voice", None)
+        check(isinstance(voice, list) and voice, f"voice measures on the prediction: {voice!r}")
+        check(all(isinstance(v, dict) and v.get("speaker") == "unknown" and "pitch_hz" in v for v in voice), f"{voice}")
+        return f"{n} prosody windows and {len(voice)} voice rows, read by the SDK"
+
     steps = [
         ("a", "start_inference_job(urls=[video, image], face+prosody+burst) to COMPLETED", step_a),
         ("b", "get_job_predictions: face, prosody, burst typed", step_b),
         ("c", "start_inference_job_from_local_file(audio) prosody+burst typed", step_c),
         ("d", "get_job_artifacts: one CSV per model", step_d),
         ("e", "language on a transcribed upload: metadata and times typed", step_e),
+        ("f", "prosody + language on an upload: the extra voice list does not break the SDK", step_f),
     ]
     return run_steps(steps)
 

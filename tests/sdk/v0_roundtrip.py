@@ -34,6 +34,7 @@ from hume.expression_measurement.batch import (
     LanguagePrediction,
     Models,
     ModelsPredictions,
+    Prosody,
     PositionInterval,
     PredictionsOptionalTranscriptionMetadataLanguagePrediction,
     Source_File,
@@ -259,6 +260,31 @@ def main():
             raise AssertionError(f"{name}(unknown id) did not raise ApiError")
         return ", ".join(out)
 
+    def step_h():
+        path = os.environ.get("MEDIA_AUDIO_FILE")
+        if not path:
+            raise Skip("MEDIA_AUDIO_FILE is not set")
+        with open(path, "rb") as fh:
+            job_id = batch.start_inference_job_from_local_file(
+                file=[fh], json=InferenceBaseRequest(models=Models(prosody=Prosody())))
+        deadline = time.monotonic() + POLL_BUDGET_S
+        while (job := batch.get_job_details(job_id)).state.status not in ("COMPLETED", "FAILED"):
+            check(time.monotonic() < deadline, f"job {job_id} not finished")
+            time.sleep(POLL_INTERVAL_S)
+        is_type(job.state, StateInference_Completed, "prosody-only job on local")
+        check(job.state.num_errors == 1, f"num_errors={job.state.num_errors}: prosody's own error")
+        r = batch.get_job_predictions(job_id)[0]
+        check("hume backend" in r.results.errors[0].message, f"{r.results.errors[0].message}")
+        p = r.results.predictions[0]
+        check(p.models.prosody is None, "nothing is labelled prosody on local")
+        lang = p.models.language
+        is_type(lang, PredictionsOptionalTranscriptionMetadataLanguagePrediction, "models.language")
+        spoken = [x for g in lang.grouped_predictions for x in g.predictions]
+        check(spoken and all(isinstance(x, LanguagePrediction) for x in spoken), "language predictions typed")
+        voice = getattr(p, "voice", None)
+        check(isinstance(voice, list) and voice and "loudness_lufs" in voice[0], f"voice measures: {voice!r}")
+        return f"{len(spoken)} utterances scored by the language model, {len(voice)} voice rows; error: prosody"
+
     steps = [
         ("a", "start_inference_job(text=..., models=language/sentence)", step_a),
         ("b", "get_job_details polled to COMPLETED, typed", step_b),
@@ -267,6 +293,7 @@ def main():
         ("e", "list_jobs(limit=10, status=['COMPLETED'])", step_e),
         ("f", "get_job_artifacts is a zip", step_f),
         ("g", "unknown job id -> ApiError 404", step_g),
+        ("h", "prosody only on speech (local): COMPLETED with language, voice and prosody's error", step_h),
     ]
     try:
         return run_steps(steps)
