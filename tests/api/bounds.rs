@@ -343,7 +343,11 @@ fn every_limit_is_in_help_the_configuration_table_and_the_manifest() {
     let codes: Vec<&str> = manifest["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
     for limit in Limit::ALL {
         assert!(help.contains(limit.setting()), "{} not in --help", limit.setting());
-        assert!(readme.contains(&format!("| `{}` |", limit.setting())), "{} not in the configuration table (docs/operations.md)", limit.setting());
+        assert!(
+            readme.contains(&format!("| `{}` |", limit.setting())),
+            "{} not in the configuration table (docs/operations.md)",
+            limit.setting()
+        );
         assert!(codes.contains(&limit.code().as_str()), "{} not in the manifest", limit.code());
     }
 }
@@ -352,10 +356,8 @@ fn every_limit_is_in_help_the_configuration_table_and_the_manifest() {
 #[test]
 fn the_configuration_table_lists_every_setting_of_help_and_nothing_else() {
     let command = Config::command();
-    let mut in_help: Vec<String> = command
-        .get_arguments()
-        .filter_map(|a| a.get_env().map(|env| env.to_string_lossy().into_owned()))
-        .collect();
+    let mut in_help: Vec<String> =
+        command.get_arguments().filter_map(|a| a.get_env().map(|env| env.to_string_lossy().into_owned())).collect();
     let table = include_str!("../../docs/operations.md");
     // The first cell of each row, which may name several variables: `A`, `B`.
     let mut in_table: Vec<String> = table
