@@ -9,6 +9,9 @@
 //! - [`hume`]: Hume's v1 API for face (`/video/file`) and voice (`/audio/file`: prosody and
 //!   burst from one request), on the `hume` backend.
 //!
+//! Beside them, two helpers every backend runs in-process before the analyzers: the
+//! [`Transcriber`] (what was said) and the [`speakers::SpeakerFinder`] (who said it).
+//!
 //! A model no runner can measure on this backend has a [`Route::Unavailable`] whose message says
 //! why and how to get it; the engine reports it as that source's error.
 
@@ -16,6 +19,7 @@ pub mod hume;
 pub mod language;
 pub mod local_face;
 pub mod local_speech;
+pub mod speakers;
 pub mod transcript;
 
 pub use transcript::{Transcriber, Transcript, Word};
@@ -37,8 +41,11 @@ pub struct Subject<'a> {
     pub text: Option<&'a str>,
     /// The decoded media, for audio, video and image files.
     pub media: Option<&'a Prepared>,
-    /// What was said, for audio and video, when a transcriber ran.
+    /// What was said, for audio and video, when a transcriber ran (its words carry their
+    /// speaker when speakers were identified).
     pub transcript: Option<&'a Transcript>,
+    /// Who spoke when, for audio and video, when a model asked for speakers.
+    pub speakers: Option<&'a speakers::Speakers>,
 }
 
 /// What an analyzer may need from the job beyond the file: the caller's Hume key.

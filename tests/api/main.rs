@@ -24,5 +24,6 @@ mod retries;
 mod sdk;
 mod shared_limits;
 mod slow_host;
+mod speakers;
 mod storage;
 mod summary;
