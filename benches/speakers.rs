@@ -1,6 +1,6 @@
 //! Diarization speed, by hand: `cargo bench --bench speakers [-- MINUTES...]` (default 1 and 5).
 //! For each length, a dialogue of two espeak-ng voices (`en-us`, `en-us+Annie`) speaking
-//! `assets/speakers/call.txt` in turn, looped to that length, is diarized by the embedded model
+//! `assets/speakers/call.txt` in turn, repeated at other speeds up to that length, is diarized by the embedded model
 //! (Silero VAD + CAM++ + spectral clustering); prints seconds per minute of audio, the
 //! speakers found and the DER (0.25 s collar), and the RSS the speaker model adds at load.
 //! Asserts nothing. Needs espeak-ng, ffmpeg and the models (`scripts/install-models.sh`).
@@ -24,26 +24,29 @@ fn main() {
     let after = rss_bytes().unwrap_or(0);
     println!("speaker model (CAM++ + VAD) load: +{:.0} MB RSS", (after.saturating_sub(before)) as f64 / 1e6);
     let lines: Vec<&str> = SCRIPT.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
-    let (one, reference) = {
+    // Each pass through the script at another speed, so no window repeats another exactly
+    // (exact copies make every window's nearest neighbours its own copies).
+    let pass = |c: usize| {
         let turns: Vec<(&str, &str)> =
             lines.iter().enumerate().map(|(i, l)| (if i % 2 == 0 { "en-us" } else { "en-us+Annie" }, *l)).collect();
-        dialogue(&turns, 0.4, 165).expect("espeak-ng and ffmpeg")
+        dialogue(&turns, 0.4, 140 + 12 * (c as u32 % 8)).expect("espeak-ng and ffmpeg")
     };
-    let loop_secs = one.duration_secs();
     println!("| audio | diarization | s per minute of audio | x real time | speakers | DER |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for m in minutes {
-        let copies = ((m * 60.0) / loop_secs).ceil().max(1.0) as usize;
-        let mut samples = Vec::with_capacity(one.samples.len() * copies);
+        let mut samples: Vec<i16> = Vec::new();
         let mut truth: Vec<Reference> = Vec::new();
-        for c in 0..copies {
-            let shift = c as f64 * loop_secs;
+        let mut c = 0;
+        while (samples.len() as f64) < m * 60.0 * f64::from(Pcm::RATE) {
+            let (one, reference) = pass(c);
+            let shift = samples.len() as f64 / f64::from(Pcm::RATE);
             truth.extend(reference.iter().map(|r| Reference {
                 begin: r.begin + shift,
                 end: r.end + shift,
                 speaker: r.speaker,
             }));
             samples.extend_from_slice(&one.samples);
+            c += 1;
         }
         let pcm = Pcm { samples };
         let audio = pcm.duration_secs();
