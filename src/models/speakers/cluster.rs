@@ -1,7 +1,8 @@
 //! Who is who among the speech windows: spectral clustering of their embeddings with the number
 //! of speakers read off the eigenvalue gap, as 3D-Speaker's `speakerlab/process/cluster.py`
 //! (`SpectralCluster` + `CommonClustering`, settings of senko 0.2.2's `spectral.yaml`) does:
-//! cosine affinities, each row pruned to its closest few percent, symmetrised; the unnormalised
+//! cosine affinities, each row pruned to its closest 1.2% (but at least 5% here, see
+//! [`MIN_KEEP_SHARE`]), symmetrised; the unnormalised
 //! Laplacian's smallest eigenvalues give the count (the largest gap among the first 16) and its
 //! eigenvectors the points k-means groups; clusters under 4 windows join the nearest large one,
 //! and clusters whose centroids are closer than cosine 0.875 are merged.
