@@ -177,7 +177,14 @@ fn voice_measures() {
         let step = (end - begin) / said.len() as f64;
         for (k, w) in said.iter().enumerate() {
             let b = begin + k as f64 * step;
-            words.push(Word { text: (*w).to_owned(), begin: b, end: b + step * 0.9, confidence: 1.0 });
+            words.push(Word {
+                text: (*w).to_owned(),
+                begin: b,
+                end: b + step * 0.9,
+                confidence: 1.0,
+                speaker: None,
+                speaker_confidence: None,
+            });
         }
         samples.extend(silence(0.6 + (i % 4) as f64 * 0.5));
     }

@@ -4,6 +4,7 @@
 #   all-minilm-l6-v2/       the language model's sentence embeddings   (scripts/models/language.sh)
 #   face/                   face detection and expression               (scripts/models/face.sh)
 #   silero-vad/, whisper-base/  voice activity and speech recognition   (scripts/models/speech.sh)
+#   campplus/               speaker embeddings (who spoke when)         (scripts/models/speakers.sh)
 #
 # Usage: scripts/install-models.sh [MODELS_DIR]
 # Default MODELS_DIR: ${HUME_ACTION_MODEL_DIR:-${HUME_ACTION_DATA_DIR:-./data}/models}
@@ -17,3 +18,4 @@ mkdir -p "$root"
 "$here/models/language.sh" "$root/all-minilm-l6-v2"
 "$here/models/face.sh" "$root"
 "$here/models/speech.sh" "$root"
+"$here/models/speakers.sh" "$root"

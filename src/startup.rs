@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use crate::analyzers::hume::{face::HumeFace, voice::HumeVoice};
 use crate::analyzers::local_face::LocalFace;
 use crate::analyzers::local_speech::LocalTranscriber;
+use crate::analyzers::speakers::{LocalSpeakers, SpeakerFinder};
 use crate::analyzers::{language::LanguageAnalyzer, Analyzer, Analyzers, Transcriber};
 use crate::app::{App, AppState};
 use crate::backend::{batch::BatchBackend, engine::EngineBackend, Backend, Components};
@@ -34,6 +35,7 @@ use crate::media::ffmpeg::{check_tools, Tools};
 use crate::media::prepare::{MediaLimits, Preparer};
 use crate::models::face::DIR_NAME as FACE_DIR_NAME;
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
+use crate::models::speakers::Diarizer;
 use crate::models::speech::SpeechModels;
 use crate::sealed::Sealer;
 use crate::store::{PostgresStore, SqliteStore, Store};
@@ -124,6 +126,19 @@ async fn engine_backend(
         }
         Err(e) => return Err(e).context("loading the speech models"),
     };
+    let model_root = config.model_dir();
+    let speakers = match tokio::task::spawn_blocking(move || Diarizer::load(&model_root)).await {
+        Ok(Ok(diarizer)) => {
+            components.insert("speaker_model", "loaded (CAM++)".into());
+            Ok(Arc::new(LocalSpeakers::new(Arc::new(diarizer))) as Arc<dyn SpeakerFinder>)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "identify_speakers cannot run: the speaker model is not loaded");
+            components.insert("speaker_model", format!("not loaded: {e}"));
+            Err(e.to_string())
+        }
+        Err(e) => return Err(e).context("loading the speaker model"),
+    };
     let (analyzers, key_sealer) = match config.backend {
         BackendKind::Hume => {
             let limiter =
@@ -174,6 +189,7 @@ async fn engine_backend(
         media,
         analyzers,
         transcriber,
+        speakers,
         store: store.clone(),
         sealer,
         job_deadline,

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::speakers::{group, speaker_of_words};
 use super::{Analyzer, Task, Transcript};
 use crate::job::models::LanguageSettings;
 use crate::models::language::{LanguageModel, EXPRESSIONS, SENTIMENT, TOXICITY};
@@ -52,22 +53,28 @@ impl LanguageAnalyzer {
     }
 
     /// Scores what was said, cut by the same rules as text input, each segment with the time it
-    /// was said and the recogniser's confidence in its words.
+    /// was said, the recogniser's confidence in its words, and (with `by_speaker`) the speaker of
+    /// its words and `speaker_confidence`.
     async fn score_transcript(
         &self,
         transcript: &Transcript,
         settings: &LanguageSettings,
-    ) -> Result<Vec<LanguagePrediction>, String> {
+        by_speaker: bool,
+    ) -> Result<Vec<(Option<String>, LanguagePrediction)>, String> {
         let (text, spans) = transcript.text_and_spans();
-        let mut predictions = self.score_text(&text, settings).await?;
-        for p in &mut predictions {
-            if let Some((time, confidence)) =
-                transcript.said(&spans, p.position.begin as usize, p.position.end as usize)
-            {
-                (p.time, p.confidence) = (Some(time), Some(confidence));
-            }
-        }
-        Ok(predictions)
+        let predictions = self.score_text(&text, settings).await?;
+        Ok(predictions
+            .into_iter()
+            .map(|mut p| {
+                let (begin, end) = (p.position.begin as usize, p.position.end as usize);
+                if let Some((time, confidence)) = transcript.said(&spans, begin, end) {
+                    (p.time, p.confidence) = (Some(time), Some(confidence));
+                }
+                let speaker = by_speaker.then(|| speaker_of_words(transcript.words_at(&spans, begin, end))).flatten();
+                p.speaker_confidence = speaker.as_ref().map(|(_, c)| *c);
+                (speaker.map(|(id, _)| id), p)
+            })
+            .collect())
     }
 }
 
@@ -79,10 +86,14 @@ impl Analyzer for LanguageAnalyzer {
         let language = settings.language.clone().unwrap_or_default();
         let output = match (subject.text, subject.transcript) {
             (Some(text), _) => ModelOutput::single("unknown", self.score_text(text, &language).await?),
-            (None, Some(transcript)) => ModelOutput {
-                metadata: Some(transcript.metadata()),
-                ..ModelOutput::single("unknown", self.score_transcript(transcript, &language).await?)
-            },
+            (None, Some(transcript)) => {
+                let by_speaker = settings.identify_speakers.language && subject.speakers.is_some();
+                ModelOutput {
+                    metadata: Some(transcript.metadata()),
+                    grouped_predictions: group(self.score_transcript(transcript, &language, by_speaker).await?),
+                    note: None,
+                }
+            }
             (None, None) => {
                 return Err(format!(
                 "{file}: the language model needs what was said, and no transcript was made; send the words as text."

@@ -322,7 +322,7 @@ mod tests {
             frames,
             frames_truncated: false,
         };
-        let subject = Subject { file: "test.jpg", text: None, media: Some(&media), transcript: None };
+        let subject = Subject { file: "test.jpg", text: None, media: Some(&media), transcript: None, speakers: None };
         let settings = ModelSettings { face: Some(settings), ..Default::default() };
         let job = JobContext::default();
         let task = Task { job: &job, subject: &subject, models: &[Model::Face], settings: &settings };

@@ -12,6 +12,9 @@
 //! - [`voice`]: voice measures (pitch, loudness, speaking rate) from the signal and the word
 //!   times, on every backend: measurements, not a model's emotions, reported beside the models.
 //!
+//! Beside them, two helpers every backend runs in-process before the analyzers: the
+//! [`Transcriber`] (what was said) and the [`speakers::SpeakerFinder`] (who said it).
+//!
 //! A model no runner can measure on this backend has a [`Route::Unavailable`] whose message says
 //! why and how to get it; the engine reports it as that source's error (and, for prosody on
 //! `local`, scores the words with the language model and measures the voice instead, each under
@@ -21,6 +24,7 @@ pub mod hume;
 pub mod language;
 pub mod local_face;
 pub mod local_speech;
+pub mod speakers;
 pub mod transcript;
 pub mod voice;
 
@@ -43,8 +47,11 @@ pub struct Subject<'a> {
     pub text: Option<&'a str>,
     /// The decoded media, for audio, video and image files.
     pub media: Option<&'a Prepared>,
-    /// What was said, for audio and video, when a transcriber ran.
+    /// What was said, for audio and video, when a transcriber ran (its words carry their
+    /// speaker when speakers were identified).
     pub transcript: Option<&'a Transcript>,
+    /// Who spoke when, for audio and video, when a model asked for speakers.
+    pub speakers: Option<&'a speakers::Speakers>,
 }
 
 /// What an analyzer may need from the job beyond the file: the caller's Hume key.

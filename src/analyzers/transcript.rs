@@ -35,11 +35,26 @@ impl Transcript {
         (text, spans)
     }
 
+    /// The words in the characters `begin..end` of [`Self::text_and_spans`]'s text.
+    pub fn words_at<'a>(
+        &'a self,
+        spans: &'a [(usize, usize)],
+        begin: usize,
+        end: usize,
+    ) -> impl Iterator<Item = &'a Word> {
+        self.words.iter().zip(spans).filter(move |(_, (b, e))| *b < end && *e > begin).map(|(w, _)| w)
+    }
+
+    /// The words said between `begin` and `end` seconds (a word counts when its middle falls
+    /// inside).
+    pub fn words_between(&self, begin: f64, end: f64) -> impl Iterator<Item = &Word> {
+        self.words.iter().filter(move |w| (begin..end).contains(&((w.begin + w.end) / 2.0)))
+    }
+
     /// When the characters `begin..end` of [`Self::text_and_spans`]'s text were said, and the
     /// recogniser's mean confidence in those words.
     pub fn said(&self, spans: &[(usize, usize)], begin: usize, end: usize) -> Option<(TimeInterval, f64)> {
-        let said: Vec<&Word> =
-            self.words.iter().zip(spans).filter(|(_, (b, e))| *b < end && *e > begin).map(|(w, _)| w).collect();
+        let said: Vec<&Word> = self.words_at(spans, begin, end).collect();
         let (first, last) = (said.first()?, said.last()?);
         let confidence = said.iter().map(|w| w.confidence).sum::<f64>() / said.len() as f64;
         Some((TimeInterval { begin: first.begin, end: last.end }, confidence))
@@ -53,12 +68,7 @@ impl Transcript {
     /// The words said between `begin` and `end` seconds (a word counts when its middle falls
     /// inside), or `None` when none was.
     pub fn text_between(&self, begin: f64, end: f64) -> Option<String> {
-        let words: Vec<&str> = self
-            .words
-            .iter()
-            .filter(|w| (begin..end).contains(&((w.begin + w.end) / 2.0)))
-            .map(|w| w.text.as_str())
-            .collect();
+        let words: Vec<&str> = self.words_between(begin, end).map(|w| w.text.as_str()).collect();
         (!words.is_empty()).then(|| words.join(" "))
     }
 }
@@ -68,7 +78,7 @@ mod tests {
     use super::*;
 
     fn word(text: &str, begin: f64, end: f64) -> Word {
-        Word { text: text.into(), begin, end, confidence: 0.9 }
+        Word { text: text.into(), begin, end, confidence: 0.9, speaker: None, speaker_confidence: None }
     }
 
     #[test]

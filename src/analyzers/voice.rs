@@ -19,7 +19,7 @@
 //! Utterances are the transcript's, cut as the language model cuts them at `utterance`
 //! granularity (so a voice row and a language row of the same words share their time), and never
 //! across a change of speaker: [`speaker_of`] is the one place that says who said a word
-//! (`unknown` until speakers are identified).
+//! (`unknown` unless speakers are identified).
 
 use std::collections::BTreeMap;
 
@@ -49,9 +49,9 @@ const FRAME_FLOOR_DB: f64 = 30.0;
 /// Frames with fewer voiced frames than this give no pitch (too little to be a median).
 const MIN_VOICED_FRAMES: usize = 5;
 
-/// Who said `word`: `unknown` until speakers are identified.
-pub fn speaker_of(_word: &Word) -> &str {
-    "unknown"
+/// Who said `word`: its speaker id when speakers were identified, else `unknown`.
+pub fn speaker_of(word: &Word) -> &str {
+    word.speaker.as_deref().unwrap_or("unknown")
 }
 
 /// One utterance of the transcript: its words, span and speaker.
@@ -296,7 +296,7 @@ mod tests {
     }
 
     fn word(text: &str, begin: f64, end: f64) -> Word {
-        Word { text: text.into(), begin, end, confidence: 0.9 }
+        Word { text: text.into(), begin, end, confidence: 0.9, speaker: None, speaker_confidence: None }
     }
 
     /// One sentence per second of `tones`, four words each, with 0.5 s of silence after each.

@@ -35,6 +35,7 @@ use tokio::time::{timeout_at, Instant};
 use url::Url;
 
 use super::budget::JobBudget;
+use crate::analyzers::speakers::{SpeakerFinder, Speakers};
 use crate::analyzers::{
     applies, voice, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript,
 };
@@ -70,6 +71,9 @@ pub struct Engine {
     pub analyzers: Analyzers,
     /// Turns speech into words for the language model (and the `text` of voice windows).
     pub transcriber: Option<Arc<dyn Transcriber>>,
+    /// Finds who spoke when, for `identify_speakers`; `Err` says why it cannot (model files
+    /// missing) and becomes the error of each source that asks.
+    pub speakers: Result<Arc<dyn SpeakerFinder>, String>,
     pub store: Arc<dyn Store>,
     pub sealer: Arc<Sealer>,
     /// `HUME_ACTION_JOB_DEADLINE_SECS`: how long one run of a job may take.
@@ -174,7 +178,12 @@ impl Engine {
                 None
             }
         });
-        let settings = ModelSettings::from_v0(&job.request["models"]);
+        let mut settings = ModelSettings::from_v0(&job.request["models"]);
+        if job.request["transcription"]["identify_speakers"].as_bool() == Some(true) {
+            // On the transcription, it applies to every model that reads it.
+            settings.identify_speakers.language = true;
+            settings.identify_speakers.prosody = true;
+        }
         let transcription = match job.request.get("transcription") {
             Some(Value::Null) => None,
             other => Some(other.and_then(|t| t["language"].as_str()).map(str::to_owned)),
@@ -222,6 +231,8 @@ impl Engine {
             && matches!(self.analyzers.route(Model::Language), Route::Run(_));
         if stands_in {
             spoken.language = Some(LanguageSettings { granularity: Granularity::Utterance, ..Default::default() });
+            // The words stand in for the voice model, so they are grouped as it was asked to be.
+            spoken.identify_speakers.language |= settings.identify_speakers.prosody;
         }
         spoken
     }
@@ -450,10 +461,19 @@ impl Run<'_> {
             },
         };
         let kind = prepared.as_ref().map_or(kind, |p| p.kind);
-        let transcript = match prepared.as_ref().and_then(|p| p.audio.as_ref()) {
+        let mut transcript = match prepared.as_ref().and_then(|p| p.audio.as_ref()) {
             Some(pcm) => self.transcribe(file, pcm, settings, &mut measured.errors).await,
             None => None,
         };
+        let speakers = match prepared.as_ref().and_then(|p| p.audio.as_ref()) {
+            Some(pcm) if self.wants_speakers(settings, kind, transcript.is_some()) => {
+                self.speakers(file, pcm, &mut measured.errors).await
+            }
+            _ => None,
+        };
+        if let (Some(speakers), Some(transcript)) = (&speakers, &mut transcript) {
+            speakers.label(transcript);
+        }
         if let (Some(transcript), Some(granularity)) = (&transcript, self.language_granularity(settings)) {
             let segments = segment_count(&transcript.text_and_spans().0, granularity) as u64;
             if let Err(limit) = self.budget.take(Limit::JobSegments, segments, file) {
@@ -462,8 +482,13 @@ impl Run<'_> {
                 blocked.push(Model::Language);
             }
         }
-        let subject =
-            Subject { file, text: text.as_deref(), media: prepared.as_ref(), transcript: transcript.as_ref() };
+        let subject = Subject {
+            file,
+            text: text.as_deref(),
+            media: prepared.as_ref(),
+            transcript: transcript.as_ref(),
+            speakers: speakers.as_ref(),
+        };
         let selected = settings.selected();
         let applicable: Vec<Model> = selected.iter().copied().filter(|m| applies(*m, kind)).collect();
         if applicable.is_empty() {
@@ -574,6 +599,33 @@ impl Run<'_> {
     fn wants_transcript(&self, settings: &ModelSettings) -> bool {
         let reads_words = settings.has(Model::Language) || settings.has(Model::Ner);
         reads_words && self.transcription.is_some() && self.engine.transcriber.is_some()
+    }
+
+    /// Whether this file is diarized: a model that runs here and groups by speaker applies to
+    /// it (language needs the transcript too).
+    fn wants_speakers(&self, settings: &ModelSettings, kind: MediaKind, transcribed: bool) -> bool {
+        let runs = |model: Model| {
+            settings.has(model) && applies(model, kind) && matches!(self.engine.analyzers.route(model), Route::Run(_))
+        };
+        let ask = settings.identify_speakers;
+        (ask.language && transcribed && runs(Model::Language)) || (ask.prosody && runs(Model::Prosody))
+    }
+
+    /// Who spoke when in `pcm`; a failure (or a model not installed) becomes the file's error,
+    /// and the predictions stay under `unknown`.
+    async fn speakers(&self, file: &str, pcm: &Pcm, errors: &mut Vec<SourceError>) -> Option<Speakers> {
+        let outcome = match &self.engine.speakers {
+            Ok(finder) => finder.speakers(file, pcm).await,
+            Err(why) => Err(format!("{file}: speakers were not identified: {why}")),
+        };
+        match outcome {
+            Ok(speakers) => Some(speakers),
+            Err(message) => {
+                let message = format!("{message} Its predictions are grouped under `unknown`.");
+                errors.push(SourceError { file: file.to_owned(), message });
+                None
+            }
+        }
     }
 
     /// What was said in `pcm`, when this job wants it; a failure becomes the file's error.

@@ -236,6 +236,24 @@ pub struct ModelSettings {
     pub language: Option<LanguageSettings>,
     pub ner: bool,
     pub facemesh: bool,
+    /// Which models group their segments by speaker.
+    pub identify_speakers: IdentifySpeakers,
+}
+
+/// Which models group their predictions under speaker ids (v0's `identify_speakers` on
+/// `models.language` and `models.prosody`, or on `transcription`, which turns it on for both).
+/// Off, every segment is `unknown`, as on v0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdentifySpeakers {
+    pub language: bool,
+    pub prosody: bool,
+}
+
+impl IdentifySpeakers {
+    /// Whether any model wants speakers (so the file is diarized).
+    pub fn any(self) -> bool {
+        self.language || self.prosody
+    }
 }
 
 impl ModelSettings {
@@ -269,6 +287,12 @@ impl ModelSettings {
             language: selected("language").map(|v| from_echo("language", v)),
             ner: selected("ner").is_some(),
             facemesh: selected("facemesh").is_some(),
+            identify_speakers: IdentifySpeakers {
+                language: selected("language")
+                    .is_some_and(|v| from_echo::<LanguageSettings>("language", v).identify_speakers),
+                prosody: selected("prosody")
+                    .is_some_and(|v| from_echo::<ProsodySettings>("prosody", v).identify_speakers),
+            },
         }
     }
 
@@ -419,6 +443,10 @@ mod tests {
         let language = s.language.clone().unwrap();
         assert_eq!((language.granularity.as_str(), language.sentiment, language.toxicity), ("sentence", true, false));
         assert_eq!(s.selected(), [Model::Face, Model::Prosody, Model::Language]);
+        assert_eq!(s.identify_speakers, IdentifySpeakers::default());
+        let on = json!({"prosody": {"identify_speakers": true}, "language": {"identify_speakers": false}});
+        let on = ModelSettings::from_v0(&on).identify_speakers;
+        assert_eq!((on.prosody, on.language, on.any()), (true, false, true));
     }
 
     /// The `invalid_setting` error for `models`, as `(field, message)`.

@@ -3,4 +3,5 @@
 pub mod face;
 pub mod language;
 pub mod segment;
+pub mod speakers;
 pub mod speech;

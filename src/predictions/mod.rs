@@ -346,6 +346,36 @@ pub struct Word {
     pub end: f64,
     /// The recogniser's confidence in 0..1.
     pub confidence: f64,
+    /// Who said it (`spk_0`, `spk_1`, ...), when speakers were identified; left out otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+    /// How sure the speaker model is of that speaker, 0..1; left out with `speaker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_confidence: Option<f64>,
+}
+
+/// Who said `words`: the speaker of most of their time, and a confidence that is the share of
+/// the time that speaker said times that speaker's mean confidence on them. `None` when no word
+/// has a speaker.
+pub fn speaker_of_words<'a>(words: impl IntoIterator<Item = &'a Word>) -> Option<(String, f64)> {
+    let mut time: Vec<(&str, f64, f64)> = Vec::new();
+    let mut total = 0.0;
+    for w in words {
+        let secs = (w.end - w.begin).max(0.01);
+        total += secs;
+        if let Some(speaker) = w.speaker.as_deref() {
+            let confidence = w.speaker_confidence.unwrap_or(0.0);
+            match time.iter_mut().find(|(s, _, _)| *s == speaker) {
+                Some(entry) => {
+                    entry.1 += secs;
+                    entry.2 += secs * confidence;
+                }
+                None => time.push((speaker, secs, secs * confidence)),
+            }
+        }
+    }
+    let (speaker, secs, weighted) = time.into_iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
+    Some((speaker.to_owned(), (secs / total) * (weighted / secs)))
 }
 
 /// What was said in a file: its words in order, the language, and an overall confidence.

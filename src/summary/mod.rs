@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::job::models::Model;
 use crate::job::state::JobState;
 use crate::predictions::{
-    BoundingBox, InferencePrediction, ModelsPredictions, Score, Source, SourceError, SourceResult,
+    speaker_of_words, BoundingBox, InferencePrediction, ModelsPredictions, Score, Source, SourceError, SourceResult,
 };
 use crate::store::{JobRecord, Store, StoreError};
 
@@ -517,6 +517,8 @@ pub fn timeline_rows(
     builder.add(&result);
     let mut rows = Vec::new();
     for file in builder.files {
+        let transcript =
+            result.results.predictions.iter().find(|p| p.file == file.file).and_then(|p| p.transcript.as_ref());
         let mut windows: BTreeMap<(u64, u64), BTreeMap<String, String>> = BTreeMap::new();
         for (model, summary) in &file.models {
             let unit = match summary.unit {
@@ -533,6 +535,12 @@ pub fn timeline_rows(
                 });
                 if let Some(text) = &w.text {
                     cells.entry("5:text".to_owned()).or_insert_with(|| text.clone());
+                }
+                let speaker = transcript.filter(|_| summary.unit == Unit::Seconds).and_then(|t| {
+                    speaker_of_words(t.words.iter().filter(|x| (w.begin..w.end).contains(&((x.begin + x.end) / 2.0))))
+                });
+                if let Some((speaker, _)) = speaker {
+                    cells.entry("6:speaker".to_owned()).or_insert(speaker);
                 }
                 if let Some(top) = &w.top {
                     cells.insert(format!("{model}_top"), top.name.clone());

@@ -25,6 +25,7 @@ mod retries;
 mod sdk;
 mod shared_limits;
 mod slow_host;
+mod speakers;
 mod storage;
 mod summary;
 mod voice;

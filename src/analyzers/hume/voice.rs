@@ -6,11 +6,12 @@ use bytes::Bytes;
 
 use super::describe_v1_error;
 use super::mapping::voice_predictions;
-use crate::analyzers::{Analyzer, Task};
+use crate::analyzers::speakers::{group, speaker_of_words, Speakers};
+use crate::analyzers::{Analyzer, Task, Transcript};
 use crate::job::models::Model;
 use crate::media::audio::chunk_ranges;
 use crate::media::audio::Pcm;
-use crate::predictions::{ModelOutput, ModelsPredictions};
+use crate::predictions::{ModelOutput, ModelsPredictions, ProsodyPrediction};
 use crate::upstream::v1::{HumeV1Client, MAX_REQUEST_BYTES, MULTIPART_OVERHEAD_BYTES};
 use crate::upstream::v1_types::AudioConfig;
 
@@ -40,7 +41,7 @@ impl HumeVoice {
 #[async_trait::async_trait]
 impl Analyzer for HumeVoice {
     async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
-        let Task { job, subject, models, .. } = *task;
+        let Task { job, subject, models, settings } = *task;
         let file = subject.file;
         let pcm = subject
             .media
@@ -67,12 +68,32 @@ impl Analyzer for HumeVoice {
             burst.extend(b);
         }
         let metadata = subject.transcript.map(|t| t.metadata());
+        let speakers = subject.speakers.filter(|_| settings.identify_speakers.prosody);
+        let prosody = group(prosody.into_iter().map(|p| window_speaker(p, subject.transcript, speakers)).collect());
         Ok(ModelsPredictions {
-            prosody: models
-                .contains(&Model::Prosody)
-                .then(|| ModelOutput { metadata, ..ModelOutput::single("unknown", prosody) }),
+            prosody: models.contains(&Model::Prosody).then_some(ModelOutput {
+                metadata,
+                grouped_predictions: prosody,
+                note: None,
+            }),
             burst: models.contains(&Model::Burst).then(|| ModelOutput::single("unknown", burst)),
             ..Default::default()
         })
     }
+}
+
+/// A prosody window with its speaker (when speakers are identified): the speaker of the words
+/// said in it, or of the voice heard in it when it holds no word; `speaker_confidence` with it.
+fn window_speaker(
+    mut p: ProsodyPrediction,
+    transcript: Option<&Transcript>,
+    speakers: Option<&Speakers>,
+) -> (Option<String>, ProsodyPrediction) {
+    let Some(speakers) = speakers else { return (None, p) };
+    let (begin, end) = (p.time.begin, p.time.end);
+    let found = transcript
+        .and_then(|t| speaker_of_words(t.words_between(begin, end)))
+        .or_else(|| speakers.during(begin, end).map(|(n, confidence)| (Speakers::id(n), confidence)));
+    p.speaker_confidence = found.as_ref().map(|(_, c)| *c);
+    (found.map(|(id, _)| id), p)
 }

@@ -103,6 +103,12 @@ fn read_pinned(models_dir: &Path, rel: &Path, expected: &str) -> Result<Vec<u8>,
     Ok(bytes)
 }
 
+/// Silero VAD from `models_dir`, its sha256 checked (the speaker model runs its own copy).
+pub fn load_vad(models_dir: &Path) -> Result<vad::Vad, SpeechError> {
+    let onnx = read_pinned(models_dir, &Path::new(VAD_DIR).join(VAD_FILE.0), VAD_FILE.1)?;
+    vad::Vad::from_bytes(&onnx).map_err(|e| SpeechError::Vad(format!("{e:#}")))
+}
+
 /// The VAD and Whisper, loaded once and shared; Whisper runs one transcription at a time.
 pub struct SpeechModels {
     vad: vad::Vad,
@@ -119,8 +125,7 @@ impl SpeechModels {
 
     /// Loads Silero VAD and the given Whisper from `models_dir`.
     pub fn load_variant(models_dir: &Path, variant: WhisperVariant) -> Result<Self, SpeechError> {
-        let onnx = read_pinned(models_dir, &Path::new(VAD_DIR).join(VAD_FILE.0), VAD_FILE.1)?;
-        let vad = vad::Vad::from_bytes(&onnx).map_err(|e| SpeechError::Vad(format!("{e:#}")))?;
+        let vad = load_vad(models_dir)?;
         let dir = Path::new(variant.dir_name());
         let [config, tokenizer, weights] =
             variant.pins().map(|(name, sha)| read_pinned(models_dir, &dir.join(name), sha));
@@ -190,6 +195,8 @@ impl SpeechModels {
                         begin,
                         end: end.max(begin),
                         confidence: *confidence,
+                        speaker: None,
+                        speaker_confidence: None,
                     });
                 }
             }

@@ -99,6 +99,12 @@ impl Vad {
 /// Silero's `get_speech_timestamps` state machine (without its max-duration split: the
 /// transcriber windows long regions itself) over per-frame probabilities, then padding.
 pub fn regions(probs: &[f32], len: usize) -> Vec<Range<usize>> {
+    regions_padded(probs, len, PAD)
+}
+
+/// [`regions`] with `pad` samples added to both sides instead of the transcriber's 200 ms (the
+/// speaker model wants speech only: Silero's own default pad is 30 ms).
+pub fn regions_padded(probs: &[f32], len: usize, pad: usize) -> Vec<Range<usize>> {
     let mut raw = Vec::new();
     let mut start = None;
     let mut silence_from = None;
@@ -129,7 +135,7 @@ pub fn regions(probs: &[f32], len: usize) -> Vec<Range<usize>> {
     }
     let mut merged: Vec<Range<usize>> = Vec::new();
     for r in raw {
-        let padded = r.start.saturating_sub(PAD)..(r.end + PAD).min(len);
+        let padded = r.start.saturating_sub(pad)..(r.end + pad).min(len);
         match merged.last_mut() {
             Some(last) if padded.start <= last.end => last.end = last.end.max(padded.end),
             _ => merged.push(padded),
