@@ -155,7 +155,8 @@ async fn waits() {
     let line =
         lines.by_ref().map_while(Result::ok).find(|l| l.contains("hume-action listening")).expect("the server starts");
     let log: Value = serde_json::from_str(&line).unwrap();
-    let address = format!("http://{}", log["fields"]["addr"].as_str().unwrap());
+    // The JSON log flattens an event's fields beside its message.
+    let address = format!("http://{}", log["addr"].as_str().or(log["fields"]["addr"].as_str()).unwrap());
     std::thread::spawn(move || lines.for_each(drop));
     let (release, released) = tokio::sync::watch::channel(false);
     let host = held_host(released).await;

@@ -229,3 +229,15 @@ pub fn outcome(job: &Value) -> (Option<&str>, Option<i64>, Option<i64>) {
     let state = &job["state"];
     (state["status"].as_str(), state["num_predictions"].as_i64(), state["num_errors"].as_i64())
 }
+
+/// The job's summary, held until it ends (`?wait=25`, at most 20 times).
+pub async fn summary_when_done(app: &TestApp, id: &str) -> Value {
+    for _ in 0..20 {
+        let (status, summary) = status_and_json(app.get(&format!("/v1/jobs/{id}/summary?wait=25")).await).await;
+        assert_eq!(status, 200, "{summary}");
+        if summary["done"] == true {
+            return summary;
+        }
+    }
+    panic!("job {id} did not end");
+}

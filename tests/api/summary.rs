@@ -9,7 +9,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::fake_v1::FakeV1;
-use crate::helpers::{spawn_batch_app, spawn_hume_app, spawn_local_app, status_and_json, TestApp};
+use crate::helpers::{spawn_batch_app, spawn_hume_app, spawn_local_app, status_and_json, summary_when_done, TestApp};
 use crate::media_files::MEDIA;
 use crate::slow_host::{Answer, SlowHost};
 
@@ -18,18 +18,6 @@ const ESCALATING: &str = "Hi, I'm calling about my order from last week. It was 
     I am furious that nobody has called me back. I want a refund today, this is completely unacceptable.";
 const CALM: &str = "Hi, I'd like to book a table for four on Saturday. Around seven in the evening would be great. \
     We'd prefer a table by the window if possible. Thank you so much, that sounds lovely.";
-
-/// The job's summary, held until it ends (bounded).
-async fn summary_when_done(app: &TestApp, id: &str) -> Value {
-    for _ in 0..20 {
-        let (status, summary) = status_and_json(app.get(&format!("/v1/jobs/{id}/summary?wait=25")).await).await;
-        assert_eq!(status, 200, "{summary}");
-        if summary["done"] == true {
-            return summary;
-        }
-    }
-    panic!("job {id} did not end");
-}
 
 fn asset(name: &str) -> Vec<u8> {
     std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/face").join(name)).unwrap()

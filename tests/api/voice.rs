@@ -5,20 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_local_app, status_and_json, TestApp};
+use crate::helpers::{spawn_local_app, status_and_json, summary_when_done};
 use crate::media_files::MEDIA;
-
-/// The job's summary once it has ended (bounded).
-async fn summary_when_done(app: &TestApp, id: &str) -> Value {
-    for _ in 0..20 {
-        let (status, summary) = status_and_json(app.get(&format!("/v1/jobs/{id}/summary?wait=25")).await).await;
-        assert_eq!(status, 200, "{summary}");
-        if summary["done"] == true {
-            return summary;
-        }
-    }
-    panic!("job {id} did not end");
-}
 
 fn rows(file: &Value) -> Vec<Value> {
     file["voice"].as_array().unwrap_or_else(|| panic!("a voice list: {file}")).clone()
