@@ -5,7 +5,6 @@
 //! speakers found and the DER (0.25 s collar), and the RSS the speaker model adds at load.
 //! Asserts nothing. Needs espeak-ng, ffmpeg and the models (`scripts/install-models.sh`).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use hume_action::media::audio::Pcm;
@@ -13,12 +12,14 @@ use hume_action::models::speakers::eval::{der, dialogue, Reference};
 use hume_action::models::speakers::Diarizer;
 use hume_action::models::speech::eval::rss_bytes;
 
+mod support;
+
 const SCRIPT: &str = include_str!("../assets/speakers/call.txt");
 
 fn main() {
     let minutes: Vec<f64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let minutes = if minutes.is_empty() { vec![1.0, 5.0] } else { minutes };
-    let dir = std::env::var_os("HUME_ACTION_MODEL_DIR").map_or_else(|| PathBuf::from("data/models"), PathBuf::from);
+    let dir = support::model_root();
     let before = rss_bytes().unwrap_or(0);
     let diarizer = Diarizer::load(&dir).unwrap_or_else(|e| panic!("{e}"));
     let after = rss_bytes().unwrap_or(0);
@@ -62,15 +63,5 @@ fn main() {
             der(&truth, &found.turns, 0.25).rate()
         );
     }
-    println!("peak RSS {:.0} MB", peak_rss_mb());
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
+    println!("peak RSS {:.0} MB", support::memory_of("self").1);
 }

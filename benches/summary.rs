@@ -9,8 +9,8 @@
 //!   (`local`), on 50 jobs whose downloads a loopback host holds: the server's RSS and CPU while they
 //!   wait, then the time from releasing the downloads until every request was answered.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use hume_action::job::state::JobState;
@@ -18,6 +18,7 @@ use hume_action::predictions::names::{EMOTIONS, LANGUAGE_EXPRESSIONS};
 use hume_action::store::{NewJob, SqliteStore, Store};
 use hume_action::summary::{of_stored_job, SummarySettings};
 use serde_json::{json, Value};
+use support::{memory_of, server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn scores(names: &[&str], seed: usize) -> Vec<Value> {
@@ -56,11 +57,6 @@ fn hour_long_call() -> Value {
         "transcript": {"language": "en", "confidence": 0.9, "words": words}}]}})
 }
 
-fn status_kb(pid: &str, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0.0)
-}
-
 async fn latency() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).await.unwrap();
@@ -88,12 +84,12 @@ async fn latency() {
     let mut times = Vec::new();
     let mut extra_mb: f64 = 0.0;
     for _ in 0..30 {
-        let resident = status_kb("self", "VmRSS:");
+        let (resident, _) = memory_of("self");
         let _ = std::fs::write("/proc/self/clear_refs", "5"); // resets VmHWM to the current RSS
         let started = Instant::now();
         let summary = of_stored_job(&store, &job, &settings, None).await.unwrap();
         times.push(started.elapsed());
-        extra_mb = extra_mb.max((status_kb("self", "VmHWM:") - resident) / 1024.0);
+        extra_mb = extra_mb.max(memory_of("self").1 - resident);
         assert!(summary.escalation.is_some());
     }
     times.sort();
@@ -138,26 +134,8 @@ fn cpu_ticks(pid: u32) -> u64 {
 async fn waits() {
     let _ = rlimit::increase_nofile_limit(8192);
     let dir = tempfile::tempdir().unwrap();
-    let model_dir = std::env::var_os("HUME_ACTION_MODEL_DIR")
-        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models"), Into::into);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hume-action"))
-        .env("HUME_ACTION_LISTEN", "127.0.0.1:0")
-        .env("HUME_ACTION_DATA_DIR", dir.path())
-        .env("HUME_ACTION_MODEL_DIR", model_dir)
-        .env("HUME_ACTION_ALLOW_PRIVATE_URLS", "true")
-        .env("HUME_ACTION_MIN_DOWNLOAD_RATE", "0")
-        .env("HUME_ACTION_LOG_JSON", "true")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, address) = server(dir.path(), &[("HUME_ACTION_MIN_DOWNLOAD_RATE", "0")]);
     let pid = child.id();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line =
-        lines.by_ref().map_while(Result::ok).find(|l| l.contains("hume-action listening")).expect("the server starts");
-    let log: Value = serde_json::from_str(&line).unwrap();
-    // The JSON log flattens an event's fields beside its message.
-    let address = format!("http://{}", log["addr"].as_str().or(log["fields"]["addr"].as_str()).unwrap());
-    std::thread::spawn(move || lines.for_each(drop));
     let (release, released) = tokio::sync::watch::channel(false);
     let host = held_host(released).await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
@@ -169,7 +147,7 @@ async fn waits() {
             client.post(format!("{address}/v0/batch/jobs")).json(&body).send().await.unwrap().json().await.unwrap();
         ids.push(answer["job_id"].as_str().unwrap().to_owned());
     }
-    let idle_rss = status_kb(&pid.to_string(), "VmRSS:") / 1024.0;
+    let idle_rss = memory_of(&pid.to_string()).0;
     let waiting: Vec<_> = (0..1000)
         .map(|i| {
             let (client, url) = (client.clone(), format!("{address}/v1/jobs/{}/summary?wait=25", ids[i % ids.len()]));
@@ -196,7 +174,7 @@ async fn waits() {
     tokio::time::sleep(Duration::from_secs(5)).await; // the measuring window itself
     let ticks = cpu_ticks(pid) - ticks_before;
     let cpu = ticks as f64 / 100.0 / measured.elapsed().as_secs_f64() * 100.0;
-    let held_rss = status_kb(&pid.to_string(), "VmRSS:") / 1024.0;
+    let held_rss = memory_of(&pid.to_string()).0;
     let released_at = Instant::now();
     release.send_replace(true);
     let mut done = 0;
