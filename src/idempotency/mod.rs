@@ -158,12 +158,7 @@ impl Idempotency {
                 Some(KeyClaim::Pending { request_hash: theirs }) if theirs != request_hash => {
                     return Err(ApiError::IdempotencyConflict)
                 }
-                Some(KeyClaim::Pending { .. }) if Instant::now() >= deadline => {
-                    return Err(ApiError::Unavailable(
-                        "Another call with this Idempotency-Key is still starting its job; send it again in a minute."
-                            .into(),
-                    ))
-                }
+                Some(KeyClaim::Pending { .. }) if Instant::now() >= deadline => return Err(StoreError::KeyInUse.into()),
                 // Polling the shared store: the other replica cannot notify this one.
                 Some(KeyClaim::Pending { .. }) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
