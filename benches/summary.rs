@@ -13,6 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use hume_action::job::spec::JobSpec;
 use hume_action::job::state::JobState;
 use hume_action::predictions::names::{EMOTIONS, LANGUAGE_EXPRESSIONS};
 use hume_action::store::{NewJob, SqliteStore, Store};
@@ -57,6 +58,14 @@ fn hour_long_call() -> Value {
         "transcript": {"language": "en", "confidence": 0.9, "words": words}}]}})
 }
 
+/// A job's spec from a v0 body (uploads allowed, so `{}` is a job), with this callback.
+fn spec_of(mut request: serde_json::Value, callback_url: Option<String>) -> JobSpec {
+    if let Some(url) = callback_url {
+        request["callback_url"] = url.into();
+    }
+    JobSpec::from_v0(request, true).expect("a valid v0 body")
+}
+
 async fn latency() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).await.unwrap();
@@ -64,9 +73,11 @@ async fn latency() {
     let new = NewJob {
         id: "hour".into(),
         owner: "no-key".into(),
-        request: json!({"urls": ["https://example.com/call.mp3"], "models": {"language": {}, "prosody": {}}}),
+        spec: spec_of(
+            json!({"urls": ["https://example.com/call.mp3"], "models": {"language": {}, "prosody": {}}}),
+            None,
+        ),
         created_ms: 0,
-        callback_url: None,
         files: vec![],
         api_key_sealed: None,
         idempotency: None,

@@ -58,7 +58,7 @@ impl App {
         self.intake.check(&job).await?;
         let scope = caller.key_hash().map_or("anonymous", |hash| hash.short()).to_owned();
         let files: Vec<String> = job.files.iter().map(|f| hex::encode(Md5::digest(&f.bytes))).collect();
-        let fingerprint = json!({ "request": job.request, "files": files });
+        let fingerprint = json!({ "request": job.spec.to_v0_request(), "files": files });
         let (backend, caller) = (self.backend.clone(), caller.clone());
         let start = move |claim| async move {
             let job_id = backend.submit(&caller, JobRequest { idempotency: claim, ..job }).await?;

@@ -10,15 +10,12 @@
 //! Budgets only found later (downloaded texts, archive members, media durations, frames) are
 //! enforced by the engine as per-source errors.
 
-use serde::Deserialize;
-use serde_json::Value;
 use url::Url;
 
 use crate::budget::{Budgets, Limit, LimitExceeded};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::fetch::Fetcher;
-use crate::job::models::{Granularity, LanguageSettings, ModelSettings};
-use crate::job::request::InferenceRequest;
+use crate::job::spec::JobSpec;
 use crate::job::{JobRequest, UploadedFile};
 use crate::media::{sniff, MediaKind};
 use crate::models::segment::segment_count;
@@ -39,10 +36,8 @@ impl Intake {
     /// Refuses a job over a budget known now (413 or 422 naming the limit, the value seen and
     /// the setting) or with a callback that could never be delivered (422 on `callback_url`).
     pub async fn check(&self, job: &JobRequest) -> Result<(), ApiError> {
-        let request = InferenceRequest::deserialize(&job.request)
-            .map_err(|e| ApiError::internal("a parsed job request no longer parses", e))?;
-        check_budgets(&self.budgets, &request, &job.files)?;
-        if let Some(callback) = &request.callback_url {
+        check_budgets(&self.budgets, &job.spec, &job.files)?;
+        if let Some(callback) = job.spec.callback_url() {
             self.check_callback(callback).await?;
         }
         Ok(())
@@ -62,21 +57,17 @@ impl Intake {
 }
 
 /// The budgets a request's own contents can be held to before anything is fetched.
-pub fn check_budgets(
-    budgets: &Budgets,
-    request: &InferenceRequest,
-    files: &[UploadedFile],
-) -> Result<(), LimitExceeded> {
-    let sources = request.urls.len() + request.text.len() + files.len();
+pub fn check_budgets(budgets: &Budgets, spec: &JobSpec, files: &[UploadedFile]) -> Result<(), LimitExceeded> {
+    let sources = spec.urls().len() + spec.text().len() + files.len();
     if sources as u64 > budgets.job_sources {
-        let field = [("urls", request.urls.len()), ("text", request.text.len()), ("file", files.len())]
+        let field = [("urls", spec.urls().len()), ("text", spec.text().len()), ("file", files.len())]
             .into_iter()
             .max_by_key(|(_, n)| *n)
             .map_or("urls", |(field, _)| field);
         return Err(LimitExceeded::new(Limit::JobSources, budgets.job_sources, sources as u64, field));
     }
-    let texts: Vec<(String, &[u8])> = request
-        .text
+    let texts: Vec<(String, &[u8])> = spec
+        .text()
         .iter()
         .enumerate()
         .map(|(i, t)| (format!("text[{i}]"), t.as_bytes()))
@@ -89,7 +80,7 @@ pub fn check_budgets(
     if total > budgets.job_text_bytes {
         return Err(LimitExceeded::new(Limit::JobTextBytes, budgets.job_text_bytes, total, "text"));
     }
-    if let Some(granularity) = language_granularity(request) {
+    if let Some(granularity) = spec.models.language.as_ref().map(|l| l.granularity) {
         let segments: u64 =
             texts.iter().map(|(_, t)| segment_count(&String::from_utf8_lossy(t), granularity.as_str()) as u64).sum();
         if segments > budgets.job_segments {
@@ -104,21 +95,13 @@ fn is_text(file: &UploadedFile) -> bool {
     sniff(&file.bytes, file.content_type.as_deref(), file.filename.as_deref()) == MediaKind::Text
 }
 
-/// The language model's granularity when it runs (no `models` runs every model).
-fn language_granularity(request: &InferenceRequest) -> Option<Granularity> {
-    match &request.models {
-        None => Some(LanguageSettings::default().granularity),
-        Some(models) => ModelSettings::from_v0(&Value::Object(models.clone())).language.map(|l| l.granularity),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn request(value: Value) -> InferenceRequest {
-        InferenceRequest::parse(value, false).unwrap()
+    fn request(value: Value) -> JobSpec {
+        JobSpec::from_v0(value, false).unwrap()
     }
 
     #[test]
@@ -149,10 +132,10 @@ mod tests {
             content_type: None,
             bytes: bytes.into(),
         };
-        let e = check_budgets(&budgets, &InferenceRequest::default(), &[file("a.txt", b"far too long for it")])
-            .unwrap_err();
+        let uploads = || JobSpec::from_v0(json!({}), true).unwrap();
+        let e = check_budgets(&budgets, &uploads(), &[file("a.txt", b"far too long for it")]).unwrap_err();
         assert_eq!((e.limit, e.field.as_str()), (Limit::TextItemBytes, "file[0]"));
         let three = [file("a.txt", b"a"), file("b.txt", b"b"), file("c.txt", b"c")];
-        assert_eq!(check_budgets(&budgets, &InferenceRequest::default(), &three).unwrap_err().limit, Limit::JobSources);
+        assert_eq!(check_budgets(&budgets, &uploads(), &three).unwrap_err().limit, Limit::JobSources);
     }
 }

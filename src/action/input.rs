@@ -11,6 +11,8 @@ use url::Url;
 use super::manifest::MANIFEST;
 use crate::error::{ErrorCode, FieldError};
 
+use crate::job::request::InferenceRequest;
+use crate::job::spec::JobSpec;
 use crate::job::{CallbackBody, JobRequest, MAX_URLS};
 
 /// The language model's granularity on jobs the action starts (v0's own default, on
@@ -341,16 +343,19 @@ fn parse_http_url(field: &str, raw: &str) -> Result<Url, FieldError> {
     Ok(url)
 }
 
-impl From<ActionInput> for JobRequest {
-    fn from(input: ActionInput) -> Self {
-        let mut request = json!({
-            "urls": input.urls.as_slice().iter().map(url::Url::as_str).collect::<Vec<_>>(),
-            "models": input.models.to_v0_models(),
-        });
-        if let Some(callback) = input.callback_url {
-            request["callback_url"] = json!(callback.as_str());
-        }
-        Self { callback_body: input.callback_body, ..Self::new(request) }
+impl TryFrom<ActionInput> for JobRequest {
+    type Error = FieldError;
+
+    /// The job the action starts: its URLs, its models with v0's defaults (language at the
+    /// action's granularity), its callback.
+    fn try_from(input: ActionInput) -> Result<Self, FieldError> {
+        let request = InferenceRequest {
+            urls: input.urls.as_slice().iter().map(|url| url.as_str().to_owned()).collect(),
+            models: Some(input.models.to_v0_models()),
+            callback_url: input.callback_url.map(String::from),
+            ..InferenceRequest::default()
+        };
+        Ok(Self { callback_body: input.callback_body, ..Self::new(JobSpec::new(request, false)?) })
     }
 }
 

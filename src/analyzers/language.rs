@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::speakers::{group, speaker_of_words};
-use super::{Analyzer, Task, Transcript};
+use super::{Analyzer, MeasureError, Missing, Step, Task, Transcript};
 use crate::job::models::LanguageSettings;
 use crate::models::language::{LanguageModel, EXPRESSIONS, SENTIMENT, TOXICITY};
 use crate::models::segment::segment;
@@ -23,7 +23,12 @@ impl LanguageAnalyzer {
     }
 
     /// Scores `text` at the settings' granularity; no segments, no predictions.
-    pub async fn score_text(&self, text: &str, settings: &LanguageSettings) -> Result<Vec<LanguagePrediction>, String> {
+    pub async fn score_text(
+        &self,
+        file: &str,
+        text: &str,
+        settings: &LanguageSettings,
+    ) -> Result<Vec<LanguagePrediction>, MeasureError> {
         // The job's segment budget (HUME_ACTION_MAX_JOB_SEGMENTS) was taken before this runs.
         let segments = segment(text, settings.granularity.as_str());
         if segments.is_empty() {
@@ -34,8 +39,8 @@ impl LanguageAnalyzer {
         let scores =
             tokio::task::spawn_blocking(move || model.score(&inputs.iter().map(String::as_str).collect::<Vec<_>>()))
                 .await
-                .map_err(|e| format!("The language model stopped unexpectedly: {e}"))?
-                .map_err(|e| format!("The language model failed: {e}"))?;
+                .map_err(|e| MeasureError::failed(file, Step::Language, e))?
+                .map_err(|e| MeasureError::failed(file, Step::Language, e))?;
         Ok(segments
             .into_iter()
             .zip(scores)
@@ -57,12 +62,13 @@ impl LanguageAnalyzer {
     /// its words and `speaker_confidence`.
     async fn score_transcript(
         &self,
+        file: &str,
         transcript: &Transcript,
         settings: &LanguageSettings,
         by_speaker: bool,
-    ) -> Result<Vec<(Option<String>, LanguagePrediction)>, String> {
+    ) -> Result<Vec<(Option<String>, LanguagePrediction)>, MeasureError> {
         let (text, spans) = transcript.text_and_spans();
-        let predictions = self.score_text(&text, settings).await?;
+        let predictions = self.score_text(file, &text, settings).await?;
         Ok(predictions
             .into_iter()
             .map(|mut p| {
@@ -80,28 +86,24 @@ impl LanguageAnalyzer {
 
 #[async_trait::async_trait]
 impl Analyzer for LanguageAnalyzer {
-    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, MeasureError> {
         let Task { subject, settings, .. } = *task;
         let file = subject.file;
         let language = settings.language.clone().unwrap_or_default();
         let output = match (subject.text, subject.transcript) {
-            (Some(text), _) => ModelOutput::single("unknown", self.score_text(text, &language).await?),
+            (Some(text), _) => ModelOutput::single("unknown", self.score_text(file, text, &language).await?),
             (None, Some(transcript)) => {
                 let by_speaker = settings.identify_speakers.language && subject.speakers.is_some();
                 ModelOutput {
                     metadata: Some(transcript.metadata()),
-                    grouped_predictions: group(self.score_transcript(transcript, &language, by_speaker).await?),
+                    grouped_predictions: group(self.score_transcript(file, transcript, &language, by_speaker).await?),
                     note: None,
                 }
             }
-            (None, None) => {
-                return Err(format!(
-                "{file}: the language model needs what was said, and no transcript was made; send the words as text."
-            ))
-            }
+            (None, None) => return Err(MeasureError::nothing(file, Missing::Transcript)),
         };
         if output.grouped_predictions.iter().all(|g| g.predictions.is_empty()) && subject.text.is_some() {
-            return Err(format!("{file}: the text is empty: there is nothing to measure."));
+            return Err(MeasureError::nothing(file, Missing::Words));
         }
         Ok(ModelsPredictions { language: Some(output), ..Default::default() })
     }

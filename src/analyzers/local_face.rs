@@ -22,7 +22,7 @@ use std::sync::Arc;
 use image::{ImageFormat, RgbImage};
 
 use crate::analyzers::hume::mapping::group_faces;
-use crate::analyzers::{Analyzer, Task};
+use crate::analyzers::{Analyzer, MeasureError, Missing, Step, Task};
 use crate::job::models::FaceSettings;
 use crate::media::prepare::Frame;
 use crate::models::face::{Detection, FaceModelError, FaceModels};
@@ -97,20 +97,20 @@ impl LocalFace {
 
 #[async_trait::async_trait]
 impl Analyzer for LocalFace {
-    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, MeasureError> {
         let Task { subject, settings, .. } = *task;
         let file = subject.file.to_owned();
         let face = settings.face.clone().unwrap_or_default();
         let frames = subject.media.map(|m| m.frames.clone()).unwrap_or_default();
         if frames.is_empty() {
-            return Err(format!("{file} has no picture to measure faces in."));
+            return Err(MeasureError::nothing(&file, Missing::Picture));
         }
         let models = self.models.clone();
         let identify = face.identify_faces;
         let min_face_size = face.min_face_size;
         let found = tokio::task::spawn_blocking(move || measure(&models, &file, &frames, &face))
             .await
-            .map_err(|e| format!("{}: the face model stopped unexpectedly ({e}).", subject.file))??;
+            .map_err(|e| MeasureError::failed(subject.file, Step::FaceDetection, e))??;
         let note = found.too_small_note(min_face_size);
         let faces = found.faces.into_iter().map(|(track, p)| (Some(track as i64), p)).collect();
         Ok(ModelsPredictions {
@@ -151,16 +151,17 @@ pub fn measure(
     file: &str,
     frames: &[Frame],
     settings: &FaceSettings,
-) -> Result<FoundFaces, String> {
+) -> Result<FoundFaces, MeasureError> {
     let threshold = detector_threshold(settings.prob_threshold);
     let mut tracker = Tracker::default();
     let mut found = FoundFaces::default();
     for (position, frame) in frames.iter().enumerate() {
-        let image = decode(&frame.jpeg)
-            .map_err(|e| format!("{file}: frame {} could not be decoded for face detection: {e}", frame.index))?;
+        let image = decode(&frame.jpeg).map_err(|e| {
+            MeasureError::failed(file, Step::FaceDetection, format!("frame {} could not be decoded: {e}", frame.index))
+        })?;
         let (faces, too_small): (Vec<Detection>, Vec<Detection>) = models
             .detect_with(&image, threshold)
-            .map_err(|e| format!("{file}: {e}"))?
+            .map_err(|e| MeasureError::failed(file, Step::FaceDetection, e))?
             .into_iter()
             .partition(|d| f64::from(d.w.min(d.h)) * frame.scale >= settings.min_face_size);
         for d in &too_small {
@@ -171,7 +172,8 @@ pub fn measure(
         let in_source: Vec<Detection> = faces.iter().map(|d| to_source(d, frame.scale)).collect();
         let tracks = tracker.assign(position, &in_source);
         for ((face, source), track) in faces.iter().zip(&in_source).zip(tracks) {
-            let probabilities = models.expressions(&image, face).map_err(|e| format!("{file}: {e}"))?;
+            let probabilities =
+                models.expressions(&image, face).map_err(|e| MeasureError::failed(file, Step::FaceExpression, e))?;
             out.push((
                 track,
                 FacePrediction {

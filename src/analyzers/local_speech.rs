@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Transcriber, Transcript};
+use super::{MeasureError, Step, Transcriber, Transcript};
 use crate::media::audio::Pcm;
 use crate::models::speech::SpeechModels;
 
@@ -23,8 +23,8 @@ impl LocalTranscriber {
 
 #[async_trait::async_trait]
 impl Transcriber for LocalTranscriber {
-    async fn transcribe(&self, file: &str, pcm: &Pcm, language: Option<&str>) -> Result<Transcript, String> {
-        let failed = |e: &dyn std::fmt::Display| format!("{file}: transcription failed: {e}");
+    async fn transcribe(&self, file: &str, pcm: &Pcm, language: Option<&str>) -> Result<Transcript, MeasureError> {
+        let failed = |e: &dyn std::fmt::Display| MeasureError::failed(file, Step::Transcription, e);
         let result = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         {
             // No copy of the audio: this worker thread becomes a blocking one while Whisper runs.

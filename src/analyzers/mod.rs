@@ -20,6 +20,7 @@
 //! `local`, scores the words with the language model and measures the voice instead, each under
 //! its own name: see `crate::engine::pipeline`).
 
+pub mod error;
 pub mod hume;
 pub mod language;
 pub mod local_face;
@@ -28,6 +29,7 @@ pub mod speakers;
 pub mod transcript;
 pub mod voice;
 
+pub use error::{MeasureError, Missing, Step};
 pub use transcript::{Transcriber, Transcript, Word};
 
 use std::collections::BTreeMap;
@@ -63,11 +65,8 @@ pub struct JobContext {
 
 impl JobContext {
     /// The job's Hume key, or why there is none.
-    pub fn require_api_key(&self) -> Result<&Secret, String> {
-        self.api_key.as_ref().ok_or_else(|| {
-            "This job has no Hume API key: send X-Hume-Api-Key with the request, or start the server with HUME_API_KEY."
-                .to_owned()
-        })
+    pub fn require_api_key(&self) -> Result<&Secret, MeasureError> {
+        self.api_key.as_ref().ok_or(MeasureError::NoApiKey)
     }
 }
 
@@ -85,8 +84,8 @@ pub struct Task<'a> {
 #[async_trait::async_trait]
 pub trait Analyzer: Send + Sync {
     /// Measures the task's models (all served by this analyzer and selected by the job) on its
-    /// subject. An `Err` is one sentence for the source's `errors`, naming the file and the fix.
-    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String>;
+    /// subject. An `Err` becomes one entry in the source's `errors`.
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, MeasureError>;
 }
 
 /// Who measures a model on this server.

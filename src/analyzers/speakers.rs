@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::Transcript;
+use super::{MeasureError, Step, Transcript};
 use crate::media::audio::Pcm;
 use crate::models::speakers::{Diarizer, Turn};
 pub use crate::predictions::speaker_of_words;
@@ -29,7 +29,7 @@ const NEAREST_SECS: f64 = 1.0;
 #[async_trait::async_trait]
 pub trait SpeakerFinder: Send + Sync {
     /// Who spoke when in 16 kHz mono PCM. `Err` is one sentence for the source's errors.
-    async fn speakers(&self, file: &str, pcm: &Pcm) -> Result<Speakers, String>;
+    async fn speakers(&self, file: &str, pcm: &Pcm) -> Result<Speakers, MeasureError>;
 }
 
 /// The speakers of one file: turns in time order.
@@ -116,8 +116,8 @@ impl LocalSpeakers {
 
 #[async_trait::async_trait]
 impl SpeakerFinder for LocalSpeakers {
-    async fn speakers(&self, file: &str, pcm: &Pcm) -> Result<Speakers, String> {
-        let failed = |e: &dyn std::fmt::Display| format!("{file}: speakers could not be identified: {e}");
+    async fn speakers(&self, file: &str, pcm: &Pcm) -> Result<Speakers, MeasureError> {
+        let failed = |e: &dyn std::fmt::Display| MeasureError::failed(file, Step::Speakers, e);
         let result = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         {
             tokio::task::block_in_place(|| self.diarizer.diarize(pcm))

@@ -12,7 +12,12 @@ pub trait Transcriber: Send + Sync {
     /// Transcribes 16 kHz mono PCM; `language` forces the language (v0's
     /// `transcription.language`), else it is detected. `Err` is one sentence for the source's
     /// errors.
-    async fn transcribe(&self, file: &str, pcm: &Pcm, language: Option<&str>) -> Result<Transcript, String>;
+    async fn transcribe(
+        &self,
+        file: &str,
+        pcm: &Pcm,
+        language: Option<&str>,
+    ) -> Result<Transcript, super::MeasureError>;
 }
 
 impl Transcript {

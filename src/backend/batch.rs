@@ -59,7 +59,7 @@ impl Backend for BatchBackend {
                         .into(),
             });
         }
-        Ok(self.client.create_job(caller.require_api_key()?, &job.request).await?)
+        Ok(self.client.create_job(caller.require_api_key()?, &job.spec.to_v0_request()).await?)
     }
 
     async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<RawBody, ApiError> {

@@ -16,8 +16,6 @@ use std::io::{Seek, SeekFrom};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use md5::{Digest, Md5};
-use serde_json::{json, Value};
 
 use crate::backend::{Backend, Components, RawBody, SummaryQuery};
 use crate::engine::give_back_memory;
@@ -25,8 +23,7 @@ use crate::engine::worker::WorkerPool;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::job::list::{Direction, ListQuery, SortBy, When};
 use crate::job::now_ms;
-use crate::job::request::InferenceRequest;
-use crate::job::state::{job_json, request_echo, request_preview, JobState};
+use crate::job::state::{job_json, request_preview, JobState};
 use crate::job::{Caller, JobRequest};
 use crate::predictions::artifacts::write_zip;
 use crate::sealed::Sealer;
@@ -111,24 +108,17 @@ fn not_found(id: &str) -> ApiError {
 #[async_trait::async_trait]
 impl Backend for EngineBackend {
     async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<String, ApiError> {
-        let request = InferenceRequest::parse(job.request, !job.files.is_empty())?;
         let id = uuid::Uuid::new_v4().to_string();
         let api_key_sealed = match &self.key_sealer {
             Some(sealer) => Some(sealer.seal(caller.require_api_key()?, &id)),
             None => None,
         };
-        let files: Vec<Value> = job
-            .files
-            .iter()
-            .map(|f| json!({"filename": f.filename, "content_type": f.content_type, "md5sum": hex::encode(Md5::digest(&f.bytes))}))
-            .collect();
         let new = NewJob {
             callback_body: job.callback_body,
             id: id.clone(),
             owner: caller.owner().as_str().to_owned(),
-            request: request_echo(&request, files),
+            spec: job.spec,
             created_ms: now_ms(),
-            callback_url: request.callback_url.clone(),
             files: job.files,
             api_key_sealed,
             idempotency: job.idempotency,
@@ -156,7 +146,7 @@ impl Backend for EngineBackend {
 
     async fn job(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
         let job = self.owned_job(caller, id).await?;
-        Ok(RawBody::json(job_json(&job.id, &job.request, &job.state).to_string()))
+        Ok(RawBody::json(job_json(&job.id, &job.spec.echo(), &job.state).to_string()))
     }
 
     async fn predictions(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
@@ -214,7 +204,7 @@ fn list_page(jobs: &[JobRecord], limit: usize) -> (String, usize) {
     let mut items: Vec<String> = Vec::new();
     let mut bytes = 2;
     for job in jobs.iter().take(limit) {
-        let item = job_json(&job.id, &request_preview(&job.request), &job.state).to_string();
+        let item = job_json(&job.id, &request_preview(&job.spec.echo()), &job.state).to_string();
         if !items.is_empty() && bytes + item.len() + 1 > MAX_LIST_BYTES {
             break;
         }

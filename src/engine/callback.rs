@@ -26,6 +26,7 @@ use url::Url;
 
 use crate::config::Secret;
 use crate::fetch::{FetchError, Fetcher};
+use crate::job::status::CallbackState;
 use crate::job::CallbackBody;
 use crate::store::{predictions_json, JobRecord, Store, StoreError};
 use crate::summary::{self, Summary, SummaryOptions};
@@ -189,10 +190,10 @@ impl Callbacks {
             .await;
         crate::telemetry::metrics::callback(outcome.is_ok());
         let state = match &outcome {
-            Ok(()) => "DELIVERED",
+            Ok(()) => CallbackState::Delivered,
             Err(e) => {
                 tracing::warn!(job_id = %job.id, host = url.host_str(), error = %e, "callback not delivered");
-                "FAILED"
+                CallbackState::Failed
             }
         };
         if let Err(e) = self.store.set_callback_state(&job.id, state).await {

@@ -28,7 +28,6 @@ use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
@@ -37,13 +36,14 @@ use url::Url;
 use super::budget::JobBudget;
 use crate::analyzers::speakers::{SpeakerFinder, Speakers};
 use crate::analyzers::{
-    applies, voice, Analyzer, Analyzers, JobContext, Route, Subject, Task, Transcriber, Transcript,
+    applies, voice, Analyzer, Analyzers, JobContext, MeasureError, Route, Subject, Task, Transcriber, Transcript,
 };
 use crate::budget::{Budgets, Limit, LimitExceeded};
 use crate::config::Secret;
 use crate::fetch::{FetchedFile, Fetcher};
 use crate::job::models::{Granularity, LanguageSettings, Model, ModelSettings};
 use crate::job::now_ms;
+use crate::job::spec::Transcription;
 use crate::job::state::JobState;
 use crate::job::UploadedFile;
 use crate::media::archive::expand_archive_async;
@@ -121,9 +121,8 @@ struct Run<'a> {
     /// [`Engine::spoken_settings`]).
     spoken: ModelSettings,
     context: JobContext,
-    /// `None`: transcription off (v0's `"transcription": null`); `Some(language)`: on, with the
-    /// language forced when given.
-    transcription: Option<Option<String>>,
+    /// Off (v0's `"transcription": null`), or on, with the language forced when given.
+    transcription: Transcription,
     /// What the job's sources have used of its budgets so far.
     budget: JobBudget,
 }
@@ -150,6 +149,12 @@ impl Measured {
     }
 }
 
+/// The source's `errors` entry for what a model could not measure: the one place a
+/// [`MeasureError`] becomes v0's `{file, message}`.
+fn source_error(file: &str, error: &MeasureError) -> SourceError {
+    SourceError { file: file.to_owned(), message: error.to_string() }
+}
+
 /// A source's error for a budget found while the job runs: the limit's code, what was left out,
 /// and the limit, the value seen and the setting.
 fn over_budget(file: &str, what: &str, limit: &LimitExceeded) -> SourceError {
@@ -162,14 +167,8 @@ impl Engine {
     /// is measured holding one of `measuring_slots`; its downloads need none.
     pub async fn run(&self, job: &JobRecord, measuring_slots: &Semaphore) -> Result<JobState, StoreError> {
         let deadline = Instant::now() + self.job_deadline;
-        let strings = |key: &str| -> Vec<String> {
-            job.request[key]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-                .unwrap_or_default()
-        };
-        let mut inputs: Vec<Input> = strings("urls").into_iter().map(Input::Url).collect();
-        inputs.extend(strings("text").into_iter().map(Input::Text));
+        let mut inputs: Vec<Input> = job.spec.urls().iter().cloned().map(Input::Url).collect();
+        inputs.extend(job.spec.text().iter().cloned().map(Input::Text));
         inputs.extend(self.store.files(&job.id).await?.into_iter().map(Input::File));
         let api_key = job.api_key_sealed.as_deref().and_then(|sealed| match self.sealer.open(sealed, &job.id) {
             Ok(key) => Some(key),
@@ -178,20 +177,11 @@ impl Engine {
                 None
             }
         });
-        let mut settings = ModelSettings::from_v0(&job.request["models"]);
-        if job.request["transcription"]["identify_speakers"].as_bool() == Some(true) {
-            // On the transcription, it applies to every model that reads it.
-            settings.identify_speakers.language = true;
-            settings.identify_speakers.prosody = true;
-        }
-        let transcription = match job.request.get("transcription") {
-            Some(Value::Null) => None,
-            other => Some(other.and_then(|t| t["language"].as_str()).map(str::to_owned)),
-        };
+        let (settings, transcription) = (job.spec.models.clone(), job.spec.transcription.clone());
         let run = Run {
             engine: self,
             deadline,
-            spoken: self.spoken_settings(&settings, transcription.is_some()),
+            spoken: self.spoken_settings(&settings, transcription != Transcription::Off),
             settings,
             context: JobContext { api_key },
             transcription,
@@ -506,7 +496,7 @@ impl Run<'_> {
             let names: Vec<&'static str> = served.iter().map(|m| m.name()).collect();
             match crate::telemetry::metrics::analysis(&names, analyzer.analyze(&task)).await {
                 Ok(output) => models.merge(output),
-                Err(message) => measured.errors.push(SourceError { file: file.to_owned(), message }),
+                Err(error) => measured.errors.push(source_error(file, &error)),
             }
         }
         let audio = prepared.as_ref().and_then(|p| p.audio.as_ref());
@@ -598,7 +588,7 @@ impl Run<'_> {
     /// selected, a transcriber exists, and the request did not turn transcription off.
     fn wants_transcript(&self, settings: &ModelSettings) -> bool {
         let reads_words = settings.has(Model::Language) || settings.has(Model::Ner);
-        reads_words && self.transcription.is_some() && self.engine.transcriber.is_some()
+        reads_words && self.transcription != Transcription::Off && self.engine.transcriber.is_some()
     }
 
     /// Whether this file is diarized: a model that runs here and groups by speaker applies to
@@ -616,12 +606,12 @@ impl Run<'_> {
     async fn speakers(&self, file: &str, pcm: &Pcm, errors: &mut Vec<SourceError>) -> Option<Speakers> {
         let outcome = match &self.engine.speakers {
             Ok(finder) => finder.speakers(file, pcm).await,
-            Err(why) => Err(format!("{file}: speakers were not identified: {why}")),
+            Err(why) => Err(MeasureError::NoSpeakerModel { file: file.to_owned(), why: why.clone() }),
         };
         match outcome {
             Ok(speakers) => Some(speakers),
-            Err(message) => {
-                let message = format!("{message} Its predictions are grouped under `unknown`.");
+            Err(error) => {
+                let message = format!("{error} Its predictions are grouped under `unknown`.");
                 errors.push(SourceError { file: file.to_owned(), message });
                 None
             }
@@ -637,11 +627,10 @@ impl Run<'_> {
         errors: &mut Vec<SourceError>,
     ) -> Option<Transcript> {
         let transcriber = self.engine.transcriber.as_ref().filter(|_| self.wants_transcript(settings))?;
-        let language = self.transcription.clone().flatten();
-        match transcriber.transcribe(file, pcm, language.as_deref()).await {
+        match transcriber.transcribe(file, pcm, self.transcription.language()).await {
             Ok(transcript) => Some(transcript),
-            Err(message) => {
-                errors.push(SourceError { file: file.to_owned(), message });
+            Err(error) => {
+                errors.push(source_error(file, &error));
                 None
             }
         }

@@ -237,8 +237,8 @@ impl Worker {
             Outcome::Requeued => return Step::Requeued,
             Outcome::Abandoned => return Step::Abandoned,
         };
-        tracing::info!(status = state.status(), "job ended");
-        crate::telemetry::metrics::job_ended(state.status(), started.elapsed());
+        tracing::info!(status = state.status().as_str(), "job ended");
+        crate::telemetry::metrics::job_ended(state.status().as_str(), started.elapsed());
         give_back_memory();
         if job.callback_url.is_some() {
             let job = JobRecord { state, ..job };
@@ -290,7 +290,7 @@ impl Worker {
             let _ = self.store.requeue(&job.id, problem).await;
             return Step::Requeued;
         }
-        crate::telemetry::metrics::job_ended(state.status(), std::time::Duration::ZERO);
+        crate::telemetry::metrics::job_ended(state.status().as_str(), std::time::Duration::ZERO);
         if job.callback_url.is_some() {
             let job = JobRecord { state, ..job };
             let callbacks = self.callbacks.clone();

@@ -46,7 +46,7 @@ pub async fn start(
     let input = ActionInput::try_from(&body)?;
     let wait = Duration::from_secs_f64(input.wait_seconds.min(app.config.summary_max_wait_secs as f64));
     let (caller, key) = (app.caller(&headers), idempotency_key(&headers)?);
-    let job_id = app.start_job(&caller, key, JobRequest::from(input)).await?;
+    let job_id = app.start_job(&caller, key, JobRequest::try_from(input)?).await?;
     if wait.is_zero() {
         return Ok(Json(ActionStarted { job_id, status: None, summary: None }));
     }

@@ -20,6 +20,7 @@ use crate::http::openapi::{
 };
 use crate::job::list::ListQuery;
 use crate::job::request::InferenceRequest;
+use crate::job::spec::JobSpec;
 use crate::job::{JobRequest, UploadedFile};
 use crate::predictions::SourceResult;
 
@@ -56,7 +57,7 @@ pub async fn start(
         from_multipart(request, app.config.max_upload_bytes as u64).await?
     } else {
         let JsonBody(body) = JsonBody::<Value>::from_request(request, &app).await?;
-        JobRequest::new(InferenceRequest::parse(body, false)?.to_value())
+        JobRequest::new(JobSpec::from_v0(body, false)?)
     };
     let job_id = app.start_job(&app.caller(&headers), idempotency_key(&headers)?, job).await?;
     Ok(Json(JobStarted { job_id }))
@@ -176,7 +177,7 @@ async fn from_multipart(request: Request, max: u64) -> Result<JobRequest, ApiErr
             FieldError::new(ErrorCode::MissingFile, "file", "A multipart job needs at least one `file` part.").into()
         );
     }
-    Ok(JobRequest { files, ..JobRequest::new(InferenceRequest::parse(request, true)?.to_value()) })
+    Ok(JobRequest::with_files(JobSpec::from_v0(request, true)?, files))
 }
 
 fn multipart_rejection(rejection: MultipartRejection, max: u64) -> ApiError {

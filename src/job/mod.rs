@@ -1,17 +1,20 @@
-//! The domain types of a job, below everything that uses them: what is asked ([`JobRequest`],
-//! the v0 [`request::InferenceRequest`]), what was uploaded, who asked, and the job's state.
+//! The domain types of a job, below everything that uses them: what is asked ([`spec::JobSpec`],
+//! typed once at the edge from the v0 [`request::InferenceRequest`] or the action's input, and
+//! [`JobRequest`], a spec with its uploads on its way in), who asked, and the job's state.
 
 pub mod list;
 pub mod models;
 pub mod request;
+pub mod spec;
 pub mod state;
+pub mod status;
 
 use bytes::Bytes;
-use serde_json::Value;
 
 use crate::config::{KeyHash, Secret};
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyClaim;
+use spec::JobSpec;
 
 /// The most URLs the action's `urls` field takes (the manifest's `max_items`); every job is also
 /// held to `HUME_ACTION_MAX_JOB_SOURCES` (`crate::intake`).
@@ -25,11 +28,11 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A job to start: a v0 `InferenceBaseRequest` (`urls`, `text`, `models`, ...) plus uploads.
+/// A job to start: what it asks, plus its uploads.
 #[derive(Debug, Clone)]
 pub struct JobRequest {
-    /// The request as v0 JSON, normalised (only what the caller chose).
-    pub request: Value,
+    /// What the job asks, checked.
+    pub spec: JobSpec,
     /// Files uploaded with a multipart request.
     pub files: Vec<UploadedFile>,
     /// The `Idempotency-Key` this start claims, for a backend that records it with the job.
@@ -40,8 +43,14 @@ pub struct JobRequest {
 
 impl JobRequest {
     /// A request with no uploads, called back with v0's body.
-    pub fn new(request: Value) -> Self {
-        Self { request, files: Vec::new(), idempotency: None, callback_body: CallbackBody::Predictions }
+    pub fn new(spec: JobSpec) -> Self {
+        Self { spec, files: Vec::new(), idempotency: None, callback_body: CallbackBody::Predictions }
+    }
+
+    /// A request with these uploads, which its echo lists.
+    pub fn with_files(mut spec: JobSpec, files: Vec<UploadedFile>) -> Self {
+        spec.files = files.iter().map(spec::FileEcho::of).collect();
+        Self { files, ..Self::new(spec) }
     }
 }
 

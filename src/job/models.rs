@@ -1,6 +1,6 @@
 //! Which models a job runs, with their v0 settings typed as Hume's v0 reference types them
 //! (`Face`, `Prosody`, `Language`, `Ner`, `Unconfigurable`, `Granularity`, `Window`): checked
-//! strictly at the edge ([`ModelSettings::check_v0`]), so that a setting v0 would refuse is an
+//! strictly at the edge ([`ModelSettings::parse_v0`]), so that a setting v0 would refuse is an
 //! answer naming the field and not a job run with defaults, and parsed once from the stored
 //! request echo (whose defaults are already filled in), so the engine never reads
 //! `serde_json::Value`.
@@ -257,22 +257,59 @@ impl IdentifySpeakers {
 }
 
 impl ModelSettings {
-    /// Checks the settings the caller gave for each model in a v0 `models` object (known model
-    /// names, each mapped to an object), with v0's types and ranges: a wrong type, an unknown
-    /// value or an unknown field is an error naming `models.<model>.<field>`.
-    pub fn check_v0(models: &Map<String, Value>) -> Result<(), FieldError> {
+    /// The settings a caller gave in a v0 `models` object (`null` models already left out),
+    /// read with v0's types and ranges: an unknown model, a model not mapped to an object, a wrong
+    /// type, an unknown value or an unknown field is an error naming `models.<model>[.<field>]`;
+    /// v0's defaults fill only the fields left out.
+    pub fn parse_v0(models: &Map<String, Value>) -> Result<Self, FieldError> {
+        let mut parsed = Self::default();
         for (name, settings) in models {
             let at = format!("models.{name}");
-            match Model::from_name(name) {
-                Some(Model::Face) => check::<FaceSettings>(settings, &at).map(drop)?,
-                Some(Model::Prosody) => check::<ProsodySettings>(settings, &at).map(drop)?,
-                Some(Model::Language) => check::<LanguageSettings>(settings, &at).map(drop)?,
-                Some(Model::Ner) => check::<NerSettings>(settings, &at).map(drop)?,
-                Some(Model::Burst | Model::Facemesh) => check::<Unconfigurable>(settings, &at).map(drop)?,
-                None => {}
+            let model = Model::from_name(name).ok_or_else(|| {
+                let names: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
+                FieldError::new(
+                    ErrorCode::InvalidModel,
+                    &at,
+                    format!("Unknown model {name:?}; use one of {}.", names.join(", ")),
+                )
+            })?;
+            if !settings.is_object() {
+                return Err(FieldError::new(
+                    ErrorCode::InvalidModel,
+                    &at,
+                    format!("{at} must be an object of settings, e.g. {{}}."),
+                ));
+            }
+            match model {
+                Model::Face => parsed.face = Some(check::<FaceSettings>(settings, &at)?),
+                Model::Prosody => {
+                    parsed.identify_speakers.prosody = check::<ProsodySettings>(settings, &at)?.identify_speakers;
+                    parsed.prosody = true;
+                }
+                Model::Language => {
+                    let language = check::<LanguageSettings>(settings, &at)?;
+                    parsed.identify_speakers.language = language.identify_speakers;
+                    parsed.language = Some(language);
+                }
+                Model::Ner => parsed.ner = check::<NerSettings>(settings, &at).map(|_| true)?,
+                Model::Burst => parsed.burst = check::<Unconfigurable>(settings, &at).map(|_| true)?,
+                Model::Facemesh => parsed.facemesh = check::<Unconfigurable>(settings, &at).map(|_| true)?,
             }
         }
-        Ok(())
+        Ok(parsed)
+    }
+
+    /// Every model with v0's defaults: a request without `models`.
+    pub fn all() -> Self {
+        Self {
+            face: Some(FaceSettings::default()),
+            burst: true,
+            prosody: true,
+            language: Some(LanguageSettings::default()),
+            ner: true,
+            facemesh: true,
+            identify_speakers: IdentifySpeakers::default(),
+        }
     }
 
     /// The settings in a stored v0 `models` echo (an absent or `null` model is not selected).
@@ -451,13 +488,13 @@ mod tests {
 
     /// The `invalid_setting` error for `models`, as `(field, message)`.
     fn refused(models: Value) -> (String, String) {
-        let e = ModelSettings::check_v0(models.as_object().unwrap()).unwrap_err();
+        let e = ModelSettings::parse_v0(models.as_object().unwrap()).unwrap_err();
         assert_eq!(e.code, "invalid_setting");
         (e.field, e.message)
     }
 
     fn accepted(models: Value) {
-        ModelSettings::check_v0(models.as_object().unwrap()).unwrap_or_else(|e| panic!("{models}: {e}"));
+        ModelSettings::parse_v0(models.as_object().unwrap()).unwrap_or_else(|e| panic!("{models}: {e}"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::request::{InferenceRequest, MODEL_NAMES};
+use super::spec::FileEcho;
+use super::status::JobStatus;
 
 /// A job's state, as v0 reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,13 +16,13 @@ pub enum JobState {
 }
 
 impl JobState {
-    /// `QUEUED`, `IN_PROGRESS`, `COMPLETED` or `FAILED`.
-    pub fn status(&self) -> &'static str {
+    /// Its status.
+    pub fn status(&self) -> JobStatus {
         match self {
-            Self::Queued { .. } => "QUEUED",
-            Self::InProgress { .. } => "IN_PROGRESS",
-            Self::Completed { .. } => "COMPLETED",
-            Self::Failed { .. } => "FAILED",
+            Self::Queued { .. } => JobStatus::Queued,
+            Self::InProgress { .. } => JobStatus::InProgress,
+            Self::Completed { .. } => JobStatus::Completed,
+            Self::Failed { .. } => JobStatus::Failed,
         }
     }
 
@@ -68,7 +70,7 @@ fn model_defaults(name: &str) -> Value {
 
 /// The request as the job echoes it: every chosen model (all six when none was chosen) with
 /// v0's defaults under the caller's settings, plus `files`, `text`, `urls`, `callback_url`, `notify`.
-pub fn request_echo(request: &InferenceRequest, files: Vec<Value>) -> Value {
+pub fn request_echo(request: &InferenceRequest, files: &[FileEcho]) -> Value {
     let chosen: Vec<(String, Value)> = match &request.models {
         Some(models) => models.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         None => MODEL_NAMES.iter().map(|n| (n.to_string(), json!({}))).collect(),
@@ -132,22 +134,50 @@ pub fn job_json(id: &str, request: &Value, state: &JobState) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::spec::JobSpec;
+
+    /// The echo of a request with these uploads, as `GET /v0/batch/jobs/{id}` shows it.
+    fn echo_of(request: &Value, files: Vec<Value>) -> Value {
+        let mut spec = JobSpec::from_v0(request.clone(), !files.is_empty()).unwrap();
+        spec.files = serde_json::from_value(Value::Array(files)).unwrap();
+        spec.echo()
+    }
+
+    /// The echo is what the v0 SDK reads: each request of `tests/golden/echo-requests.json`
+    /// (the bodies the SDK and the action send, and every setting) echoes as
+    /// `tests/golden/echo.json` recorded it (`HUME_ACTION_UPDATE_GOLDEN=1` records it again).
+    #[test]
+    fn the_echo_of_each_golden_request_is_unchanged() {
+        let cases: Vec<Value> = serde_json::from_str(include_str!("../../tests/golden/echo-requests.json")).unwrap();
+        let echoes: Vec<Value> = cases
+            .iter()
+            .map(|case| {
+                let files = case["files"].as_array().cloned().unwrap_or_default();
+                json!({"name": case["name"], "echo": echo_of(&case["request"], files)})
+            })
+            .collect();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/echo.json");
+        if std::env::var_os("HUME_ACTION_UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, serde_json::to_string_pretty(&echoes).unwrap() + "\n").unwrap();
+        }
+        let golden: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(golden.len(), echoes.len());
+        for (want, got) in golden.iter().zip(&echoes) {
+            // Byte for byte: the same text, not only equal values (3 and 3.0 differ here).
+            assert_eq!(want.to_string(), got.to_string(), "{}", want["name"]);
+        }
+    }
 
     #[test]
     fn echo_fills_defaults_under_the_callers_settings() {
-        let request = InferenceRequest::parse(
-            json!({"text": ["hi"], "models": {"language": {"granularity": "sentence"}}}),
-            false,
-        )
-        .unwrap();
-        let echo = request_echo(&request, vec![]);
+        let echo = echo_of(&json!({"text": ["hi"], "models": {"language": {"granularity": "sentence"}}}), vec![]);
         assert_eq!(
             echo["models"],
             json!({"language": {"granularity": "sentence", "identify_speakers": false, "sentiment": null, "toxicity": null}})
         );
         assert_eq!(echo["files"], json!([]));
         assert_eq!(echo["callback_url"], Value::Null);
-        let all = request_echo(&InferenceRequest::parse(json!({"text": ["hi"]}), false).unwrap(), vec![]);
+        let all = echo_of(&json!({"text": ["hi"]}), vec![]);
         assert_eq!(all["models"].as_object().unwrap().len(), 6);
         assert_eq!(all["models"]["face"]["fps_pred"], 3);
     }
@@ -155,7 +185,7 @@ mod tests {
     #[test]
     fn v0s_own_defaults_are_valid_settings() {
         let models: Map<String, Value> = MODEL_NAMES.iter().map(|n| (n.to_string(), model_defaults(n))).collect();
-        crate::job::models::ModelSettings::check_v0(&models).unwrap();
+        crate::job::models::ModelSettings::parse_v0(&models).unwrap();
     }
 
     #[test]

@@ -25,8 +25,6 @@ pub mod sqlite;
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 pub use ends::JobEnds;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -35,7 +33,9 @@ pub use crate::error::StoreError;
 use crate::idempotency::IdempotencyClaim;
 pub use crate::job::list::SortBy;
 use crate::job::list::V0Status;
+use crate::job::spec::JobSpec;
 use crate::job::state::JobState;
+use crate::job::status::CallbackState;
 use crate::job::{CallbackBody, UploadedFile};
 
 /// Runs a job gets that end uncleanly (the process killed or crashed) or whose outcome cannot
@@ -62,10 +62,9 @@ pub struct NewJob {
     pub id: String,
     /// Who the job belongs to (`crate::job::Owner`).
     pub owner: String,
-    /// The v0 request echo.
-    pub request: Value,
+    /// What the job asks (stored as its v0 echo).
+    pub spec: JobSpec,
     pub created_ms: i64,
-    pub callback_url: Option<String>,
     pub files: Vec<UploadedFile>,
     /// The caller's API key sealed for this job (`crate::sealed`), when its runners need one.
     pub api_key_sealed: Option<String>,
@@ -81,7 +80,8 @@ pub struct JobRecord {
     pub id: String,
     /// Who the job belongs to (`crate::job::Owner`).
     pub owner: String,
-    pub request: Value,
+    /// What the job asks.
+    pub spec: JobSpec,
     pub state: JobState,
     pub callback_url: Option<String>,
     /// The caller's sealed API key, until the job ends.
@@ -206,7 +206,7 @@ pub trait Store: Send + Sync {
     async fn renew_callback(&self, id: &str) -> Result<bool, StoreError>;
     /// Records a callback's fate (`DELIVERED` or `FAILED`), if this replica still holds its
     /// delivery.
-    async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError>;
+    async fn set_callback_state(&self, id: &str, state: CallbackState) -> Result<(), StoreError>;
     /// How many jobs are in each state (`QUEUED`, `IN_PROGRESS`, `COMPLETED`, `FAILED`), for
     /// every owner: what `/metrics` reports.
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError>;

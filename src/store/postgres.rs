@@ -31,7 +31,15 @@ use super::rows::{list_query, record, Shared, JOB_COLUMNS};
 use super::{Inserted, JobEnds, JobRecord, ListFilter, NewJob, Store, StoreError, MAX_RUNS};
 use crate::idempotency::{IdempotencyRecord, IdempotencyStore, KeyClaim, STALE_CLAIM_MS};
 use crate::job::state::JobState;
+use crate::job::status::{CallbackState, JobStatus};
 use crate::job::UploadedFile;
+
+/// The fixed statuses the statements filter on (`crate::job::status`).
+const QUEUED: &str = JobStatus::Queued.sql();
+const IN_PROGRESS: &str = JobStatus::InProgress.sql();
+const COMPLETED: &str = JobStatus::Completed.sql();
+const FAILED: &str = JobStatus::Failed.sql();
+const PENDING: &str = CallbackState::Pending.sql();
 
 /// The database's clock, in Unix milliseconds: what leases are measured on.
 const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
@@ -183,12 +191,13 @@ impl PostgresStore {
     /// Whether this replica holds job `id`'s lease, locking the row against a takeover until
     /// `tx` ends.
     async fn holds(&self, tx: &mut sqlx::PgConnection, id: &str) -> Result<bool, StoreError> {
-        let held =
-            sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND status = 'IN_PROGRESS' AND lease_owner = $2 FOR SHARE")
-                .bind(id)
-                .bind(&self.replica)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let held = sqlx::query(&format!(
+            "SELECT 1 FROM jobs WHERE id = $1 AND status = {IN_PROGRESS} AND lease_owner = $2 FOR SHARE"
+        ))
+        .bind(id)
+        .bind(&self.replica)
+        .fetch_optional(&mut *tx)
+        .await?;
         Ok(held.is_some())
     }
 }
@@ -215,15 +224,15 @@ impl Store for PostgresStore {
         use md5::Digest as _;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed, callback_body)
-             VALUES ($1, $2, $3, 'QUEUED', $4, $5, $6, $7, $8)",
+            &format!("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed, callback_body)
+             VALUES ($1, $2, $3, {QUEUED}, $4, $5, $6, $7, $8)"),
         )
         .bind(&job.id)
         .bind(&job.owner)
-        .bind(job.request.to_string())
+        .bind(job.spec.to_stored())
         .bind(job.created_ms)
-        .bind(&job.callback_url)
-        .bind(job.callback_url.as_ref().map(|_| "PENDING"))
+        .bind(job.spec.callback_url())
+        .bind(job.spec.callback_url().map(|_| CallbackState::Pending))
         .bind(&job.api_key_sealed)
         .bind(job.callback_body.as_str())
         .execute(&mut *tx)
@@ -282,12 +291,12 @@ impl Store for PostgresStore {
     async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError> {
         let sql = format!(
             "UPDATE jobs SET
-                 message = CASE WHEN status = 'IN_PROGRESS' THEN $4 ELSE message END,
-                 status = 'IN_PROGRESS', started_ms = GREATEST($1, created_ms), runs = runs + 1, stage = NULL,
+                 message = CASE WHEN status = {IN_PROGRESS} THEN $4 ELSE message END,
+                 status = {IN_PROGRESS}, started_ms = GREATEST($1, created_ms), runs = runs + 1, stage = NULL,
                  lease_owner = $2, lease_until_ms = {DB_NOW_MS} + $3
              WHERE id = (
                  SELECT id FROM jobs
-                 WHERE status = 'QUEUED' OR (status = 'IN_PROGRESS' AND lease_until_ms < {DB_NOW_MS})
+                 WHERE status = {QUEUED} OR (status = {IN_PROGRESS} AND lease_until_ms < {DB_NOW_MS})
                  ORDER BY created_ms, id
                  LIMIT 1
                  FOR UPDATE SKIP LOCKED)
@@ -307,12 +316,12 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "WITH failed AS (
-                 UPDATE jobs SET status = 'FAILED', ended_ms = $1, api_key_sealed = NULL,
+                 UPDATE jobs SET status = {FAILED}, ended_ms = $1, api_key_sealed = NULL,
                      lease_owner = NULL, lease_until_ms = NULL,
                      message = 'The server ended uncleanly (killed, crashed or out of memory, not a clean stop) while running this job, '
                          || runs || ' times in all, so the job was given up: it may be what brings the server down. '
                          || 'Start it again, perhaps with fewer or smaller sources, and tell the operator if it repeats.'
-                 WHERE status = 'IN_PROGRESS' AND lease_until_ms < {DB_NOW_MS} AND runs >= $2
+                 WHERE status = {IN_PROGRESS} AND lease_until_ms < {DB_NOW_MS} AND runs >= $2
                  RETURNING id)
              DELETE FROM job_files WHERE job_id IN (SELECT id FROM failed)"
         ))
@@ -321,8 +330,8 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await?;
         let done = sqlx::query(&format!(
-            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, lease_owner = NULL, lease_until_ms = NULL, message = $1
-             WHERE status = 'IN_PROGRESS' AND lease_until_ms < {DB_NOW_MS}"
+            "UPDATE jobs SET status = {QUEUED}, started_ms = NULL, lease_owner = NULL, lease_until_ms = NULL, message = $1
+             WHERE status = {IN_PROGRESS} AND lease_until_ms < {DB_NOW_MS}"
         ))
         .bind(UNCLEAN_END)
         .execute(&mut *tx)
@@ -334,7 +343,7 @@ impl Store for PostgresStore {
     async fn renew(&self, id: &str) -> Result<bool, StoreError> {
         let renewed = sqlx::query(&format!(
             "UPDATE jobs SET lease_until_ms = {DB_NOW_MS} + $1
-             WHERE id = $2 AND status = 'IN_PROGRESS' AND lease_owner = $3"
+             WHERE id = $2 AND status = {IN_PROGRESS} AND lease_owner = $3"
         ))
         .bind(self.lease_ms())
         .bind(id)
@@ -350,8 +359,8 @@ impl Store for PostgresStore {
 
     async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, message = $1, lease_owner = NULL, lease_until_ms = NULL
-             WHERE id = $2 AND status = 'IN_PROGRESS' AND lease_owner = $3",
+            &format!("UPDATE jobs SET status = {QUEUED}, started_ms = NULL, message = $1, lease_owner = NULL, lease_until_ms = NULL
+             WHERE id = $2 AND status = {IN_PROGRESS} AND lease_owner = $3"),
         )
         .bind(problem)
         .bind(id)
@@ -362,11 +371,11 @@ impl Store for PostgresStore {
     }
 
     async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, runs = GREATEST(runs - 1, 0),
+        let done = sqlx::query(&format!(
+            "UPDATE jobs SET status = {QUEUED}, started_ms = NULL, runs = GREATEST(runs - 1, 0),
                  lease_owner = NULL, lease_until_ms = NULL
-             WHERE id = $1 AND status = 'IN_PROGRESS' AND lease_owner = $2",
-        )
+             WHERE id = $1 AND status = {IN_PROGRESS} AND lease_owner = $2"
+        ))
         .bind(id)
         .bind(&self.replica)
         .execute(&self.pool)
@@ -375,12 +384,14 @@ impl Store for PostgresStore {
     }
 
     async fn set_stage(&self, id: &str, stage: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET stage = $1 WHERE id = $2 AND status = 'IN_PROGRESS' AND lease_owner = $3")
-            .bind(stage)
-            .bind(id)
-            .bind(&self.replica)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE jobs SET stage = $1 WHERE id = $2 AND status = {IN_PROGRESS} AND lease_owner = $3"
+        ))
+        .bind(stage)
+        .bind(id)
+        .bind(&self.replica)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -418,9 +429,9 @@ impl Store for PostgresStore {
         let done = sqlx::query(&format!(
             "UPDATE jobs SET status = $1, ended_ms = $2, num_predictions = $3, num_errors = $4, message = $5,
                  api_key_sealed = NULL, lease_owner = NULL, lease_until_ms = NULL,
-                 callback_owner = CASE WHEN callback_state = 'PENDING' THEN $6 END,
-                 callback_until_ms = CASE WHEN callback_state = 'PENDING' THEN {DB_NOW_MS} + $7 END
-             WHERE id = $8 AND status = 'IN_PROGRESS' AND lease_owner = $6"
+                 callback_owner = CASE WHEN callback_state = {PENDING} THEN $6 END,
+                 callback_until_ms = CASE WHEN callback_state = {PENDING} THEN {DB_NOW_MS} + $7 END
+             WHERE id = $8 AND status = {IN_PROGRESS} AND lease_owner = $6"
         ))
         .bind(state.status())
         .bind(ended_ms)
@@ -445,7 +456,7 @@ impl Store for PostgresStore {
             "UPDATE jobs SET callback_owner = $1, callback_until_ms = {DB_NOW_MS} + $2
              WHERE id IN (
                  SELECT id FROM jobs
-                 WHERE callback_state = 'PENDING' AND status IN ('COMPLETED', 'FAILED')
+                 WHERE callback_state = {PENDING} AND status IN ({COMPLETED}, {FAILED})
                      AND (callback_owner IS NULL OR callback_until_ms < {DB_NOW_MS})
                  ORDER BY id
                  LIMIT $3
@@ -474,7 +485,7 @@ impl Store for PostgresStore {
     async fn renew_callback(&self, id: &str) -> Result<bool, StoreError> {
         let renewed = sqlx::query(&format!(
             "UPDATE jobs SET callback_until_ms = {DB_NOW_MS} + $1
-             WHERE id = $2 AND callback_owner = $3 AND callback_state = 'PENDING'"
+             WHERE id = $2 AND callback_owner = $3 AND callback_state = {PENDING}"
         ))
         .bind(self.lease_ms())
         .bind(id)
@@ -505,7 +516,7 @@ impl Store for PostgresStore {
         self.shared().files(id).await
     }
 
-    async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+    async fn set_callback_state(&self, id: &str, state: CallbackState) -> Result<(), StoreError> {
         self.shared().set_callback_state(id, state, &self.replica).await
     }
 

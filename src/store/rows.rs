@@ -7,7 +7,9 @@
 use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
 
 use super::{JobRecord, ListFilter, SortBy, StoreError};
+use crate::job::spec::JobSpec;
 use crate::job::state::JobState;
+use crate::job::status::{CallbackState, JobStatus};
 use crate::job::{CallbackBody, UploadedFile};
 
 /// The columns a [`JobRecord`] is read from.
@@ -25,18 +27,20 @@ where
     let created_ms: i64 = row.try_get("created_ms")?;
     let started_ms: Option<i64> = row.try_get("started_ms")?;
     let ended_ms: Option<i64> = row.try_get("ended_ms")?;
-    let status: String = row.try_get("status")?;
-    let state = match status.as_str() {
-        "QUEUED" => JobState::Queued { created_ms },
-        "IN_PROGRESS" => JobState::InProgress { created_ms, started_ms: started_ms.unwrap_or(created_ms) },
-        "COMPLETED" => JobState::Completed {
+    let stored: String = row.try_get("status")?;
+    let status = JobStatus::parse(&stored)
+        .ok_or_else(|| StoreError::corrupt("job status", format!("{stored:?} is not a job status")))?;
+    let state = match status {
+        JobStatus::Queued => JobState::Queued { created_ms },
+        JobStatus::InProgress => JobState::InProgress { created_ms, started_ms: started_ms.unwrap_or(created_ms) },
+        JobStatus::Completed => JobState::Completed {
             created_ms,
             started_ms: started_ms.unwrap_or(created_ms),
             ended_ms: ended_ms.unwrap_or(created_ms),
             num_predictions: row.try_get::<Option<i64>, _>("num_predictions")?.unwrap_or(0),
             num_errors: row.try_get::<Option<i64>, _>("num_errors")?.unwrap_or(0),
         },
-        _ => JobState::Failed {
+        JobStatus::Failed => JobState::Failed {
             created_ms,
             // v0 clients require a start time even for a job that never started.
             started_ms: started_ms.unwrap_or(created_ms),
@@ -52,7 +56,7 @@ where
     Ok(JobRecord {
         id: row.try_get("id")?,
         owner: row.try_get("owner")?,
-        request: serde_json::from_str(&request).map_err(|e| StoreError::corrupt("job request", e))?,
+        spec: JobSpec::from_stored(&request).map_err(|e| StoreError::corrupt("job request", e))?,
         state,
         callback_url: row.try_get("callback_url")?,
         api_key_sealed: row.try_get("api_key_sealed")?,
@@ -157,12 +161,13 @@ where
         rows.iter().map(uploaded_file).collect()
     }
 
-    /// Ends `replica`'s claim on job `id`'s callback with `state` (`SENT`, `FAILED`).
-    pub async fn set_callback_state(&self, id: &str, state: &str, replica: &str) -> Result<(), StoreError> {
-        sqlx::query(
+    /// Ends `replica`'s claim on job `id`'s callback with `state` (delivered or given up).
+    pub async fn set_callback_state(&self, id: &str, state: CallbackState, replica: &str) -> Result<(), StoreError> {
+        sqlx::query(&format!(
             "UPDATE jobs SET callback_state = $1, callback_owner = NULL, callback_until_ms = NULL
-             WHERE id = $2 AND callback_owner = $3 AND callback_state = 'PENDING'",
-        )
+             WHERE id = $2 AND callback_owner = $3 AND callback_state = {PENDING}",
+            PENDING = CallbackState::Pending.sql()
+        ))
         .bind(state)
         .bind(id)
         .bind(replica)

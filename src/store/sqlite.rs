@@ -25,7 +25,15 @@ use super::rows::{list_query, record, Shared, JOB_COLUMNS};
 use super::{Inserted, JobEnds, JobRecord, ListFilter, NewJob, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
 use crate::job::state::JobState;
+use crate::job::status::{CallbackState, JobStatus};
 use crate::job::UploadedFile;
+
+/// The fixed statuses the statements filter on (`crate::job::status`).
+const QUEUED: &str = JobStatus::Queued.sql();
+const IN_PROGRESS: &str = JobStatus::InProgress.sql();
+const COMPLETED: &str = JobStatus::Completed.sql();
+const FAILED: &str = JobStatus::Failed.sql();
+const PENDING: &str = CallbackState::Pending.sql();
 
 /// Jobs in a SQLite file.
 #[derive(Clone)]
@@ -115,13 +123,13 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn insert(&self, job: NewJob) -> Result<Inserted, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed, callback_body) VALUES (?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?)")
+        sqlx::query(&format!("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed, callback_body) VALUES (?, ?, ?, {QUEUED}, ?, ?, ?, ?, ?)"))
             .bind(&job.id)
             .bind(&job.owner)
-            .bind(job.request.to_string())
+            .bind(job.spec.to_stored())
             .bind(job.created_ms)
-            .bind(&job.callback_url)
-            .bind(job.callback_url.as_ref().map(|_| "PENDING"))
+            .bind(job.spec.callback_url())
+            .bind(job.spec.callback_url().map(|_| CallbackState::Pending))
             .bind(&job.api_key_sealed)
             .bind(job.callback_body.as_str())
             .execute(&mut *tx)
@@ -147,8 +155,8 @@ impl Store for SqliteStore {
 
     async fn claim_next(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError> {
         let sql = format!(
-            "UPDATE jobs SET status = 'IN_PROGRESS', started_ms = MAX(?, created_ms), runs = runs + 1, stage = NULL
-             WHERE id = (SELECT id FROM jobs WHERE status = 'QUEUED' ORDER BY created_ms, id LIMIT 1)
+            "UPDATE jobs SET status = {IN_PROGRESS}, started_ms = MAX(?, created_ms), runs = runs + 1, stage = NULL
+             WHERE id = (SELECT id FROM jobs WHERE status = {QUEUED} ORDER BY created_ms, id LIMIT 1)
              RETURNING {JOB_COLUMNS}"
         );
         let row = sqlx::query(&sql).bind(now_ms).fetch_optional(&self.pool).await?;
@@ -158,33 +166,37 @@ impl Store for SqliteStore {
     async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE jobs SET status = 'FAILED', ended_ms = ?, predictions = '[]', api_key_sealed = NULL,
+            &format!("UPDATE jobs SET status = {FAILED}, ended_ms = ?, api_key_sealed = NULL,
                  message = 'The server ended uncleanly (killed, crashed or out of memory, not a clean stop) while running this job, '
                      || runs || ' times in all, so the job was given up: it may be what brings the server down. '
                      || 'Start it again, perhaps with fewer or smaller sources, and tell the operator if it repeats.'
-             WHERE status = 'IN_PROGRESS' AND runs >= ?",
+             WHERE status = {IN_PROGRESS} AND runs >= ?"),
         )
         .bind(now_ms)
         .bind(MAX_RUNS)
         .execute(&mut *tx)
         .await?;
-        let done = sqlx::query("UPDATE jobs SET status = 'QUEUED', started_ms = NULL WHERE status = 'IN_PROGRESS'")
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query(&format!("UPDATE jobs SET status = {QUEUED}, started_ms = NULL WHERE status = {IN_PROGRESS}"))
+                .execute(&mut *tx)
+                .await?;
         // Deliveries the last process claimed died with it.
-        sqlx::query("UPDATE jobs SET callback_owner = NULL, callback_until_ms = NULL WHERE callback_state = 'PENDING'")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE jobs SET callback_owner = NULL, callback_until_ms = NULL WHERE callback_state = {PENDING}"
+        ))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
 
     async fn renew(&self, id: &str) -> Result<bool, StoreError> {
         // One server per file: nobody else can take the job; it is ours while it runs.
-        let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE id = ? AND status = 'IN_PROGRESS'")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
+        let running: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM jobs WHERE id = ? AND status = {IN_PROGRESS}"))
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(running > 0)
     }
 
@@ -193,9 +205,9 @@ impl Store for SqliteStore {
     }
 
     async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, message = ? WHERE id = ? AND status = 'IN_PROGRESS'",
-        )
+        sqlx::query(&format!(
+            "UPDATE jobs SET status = {QUEUED}, started_ms = NULL, message = ? WHERE id = ? AND status = {IN_PROGRESS}"
+        ))
         .bind(problem)
         .bind(id)
         .execute(&self.pool)
@@ -204,10 +216,10 @@ impl Store for SqliteStore {
     }
 
     async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET status = 'QUEUED', started_ms = NULL, runs = MAX(runs - 1, 0)
-             WHERE id = ? AND status = 'IN_PROGRESS'",
-        )
+        sqlx::query(&format!(
+            "UPDATE jobs SET status = {QUEUED}, started_ms = NULL, runs = MAX(runs - 1, 0)
+             WHERE id = ? AND status = {IN_PROGRESS}"
+        ))
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -215,7 +227,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_stage(&self, id: &str, stage: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET stage = ? WHERE id = ? AND status = 'IN_PROGRESS'")
+        sqlx::query(&format!("UPDATE jobs SET stage = ? WHERE id = ? AND status = {IN_PROGRESS}"))
             .bind(stage)
             .bind(id)
             .execute(&self.pool)
@@ -246,13 +258,13 @@ impl Store for SqliteStore {
             _ => return Err(StoreError::Misuse(format!("finish needs an end state, got {}", state.status()))),
         };
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        sqlx::query(&format!(
             "UPDATE jobs SET status = ?, ended_ms = ?, num_predictions = ?, num_errors = ?, message = ?,
                  api_key_sealed = NULL,
-                 callback_owner = CASE WHEN callback_state = 'PENDING' THEN ? END,
-                 callback_until_ms = CASE WHEN callback_state = 'PENDING' THEN ? END
-             WHERE id = ?",
-        )
+                 callback_owner = CASE WHEN callback_state = {PENDING} THEN ? END,
+                 callback_until_ms = CASE WHEN callback_state = {PENDING} THEN ? END
+             WHERE id = ?"
+        ))
         .bind(state.status())
         .bind(ended_ms)
         .bind(num_predictions)
@@ -278,7 +290,7 @@ impl Store for SqliteStore {
         let now = crate::job::now_ms();
         let sql = format!(
             "UPDATE jobs SET callback_owner = ?, callback_until_ms = ?
-             WHERE callback_state = 'PENDING' AND status IN ('COMPLETED', 'FAILED')
+             WHERE callback_state = {PENDING} AND status IN ({COMPLETED}, {FAILED})
                  AND (callback_owner IS NULL OR callback_until_ms < ?)
              RETURNING {JOB_COLUMNS}"
         );
@@ -292,9 +304,9 @@ impl Store for SqliteStore {
     }
 
     async fn renew_callback(&self, id: &str) -> Result<bool, StoreError> {
-        let renewed = sqlx::query(
-            "UPDATE jobs SET callback_until_ms = ? WHERE id = ? AND callback_owner = ? AND callback_state = 'PENDING'",
-        )
+        let renewed = sqlx::query(&format!(
+            "UPDATE jobs SET callback_until_ms = ? WHERE id = ? AND callback_owner = ? AND callback_state = {PENDING}"
+        ))
         .bind(crate::job::now_ms().saturating_add(self.lease_ms()))
         .bind(id)
         .bind(&self.replica)
@@ -324,7 +336,7 @@ impl Store for SqliteStore {
         self.shared().files(id).await
     }
 
-    async fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+    async fn set_callback_state(&self, id: &str, state: CallbackState) -> Result<(), StoreError> {
         self.shared().set_callback_state(id, state, &self.replica).await
     }
 
@@ -397,7 +409,16 @@ async fn record_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::spec::JobSpec;
     use serde_json::json;
+
+    /// A job's spec from a v0 body (uploads allowed, so `{}` is a job), with this callback.
+    fn spec_of(mut request: serde_json::Value, callback_url: Option<String>) -> JobSpec {
+        if let Some(url) = callback_url {
+            request["callback_url"] = url.into();
+        }
+        JobSpec::from_v0(request, true).expect("a valid v0 body")
+    }
 
     #[tokio::test]
     async fn results_are_stored_per_source_and_streamed_back_one_source_per_chunk() {
@@ -408,9 +429,8 @@ mod tests {
         let job = NewJob {
             owner: "no-key".into(),
             id: id.clone(),
-            request: json!({"text": ["a", "b", "c"]}),
+            spec: spec_of(json!({"text": ["a", "b", "c"]}), None),
             created_ms: 0,
-            callback_url: None,
             files: vec![],
             api_key_sealed: None,
             idempotency: None,
@@ -440,9 +460,8 @@ mod tests {
         let job = NewJob {
             id: "job-1".into(),
             owner: "no-key".into(),
-            request: json!({"text": ["hi"]}),
+            spec: spec_of(json!({"text": ["hi"]}), None),
             created_ms: crate::job::now_ms(),
-            callback_url: None,
             files: vec![],
             api_key_sealed: None,
             idempotency: Some(claim),
@@ -465,9 +484,8 @@ mod tests {
         let job = NewJob {
             owner: "no-key".into(),
             id: "job-1".into(),
-            request: json!({"text": ["hi"]}),
+            spec: spec_of(json!({"text": ["hi"]}), None),
             created_ms: 1,
-            callback_url: None,
             files: vec![],
             api_key_sealed: None,
             idempotency: None,
@@ -497,9 +515,8 @@ mod tests {
         let job = NewJob {
             owner: "no-key".into(),
             id: "job-1".into(),
-            request: json!({}),
+            spec: spec_of(json!({}), Some("http://127.0.0.1:9/cb".into())),
             created_ms: 1,
-            callback_url: Some("http://127.0.0.1:9/cb".into()),
             files: vec![],
             api_key_sealed: None,
             idempotency: None,
@@ -518,7 +535,7 @@ mod tests {
         store.requeue_interrupted(4).await.unwrap();
         assert_eq!(store.claim_callbacks().await.unwrap().len(), 1);
         assert!(store.claim_callbacks().await.unwrap().is_empty(), "claimed once");
-        store.set_callback_state("job-1", "DELIVERED").await.unwrap();
+        store.set_callback_state("job-1", CallbackState::Delivered).await.unwrap();
         assert!(!store.renew_callback("job-1").await.unwrap(), "delivered: nothing left to hold");
     }
 
@@ -535,9 +552,8 @@ mod tests {
         let job = NewJob {
             owner: "no-key".into(),
             id: "job-1".into(),
-            request: json!({}),
+            spec: spec_of(json!({}), None),
             created_ms: 1,
-            callback_url: None,
             files: vec![file],
             api_key_sealed: None,
             idempotency: None,

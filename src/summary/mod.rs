@@ -299,8 +299,7 @@ pub async fn of_stored_job(
     settings: &SummarySettings,
     view_url: Option<String>,
 ) -> Result<Summary, StoreError> {
-    let sources_total =
-        ["urls", "text", "files"].iter().map(|key| job.request[key].as_array().map_or(0, Vec::len) as u64).sum();
+    let sources_total = job.spec.source_count() as u64;
     let mut builder = Builder::new(settings);
     for position in 0..sources_total as i64 {
         let Some(body) = store.result(&job.id, position).await? else { continue };
@@ -488,7 +487,7 @@ impl<'s> Builder<'s> {
         let headline = headline::headline(job.state, &progress, escalation.as_ref(), &top_emotions, &self.errors);
         Summary {
             job_id: job.id.to_owned(),
-            status: job.state.status(),
+            status: job.state.status().as_str(),
             done,
             message,
             progress,

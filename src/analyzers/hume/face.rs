@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use super::describe_v1_error;
 use super::mapping::{face_predictions, group_faces, FrameRef};
-use crate::analyzers::{Analyzer, Task};
+use crate::analyzers::{Analyzer, MeasureError, Missing, Task};
 use crate::media::prepare::Frame;
 use crate::predictions::{ModelOutput, ModelsPredictions};
 use crate::upstream::v1::{HumeV1Client, MAX_REQUEST_BYTES, MULTIPART_OVERHEAD_BYTES, PART_OVERHEAD_BYTES};
@@ -44,13 +43,13 @@ pub fn batches(frames: &[Frame]) -> Vec<&[Frame]> {
 
 #[async_trait::async_trait]
 impl Analyzer for HumeFace {
-    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, MeasureError> {
         let Task { job, subject, settings, .. } = *task;
         let file = subject.file;
         let face = settings.face.clone().unwrap_or_default();
         let frames = subject.media.map(|m| m.frames.as_slice()).unwrap_or_default();
         if frames.is_empty() {
-            return Err(format!("{file} has no picture to measure faces in."));
+            return Err(MeasureError::nothing(file, Missing::Picture));
         }
         let api_key = job.require_api_key()?;
         let mut faces = Vec::new();
@@ -63,8 +62,11 @@ impl Analyzer for HumeFace {
                 face_state: face_state.take(),
             };
             let images: Vec<_> = batch.iter().map(|f| f.jpeg.clone()).collect();
-            let response =
-                self.client.measure_images(api_key, &images, &config).await.map_err(|e| describe_v1_error(file, &e))?;
+            let response = self
+                .client
+                .measure_images(api_key, &images, &config)
+                .await
+                .map_err(|e| MeasureError::upstream(file, e))?;
             let refs: Vec<FrameRef> =
                 batch.iter().map(|f| FrameRef { index: f.index, time_secs: f.time_secs, scale: f.scale }).collect();
             faces.extend(face_predictions(&response, &refs, face.descriptions));

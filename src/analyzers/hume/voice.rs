@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::describe_v1_error;
 use super::mapping::voice_predictions;
 use crate::analyzers::speakers::{group, speaker_of_words, Speakers};
-use crate::analyzers::{Analyzer, Task, Transcript};
+use crate::analyzers::{Analyzer, MeasureError, Missing, Task, Transcript};
 use crate::job::models::Model;
 use crate::media::audio::chunk_ranges;
 use crate::media::audio::Pcm;
@@ -40,15 +39,15 @@ impl HumeVoice {
 
 #[async_trait::async_trait]
 impl Analyzer for HumeVoice {
-    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, MeasureError> {
         let Task { job, subject, models, settings } = *task;
         let file = subject.file;
         let pcm = subject
             .media
             .and_then(|m| m.audio.as_ref())
-            .ok_or_else(|| format!("{file} has no audio track to measure."))?;
+            .ok_or_else(|| MeasureError::nothing(file, Missing::AudioTrack))?;
         if pcm.is_silent() {
-            return Err(format!("{file} is silent: there is no voice to measure."));
+            return Err(MeasureError::nothing(file, Missing::Voice));
         }
         let api_key = job.require_api_key()?;
         let (mut prosody, mut burst) = (Vec::new(), Vec::new());
@@ -60,7 +59,7 @@ impl Analyzer for HumeVoice {
                 .client
                 .measure_audio(api_key, wav, &AudioConfig::default())
                 .await
-                .map_err(|e| describe_v1_error(file, &e))?;
+                .map_err(|e| MeasureError::upstream(file, e))?;
             let (p, b) = voice_predictions(&response, offset_secs, |begin, end| {
                 subject.transcript.and_then(|t| t.text_between(begin, end))
             });

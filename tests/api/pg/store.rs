@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hume_action::idempotency::{IdempotencyClaim, IdempotencyRecord};
+use hume_action::job::spec::JobSpec;
 use hume_action::job::state::JobState;
+use hume_action::job::status::{CallbackState, JobStatus};
 use hume_action::store::{Inserted, NewJob, PostgresStore, Store, MAX_RUNS};
 use serde_json::json;
 
@@ -21,13 +23,20 @@ async fn store(pg: &Postgres, lease: Duration) -> PostgresStore {
     PostgresStore::connect(&pg.url(), 32, lease, Duration::from_secs(10)).await.expect("PostgreSQL is reachable")
 }
 
+/// A job's spec from a v0 body (uploads allowed, so `{}` is a job), with this callback.
+fn spec_of(mut request: serde_json::Value, callback_url: Option<String>) -> JobSpec {
+    if let Some(url) = callback_url {
+        request["callback_url"] = url.into();
+    }
+    JobSpec::from_v0(request, true).expect("a valid v0 body")
+}
+
 fn job(id: &str, callback: bool) -> NewJob {
     NewJob {
         id: id.into(),
         owner: "no-key".into(),
-        request: json!({"text": ["hi"], "b": 1, "a": 2}),
+        spec: spec_of(json!({"text": ["hi"], "b": 1, "a": 2}), callback.then(|| "http://127.0.0.1:9/callback".into())),
         created_ms: hume_action::job::now_ms(),
-        callback_url: callback.then(|| "http://127.0.0.1:9/callback".into()),
         files: vec![],
         api_key_sealed: None,
         idempotency: None,
@@ -96,7 +105,7 @@ async fn a_lease_is_renewed_by_its_holder_taken_over_once_expired_and_fences_the
     b.finish("j1", &completed()).await.unwrap();
     let ended = a.get("j1").await.unwrap().unwrap();
     assert!(matches!(ended.state, JobState::Completed { .. }), "{:?}", ended.state);
-    assert_eq!(ended.request, json!({"text": ["hi"], "b": 1, "a": 2}));
+    assert_eq!(ended.spec.echo(), job("j1", false).spec.echo());
     assert!(!b.renew("j1").await.unwrap(), "an ended job has no lease");
 }
 
@@ -138,7 +147,7 @@ async fn expired_leases_count_toward_the_crash_loop_guard() {
         let starting = &starting;
         let requeued = eventually("its lease expires", move || async move {
             match starting.requeue_interrupted(hume_action::job::now_ms()).await.unwrap() {
-                0 if starting.get("crashy-2").await.unwrap().unwrap().state.status() == "IN_PROGRESS" => None,
+                0 if starting.get("crashy-2").await.unwrap().unwrap().state.status() == JobStatus::InProgress => None,
                 n => Some(n),
             }
         })
@@ -186,7 +195,7 @@ async fn racing_replicas_claim_each_pending_callback_once() {
     let (id, owner) = claims.iter().next().unwrap();
     let owner = replicas.iter().find(|r| r.replica() == owner[0]).unwrap();
     assert!(!finisher.renew_callback(id).await.unwrap(), "the dead finisher lost its claim");
-    finisher.set_callback_state(id, "FAILED").await.unwrap();
+    finisher.set_callback_state(id, CallbackState::Failed).await.unwrap();
     let state: String = sqlx::query_scalar("SELECT callback_state FROM jobs WHERE id = $1")
         .bind(id)
         .fetch_one(owner.pool())
@@ -194,7 +203,7 @@ async fn racing_replicas_claim_each_pending_callback_once() {
         .unwrap();
     assert_eq!(state, "PENDING", "a stale deliverer cannot record the callback's fate");
     assert!(owner.renew_callback(id).await.unwrap());
-    owner.set_callback_state(id, "DELIVERED").await.unwrap();
+    owner.set_callback_state(id, CallbackState::Delivered).await.unwrap();
     let state: String = sqlx::query_scalar("SELECT callback_state FROM jobs WHERE id = $1")
         .bind(id)
         .fetch_one(owner.pool())
