@@ -40,8 +40,7 @@ fn the_burst_classes_are_the_class_maps_names() {
 #[test]
 fn a_hedgewars_laugh_is_laughter_and_speech_is_not_a_burst() {
     let model = model();
-    let laugh = eval::decode(&eval::hedgewars_clip("Default", "Laugh"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let laugh = eval::decode(&eval::hedgewars_clip("Default", "Laugh")).unwrap_or_else(|e| panic!("{e}"));
     let bursts = model.bursts(&laugh).unwrap();
     assert!(!bursts.is_empty(), "no burst in a laugh");
     let (top, score) = bursts[0].top();
