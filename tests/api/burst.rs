@@ -50,6 +50,9 @@ async fn a_laugh_gets_a_laughter_description_and_no_borrowed_emotions() {
     let id = job["job_id"].as_str().unwrap();
     let summary = summary_when_done(&app, id).await;
     assert_eq!(summary["status"], "COMPLETED", "{summary}");
+    let marks = &summary["files"][0]["models"]["burst"]["bursts"];
+    assert_eq!(marks[0]["top"]["name"], name.as_str(), "{summary}");
+    assert_eq!(summary["files"][0]["models"]["burst"]["top_emotions"], json!([]), "{summary}");
 }
 
 #[tokio::test]

@@ -53,7 +53,7 @@ pub const BURST_CLASSES: [(usize, &str); 29] = [
 ];
 
 /// The lowest burst-class probability that makes a patch a burst.
-pub const THRESHOLD: f32 = 0.3;
+pub const THRESHOLD: f32 = 0.2;
 
 /// One stretch of bursts.
 #[derive(Debug, Clone, PartialEq)]
