@@ -119,7 +119,7 @@ fn main() -> Result<(), String> {
             *tops.entry(best.map_or("(none)", |b| b.top().0)).or_default() += 1;
         }
         let mut tops: Vec<(&str, usize)> = tops.into_iter().collect();
-        tops.sort_by(|a, b| b.1.cmp(&a.1));
+        tops.sort_by_key(|b| std::cmp::Reverse(b.1));
         let list: Vec<String> = tops.iter().map(|(name, n)| format!("{name} {n}")).collect();
         println!("- {kind}: {}", list.join(", "));
     }

@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(found[0].top(), ("Laughter", 0.8));
         assert_eq!(found[1].begin, 6.0 * 0.48);
         assert_eq!(found[1].end, 3.5, "capped at the audio's end");
-        assert_eq!(found[1].top(), ("Cough", 0.5));
+        assert_eq!((found[1].scores[cough], found[1].top()), (0.5, ("Cough", 0.5)));
         assert!(stretches(&[patch(0, 0.99)], 1.0, 0.3).is_empty());
     }
 }
