@@ -205,7 +205,7 @@ async fn engine_backend(
 
 /// The PostgreSQL store of `HUME_ACTION_DATABASE_URL`, reached within [`DATABASE_PATIENCE`].
 /// The embedded burst runner, loaded at start-up when its files are installed (it adds about
-/// 20 MB of RSS, see docs/benchmarks.md), else why not, for the route's error.
+/// 60 MB of RSS, see docs/benchmarks.md), else why not, for the route's error.
 async fn local_burst(
     config: &Config,
     components: &mut Components,
