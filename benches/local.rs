@@ -1,6 +1,6 @@
 //! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
-//! sections `models`, `voice` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
-//! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh`).
+//! sections `models`, `voice`, `burst` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh --with-burst`).
 //!
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
 //!   analysis (detection + expression) in frames per second on a 60 s 640x480 video with a face,
@@ -9,6 +9,10 @@
 //! - voice: the voice measures (pitch, loudness, speaking rate per utterance) of a 10-minute
 //!   recording of sentences, timed as seconds per minute of audio, with this process's RSS
 //!   before and its peak after (run the section alone for a peak of its own);
+//! - burst: the vocal burst model (YAMNet, `scripts/install-models.sh --with-burst`): the RSS it
+//!   adds when it loads, then burst detection (log-mel front end + YAMNet + stretches) on a
+//!   10-minute recording of sentences with a hedgewars laugh every minute (when `hedgewars-data`
+//!   is installed), as seconds per minute of audio, and the stretches found;
 //! - call: the real server binary on the `local` backend is sent a 10-minute call recording with
 //!   `models_language` and `models_prosody`; prints its RSS once the models are loaded (every
 //!   local model), its peak during the job, and after it; the job's end, time, transcript
@@ -24,6 +28,7 @@ use hume_action::media::audio::Pcm;
 use hume_action::media::ffmpeg::Tools;
 use hume_action::media::prepare::{MediaLimits, Needs, Preparer};
 use hume_action::media::MediaKind;
+use hume_action::models::burst::{eval as burst_eval, Yamnet, DIR_NAME as BURST_DIR_NAME};
 use hume_action::models::face::{FaceModels, DIR_NAME as FACE_DIR_NAME};
 use hume_action::models::language::{LanguageModel, MODEL_DIR_NAME};
 use hume_action::models::speech::eval::{silence, synthesize};
@@ -207,6 +212,41 @@ fn voice_measures() {
     );
 }
 
+/// Burst detection on a 10-minute recording with a laugh every minute, and the model's RSS.
+fn burst() {
+    let mut samples = recording(600.0).samples;
+    let laugh = burst_eval::decode(&burst_eval::hedgewars_clip("Default", "Laugh")).ok();
+    if let Some(laugh) = &laugh {
+        for minute in 0..10 {
+            let at = minute * 60 * 16_000 + 30 * 16_000;
+            for (s, l) in samples[at..].iter_mut().zip(laugh) {
+                *s = *l;
+            }
+        }
+    }
+    let (rss, _) = memory_of("self");
+    let model = Yamnet::load(&model_root().join(BURST_DIR_NAME)).expect("burst model installed (--with-burst)");
+    let loaded = memory_of("self").0;
+    println!("burst model (YAMNet): RSS {rss:.0} MB before loading, {loaded:.0} MB after: +{:.0} MB", loaded - rss);
+    let minutes = samples.len() as f64 / 16_000.0 / 60.0;
+    let start = Instant::now();
+    let found = model.bursts(&samples).expect("bursts");
+    let took = start.elapsed().as_secs_f64();
+    let (after, peak) = memory_of("self");
+    println!(
+        "burst detection: {minutes:.1} min of audio in {took:.2} s = {:.2} s per minute of audio ({:.0}x real time); {} stretches found{}",
+        took / minutes,
+        minutes * 60.0 / took,
+        found.len(),
+        if laugh.is_some() { " (10 laughs inserted)" } else { " (no laughs inserted: hedgewars-data is not installed)" }
+    );
+    for b in &found {
+        let (name, score) = b.top();
+        println!("  {:.2}-{:.2} s: {name} {score:.2}", b.begin, b.end);
+    }
+    println!("  RSS {after:.0} MB after detection (peak {peak:.0} MB, the recording included)");
+}
+
 async fn call(dir: &Path) {
     let wav = dir.join("call.wav");
     write_wav(&wav, &recording(600.0));
@@ -269,6 +309,9 @@ fn main() {
     }
     if wants("voice") {
         voice_measures();
+    }
+    if wants("burst") {
+        burst();
     }
     if wants("call") {
         tokio::runtime::Runtime::new().unwrap().block_on(call(dir.path()));

@@ -2,8 +2,9 @@
 # Installs the programs the server and the tests run, from Debian's packages, when missing:
 # ffmpeg/ffprobe (decoding audio, video and images) always; espeak-ng (speech the tests
 # synthesise), PostgreSQL and Redis (the replica tests' servers), Node.js (its `fetch` is one
-# of the clients tests/api/early_answers.rs checks) and chromium with chromium-driver (the
-# playground's browser tests) with --tests. Needs root (or sudo) and apt; says what to do otherwise.
+# of the clients tests/api/early_answers.rs checks), chromium with chromium-driver (the
+# playground's browser tests) and hedgewars-data (acted vocal bursts for the burst tests) with
+# --tests. Needs root (or sudo) and apt; says what to do otherwise.
 #
 # Usage: scripts/install-system.sh [--tests]
 set -euo pipefail
@@ -18,6 +19,8 @@ if [[ ${1:-} == --tests ]]; then
   command -v node >/dev/null || need+=(nodejs)
   command -v chromium >/dev/null || need+=(chromium)
   command -v chromedriver >/dev/null || need+=(chromium-driver)
+  # Acted vocal bursts (laughs, coughs, moans; GFDL) for the burst model's tests.
+  [[ -d /usr/share/games/hedgewars/Data/Sounds/voices ]] || need+=(hedgewars-data)
 fi
 [[ ${#need[@]} -eq 0 ]] && exit 0
 

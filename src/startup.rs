@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::analyzers::hume::{face::HumeFace, voice::HumeVoice};
+use crate::analyzers::local_burst::LocalBurst;
 use crate::analyzers::local_face::LocalFace;
 use crate::analyzers::local_speech::LocalTranscriber;
 use crate::analyzers::speakers::{LocalSpeakers, SpeakerFinder};
@@ -33,6 +34,7 @@ use crate::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
 use crate::intake::Intake;
 use crate::media::ffmpeg::{check_tools, Tools};
 use crate::media::prepare::{MediaLimits, Preparer};
+use crate::models::burst::{DIR_NAME as BURST_DIR_NAME, MODEL_FILE as BURST_MODEL_FILE};
 use crate::models::face::DIR_NAME as FACE_DIR_NAME;
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
 use crate::models::speakers::Diarizer;
@@ -168,7 +170,7 @@ async fn engine_backend(
                 }
                 Err(e) => return Err(e).context("loading the face models"),
             };
-            (Analyzers::local(language, face), None)
+            (Analyzers::local(language, face).with_local_burst(local_burst(config, &mut components).await?), None)
         }
     };
     let fetcher = fetcher(config, &policy, Some(downloads))?;
@@ -202,6 +204,30 @@ async fn engine_backend(
 }
 
 /// The PostgreSQL store of `HUME_ACTION_DATABASE_URL`, reached within [`DATABASE_PATIENCE`].
+/// The embedded burst runner, loaded at start-up when its files are installed (it adds about
+/// 60 MB of RSS, see docs/benchmarks.md), else why not, for the route's error.
+async fn local_burst(
+    config: &Config,
+    components: &mut Components,
+) -> anyhow::Result<Result<Arc<dyn Analyzer>, &'static str>> {
+    let dir = config.model_dir().join(BURST_DIR_NAME);
+    if !dir.join(BURST_MODEL_FILE).exists() {
+        components.insert("burst_model", format!("not installed (no {})", dir.join(BURST_MODEL_FILE).display()));
+        return Ok(Err("is not installed"));
+    }
+    match tokio::task::spawn_blocking(move || LocalBurst::load(&dir)).await.context("loading the burst model")? {
+        Ok(burst) => {
+            components.insert("burst_model", "loaded (YAMNet)".into());
+            Ok(Ok(Arc::new(burst) as Arc<dyn Analyzer>))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "vocal bursts cannot be found: the burst model is not loaded");
+            components.insert("burst_model", format!("not loaded: {e}"));
+            Ok(Err("did not load (the server's log says why)"))
+        }
+    }
+}
+
 async fn postgres_store(config: &Config, url: &str) -> anyhow::Result<PostgresStore> {
     // The message is scrubbed of the URL's password before it goes anywhere.
     PostgresStore::connect(url, config.database_pool_size, config.lease(), DATABASE_PATIENCE)

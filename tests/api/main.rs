@@ -2,6 +2,7 @@
 
 mod action;
 mod bounds;
+mod burst;
 mod connections;
 mod deadlines;
 mod early_answers;

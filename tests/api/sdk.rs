@@ -17,7 +17,7 @@ fn sdk_python() -> PathBuf {
 }
 
 /// Runs a script of `tests/sdk/` against `address` and checks it reports no failure.
-async fn run_sdk_script(script: &str, address: &str, env: &[(&str, String)]) {
+pub(crate) async fn run_sdk_script(script: &str, address: &str, env: &[(&str, String)]) {
     let python = sdk_python();
     assert!(python.exists(), "{} is missing: run scripts/test.sh, which installs Hume's v0 SDK", python.display());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script);
