@@ -1,6 +1,7 @@
 //! Trains the linear heads of the "Emotional language" model (`crate::models::language`).
 //!
 //! `cargo run --release --bin train-language-head -- <model_dir> [assets_dir]`
+//! `cargo run --release --bin train-language-head -- --words <model_dir> [assets_dir]`
 //!
 //! Reads `expressions.jsonl` and `toxicity.jsonl` from `assets_dir` (default
 //! `assets/language`), embeds every sentence with all-MiniLM-L6-v2 from `model_dir`, holds
@@ -8,10 +9,16 @@
 //! L2 strength by 4-fold cross-validation on the rest, reports held-out metrics (with a
 //! cosine-similarity-to-label-name baseline), then retrains on all data and writes
 //! `head.json` and `EVALUATION.md` to `assets_dir`.
+//!
+//! Both then evaluate word granularity on `word_carriers.jsonl` (sentences whose expression is
+//! carried by one word): does that word score the sentence's expression higher than the
+//! sentence's other words? Words scored in context (what the service does) are compared with
+//! each word embedded alone (what it did before). `--words` does only this, with the shipped
+//! `head.json`, and prints the result without writing anything.
 
 use hume_action::models::language::train::{cross_entropy, fit, Link};
 use hume_action::models::language::{
-    sha256_hex, Embedder, HeadFile, LinearHead, EXPRESSIONS, MODEL_SHA256, SENTIMENT, TOXICITY,
+    score_words_in_context, sha256_hex, Embedder, HeadFile, LinearHead, EXPRESSIONS, MODEL_SHA256, SENTIMENT, TOXICITY,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -21,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 const EXPRESSIONS_FILE: &str = "expressions.jsonl";
 const TOXICITY_FILE: &str = "toxicity.jsonl";
+const WORDS_FILE: &str = "word_carriers.jsonl";
 /// Every `HOLD_OUT`-th sentence of each group is held out for evaluation.
 const HOLD_OUT: usize = 5;
 /// Cross-validation folds of the training part (the other residues mod `HOLD_OUT`).
@@ -35,6 +43,13 @@ struct ExpressionRow {
     text: String,
     label: String,
     sentiment: f32,
+}
+
+#[derive(Deserialize)]
+struct WordRow {
+    text: String,
+    word: String,
+    label: String,
 }
 
 #[derive(Deserialize)]
@@ -81,12 +96,21 @@ impl Examples {
 }
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let words_only = args.first().is_some_and(|a| a == "--words");
+    if words_only {
+        args.remove(0);
+    }
     let (Some(model_dir), assets) = (args.first(), args.get(1)) else {
-        return Err("usage: train-language-head <model_dir> [assets_dir (default assets/language)]".into());
+        return Err("usage: train-language-head [--words] <model_dir> [assets_dir (default assets/language)]".into());
     };
     let assets = PathBuf::from(assets.map_or("assets/language", String::as_str));
     let embedder = Embedder::load(Path::new(model_dir))?;
+    if words_only {
+        let heads = HeadFile::parse(&String::from_utf8(read(&assets.join("head.json"))?)?)?;
+        println!("{}", serde_json::to_string_pretty(&evaluate_words(&embedder, &heads, &assets)?)?);
+        return Ok(());
+    }
 
     let (expr_bytes, tox_bytes) = (read(&assets.join(EXPRESSIONS_FILE))?, read(&assets.join(TOXICITY_FILE))?);
     let expr: Vec<ExpressionRow> = parse_lines(&expr_bytes)?;
@@ -198,6 +222,8 @@ fn main() -> Res<()> {
         evaluation,
         training,
     };
+    let mut heads = heads;
+    heads.evaluation["words"] = evaluate_words(&embedder, &heads, &assets)?;
     let head_json = serde_json::to_string(&heads)?;
     HeadFile::parse(&head_json)?;
     std::fs::write(assets.join("head.json"), &head_json)?;
@@ -205,6 +231,55 @@ fn main() -> Res<()> {
     println!("{}", serde_json::to_string_pretty(&heads.evaluation)?);
     println!("wrote {} ({} bytes) and EVALUATION.md", assets.join("head.json").display(), head_json.len());
     Ok(())
+}
+
+/// Word granularity on `word_carriers.jsonl`: for each sentence, the rank of the carrying word
+/// among the sentence's words by its score of the sentence's expression (1 = highest), and the
+/// rank of that expression among the carrying word's 53 scores; in context and alone.
+fn evaluate_words(embedder: &Embedder, heads: &HeadFile, assets: &Path) -> Res<Value> {
+    let bytes = read(&assets.join(WORDS_FILE))?;
+    let rows: Vec<WordRow> = parse_lines(&bytes)?;
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let in_context = score_words_in_context(embedder, heads, &texts)?;
+    let mut word_rank = (Vec::new(), Vec::new());
+    let mut label_rank = (Vec::new(), Vec::new());
+    for (row, words) in rows.iter().zip(&in_context) {
+        let label = EXPRESSIONS
+            .iter()
+            .position(|l| *l == row.label)
+            .ok_or_else(|| format!("{WORDS_FILE}: unknown label {:?}", row.label))?;
+        let carrier = words
+            .iter()
+            .position(|(w, _)| w.text == row.word)
+            .ok_or_else(|| format!("{WORDS_FILE}: {:?} has no word {:?}", row.text, row.word))?;
+        let alone = embedder.embed(&words.iter().map(|(w, _)| w.text.as_str()).collect::<Vec<_>>())?;
+        let alone: Vec<Vec<f32>> = alone.iter().map(|x| heads.score(x).emotions).collect();
+        let context: Vec<Vec<f32>> = words.iter().map(|(_, s)| s.emotions.clone()).collect();
+        for (scores, word_rank, label_rank) in
+            [(&context, &mut word_rank.0, &mut label_rank.0), (&alone, &mut word_rank.1, &mut label_rank.1)]
+        {
+            let of_label: Vec<f32> = scores.iter().map(|s| s[label]).collect();
+            word_rank.push(1 + of_label.iter().filter(|&&v| v > of_label[carrier]).count());
+            label_rank.push(1 + scores[carrier].iter().filter(|&&v| v > scores[carrier][label]).count());
+        }
+    }
+    let share = |ranks: &[usize], k: usize| round3(mean(ranks.iter().map(|&r| f32::from(u8::from(r <= k)))));
+    let metrics = |words: &[usize], labels: &[usize]| {
+        json!({
+            "carrier_ranks_first": share(words, 1),
+            "carrier_mean_rank": round3(mean(words.iter().map(|&r| r as f32))),
+            "label_top1_of_carrier": share(labels, 1),
+            "label_top3_of_carrier": share(labels, 3),
+        })
+    };
+    let mean_words = mean(in_context.iter().map(|w| w.len() as f32));
+    Ok(json!({
+        "sentences": rows.len(),
+        "mean_words_per_sentence": round3(mean_words),
+        "sha256": sha256_hex(&bytes),
+        "in_context": metrics(&word_rank.0, &label_rank.0),
+        "alone": metrics(&word_rank.1, &label_rank.1),
+    }))
 }
 
 fn read(path: &Path) -> Res<Vec<u8>> {
@@ -345,6 +420,27 @@ out for the numbers below; the shipped heads are then retrained on all data.
 | label | positives | accuracy | precision | recall | F1 |
 | --- | --- | --- | --- | --- | --- |
 {tox_rows}
+### Word granularity ({n_words} sentences of `word_carriers.jsonl`, each carried by one word)
+
+Each sentence's expression is carried by one word ("I am furious about the delay": *furious*,
+Anger); {words_per} words per sentence on average. A word is scored in its sentence by occlusion
+(its score is how much the sentence's score falls when the word is taken out), as the service
+does at `word` granularity; the comparison is each word embedded alone (what the service did
+before). "Carrier ranks first": the carrying word has the sentence's expression higher than every
+other word of the sentence. "Label top-1/top-3": the expression is among the carrying word's
+top 1/3 of 53.
+
+| word scores | carrier ranks first | mean rank of the carrier | label top-1 | label top-3 |
+| --- | --- | --- | --- | --- |
+| in context (occlusion) | {wc1} | {wcr} | {wl1} | {wl3} |
+| the word alone | {wa1} | {war} | {al1} | {al3} |
+
+Also measured once while choosing the method (heads of the first evaluation above, not
+regenerated): the mean of the final-layer token embeddings of the word in its sentence, passed
+through the heads, lets the whole sentence's expression leak into every word — carrier ranks
+first 0.493, label top-1 0.787, top-3 0.92; occlusion by `[MASK]` instead of removal: 0.747,
+0.827, 0.907; the fall of the logit instead of the score: 0.773, 0.56, 0.747.
+
 ## Limits
 
 - These are **not Hume's models**: the scores imitate the shape of Hume's "Emotional
@@ -355,8 +451,10 @@ out for the numbers below; the shipped heads are then retrained on all data.
   held-out sentences come from the same writers and style as the training ones, so the
   numbers above are optimistic; toxicity labels with few positives have unreliable F1.
 - **English only**: all-MiniLM-L6-v2 and the data are English.
-- One embedding per text: no per-word or per-sentence segmentation of long inputs, and
-  text beyond 256 tokens is ignored.
+- One embedding per scored segment, and text beyond 256 tokens of a segment is ignored;
+  words are scored in their sentence (a window of 64 words of a longer one).
+- The word set is small (one writer, one emotional word per sentence): it shows that a word's
+  scores follow what it carries in its sentence, not how well it would do on real text.
 "#,
         model = heads.model_sha256,
         iterations = t["iterations"],
@@ -379,5 +477,15 @@ out for the numbers below; the shipped heads are then retrained on all data.
         mae = e["sentiment"]["mae_expected_value"],
         mae_b = e["sentiment"]["baseline_mae_train_mean"],
         n_tox_test = e["toxicity"]["test_lines"],
+        n_words = e["words"]["sentences"],
+        words_per = e["words"]["mean_words_per_sentence"],
+        wc1 = e["words"]["in_context"]["carrier_ranks_first"],
+        wcr = e["words"]["in_context"]["carrier_mean_rank"],
+        wl1 = e["words"]["in_context"]["label_top1_of_carrier"],
+        wl3 = e["words"]["in_context"]["label_top3_of_carrier"],
+        wa1 = e["words"]["alone"]["carrier_ranks_first"],
+        war = e["words"]["alone"]["carrier_mean_rank"],
+        al1 = e["words"]["alone"]["label_top1_of_carrier"],
+        al3 = e["words"]["alone"]["label_top3_of_carrier"],
     )
 }
