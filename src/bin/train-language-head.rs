@@ -505,8 +505,8 @@ top 1/3 of 53.
 | in context (occlusion) | {wc1} | {wcr} | {wl1} | {wl3} |
 | the word alone | {wa1} | {war} | {al1} | {al3} |
 
-Also measured once while choosing the method (heads of the first evaluation above, not
-regenerated): the mean of the final-layer token embeddings of the word in its sentence, passed
+Also measured once while choosing the method, with the heads trained before the added
+sentences (not regenerated): the mean of the final-layer token embeddings of the word in its sentence, passed
 through the heads, lets the whole sentence's expression leak into every word — carrier ranks
 first 0.493, label top-1 0.787, top-3 0.92; occlusion by `[MASK]` instead of removal: 0.747,
 0.827, 0.907; the fall of the logit instead of the score: 0.773, 0.56, 0.747.
@@ -516,7 +516,7 @@ first 0.493, label top-1 0.787, top-3 0.92; occlusion by `[MASK]` instead of rem
 - These are **not Hume's models**: the scores imitate the shape of Hume's "Emotional
   language" output (53 expressions, sentiment, toxicity) but are not calibrated to it and
   will differ from the hosted API's numbers.
-- The training set is **small and hand-written** (20 + 10 sentences per expression): it shows
+- The training set is **small and hand-written** (20 + 20 sentences per expression): it shows
   that the heads separate clear cases, not that they generalise to real-world text. The
   held-out sentences come from the same writers and style as the training ones, so the
   numbers above are optimistic; toxicity labels with few positives have unreliable F1.
