@@ -30,20 +30,23 @@ impl LanguageAnalyzer {
         settings: &LanguageSettings,
     ) -> Result<Vec<LanguagePrediction>, MeasureError> {
         // The job's segment budget (HUME_ACTION_MAX_JOB_SEGMENTS) was taken before this runs.
-        let segments = segment(text, settings.granularity.as_str());
-        if segments.is_empty() {
-            return Ok(Vec::new());
-        }
         let model = self.model.clone();
-        let inputs: Vec<String> = segments.iter().map(|s| s.text.clone()).collect();
-        let scores =
-            tokio::task::spawn_blocking(move || model.score(&inputs.iter().map(String::as_str).collect::<Vec<_>>()))
-                .await
-                .map_err(|e| MeasureError::failed(file, Step::Language, e))?
-                .map_err(|e| MeasureError::failed(file, Step::Language, e))?;
-        Ok(segments
+        let (text, granularity) = (text.to_owned(), settings.granularity.as_str());
+        // A word is scored as the model read it in its sentence (`LanguageModel::score_words`);
+        // a coarser segment by its own embedding.
+        let scored = tokio::task::spawn_blocking(move || match granularity {
+            "word" => model.score_words(&[&text]).map(|mut texts| texts.pop().unwrap_or_default()),
+            _ => {
+                let segments = segment(&text, granularity);
+                let scores = model.score(&segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>())?;
+                Ok(segments.into_iter().zip(scores).collect())
+            }
+        })
+        .await
+        .map_err(|e| MeasureError::failed(file, Step::Language, e))?
+        .map_err(|e| MeasureError::failed(file, Step::Language, e))?;
+        Ok(scored
             .into_iter()
-            .zip(scores)
             .map(|(segment, s)| LanguagePrediction {
                 text: segment.text,
                 position: PositionInterval { begin: segment.begin as u64, end: segment.end as u64 },

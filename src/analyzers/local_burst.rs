@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use crate::analyzers::{Analyzer, Task};
+use crate::analyzers::{Analyzer, MeasureError, Missing, Step, Task};
 use crate::media::audio::Pcm;
 use crate::models::burst::{Burst, BurstModelError, Yamnet, BURST_CLASSES};
 use crate::predictions::{BurstPrediction, ModelOutput, ModelsPredictions, Score, TimeInterval};
@@ -40,12 +40,12 @@ impl LocalBurst {
 
 #[async_trait::async_trait]
 impl Analyzer for LocalBurst {
-    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, String> {
+    async fn analyze(&self, task: &Task<'_>) -> Result<ModelsPredictions, MeasureError> {
         let file = task.subject.file;
         let Some(pcm) = task.subject.media.and_then(|m| m.audio.as_ref()) else {
-            return Err(format!("{file} has no sound to find vocal bursts in."));
+            return Err(MeasureError::nothing(file, Missing::AudioTrack));
         };
-        let failed = |e: &dyn std::fmt::Display| format!("{file}: vocal burst detection failed: {e}");
+        let failed = |e: &dyn std::fmt::Display| MeasureError::failed(file, Step::Burst, e);
         let found = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         {
             tokio::task::block_in_place(|| self.model.bursts(&pcm.samples))

@@ -25,6 +25,7 @@ pub mod train;
 
 pub use head::{sigmoid, softmax, HeadFile, LinearHead};
 
+use crate::models::segment::{segment, Segment};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
@@ -171,6 +172,99 @@ impl LanguageModel {
     /// Expression, sentiment and toxicity scores of each text.
     pub fn score(&self, texts: &[&str]) -> Result<Vec<TextScores>, LanguageModelError> {
         Ok(self.embed(texts)?.iter().map(|x| self.heads.score(x)).collect())
+    }
+
+    /// Each word of each text (cut as `word` granularity cuts it) with its scores in its
+    /// sentence: see [`score_words_in_context`].
+    pub fn score_words(&self, texts: &[&str]) -> Result<Vec<Vec<(Segment, TextScores)>>, LanguageModelError> {
+        score_words_in_context(&self.embedder, &self.heads, texts)
+    }
+}
+
+/// Words a context holds at most: a longer sentence is read in consecutive windows of this many
+/// words. It bounds the work of a word (one embedding of its window without it) and keeps a
+/// window inside [`MAX_TOKENS`] (English words average well under 2 tokens).
+pub const WORDS_PER_CONTEXT: usize = 64;
+
+/// Each word of each text (cut as `word` granularity cuts it) with its scores in context, by
+/// occlusion: a word's score for an expression (sentiment class, toxicity label) is how much
+/// its sentence's score falls when the word is taken out of the sentence, `max(0, p(sentence)
+/// - p(sentence without the word))`. So a word scores what it carries in the sentence it was
+/// said in ("furious" in "I am furious about the delay" carries Anger; "delay" carries little),
+/// and the same word scores differently in another sentence. The context is the word's sentence
+/// (cut as `sentence` granularity cuts it), or a window of [`WORDS_PER_CONTEXT`] words of a
+/// longer one. A word's sentiment values are drops too, so they do not sum to 1.
+/// Evaluation on `assets/language/word_carriers.jsonl`: `assets/language/EVALUATION.md`.
+pub fn score_words_in_context(
+    embedder: &Embedder,
+    heads: &HeadFile,
+    texts: &[&str],
+) -> Result<Vec<Vec<(Segment, TextScores)>>, LanguageModelError> {
+    // Each context's text, then the context without each of its words, in one batch.
+    let mut inputs: Vec<String> = Vec::new();
+    // Per text, per word: (index of its context in `inputs`, index of the context without it).
+    let mut index: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut words_of: Vec<Vec<Segment>> = Vec::new();
+    for text in texts {
+        let chars: Vec<char> = text.chars().collect();
+        let words = segment(text, "word");
+        let mut at = Vec::with_capacity(words.len());
+        let mut next = 0;
+        for sentence in segment(text, "sentence") {
+            let inside = words[next..].iter().take_while(|w| w.end <= sentence.end).count();
+            let windows = words[next..next + inside].chunks(WORDS_PER_CONTEXT);
+            let last = windows.len().saturating_sub(1);
+            for (w, window) in windows.enumerate() {
+                // The first and last windows keep the sentence's own start and end (its punctuation).
+                let begin = if w == 0 { sentence.begin } else { window[0].begin };
+                let end = if w == last { sentence.end } else { window[window.len() - 1].end };
+                let context = inputs.len();
+                inputs.push(chars[begin..end].iter().collect());
+                for word in window {
+                    at.push((context, inputs.len()));
+                    inputs.push(without(&chars[begin..end], word.begin - begin, word.end - begin));
+                }
+            }
+            next += inside;
+        }
+        index.push(at);
+        words_of.push(words);
+    }
+    let scores: Vec<TextScores> = embedder
+        .embed(&inputs.iter().map(String::as_str).collect::<Vec<_>>())?
+        .iter()
+        .map(|x| heads.score(x))
+        .collect();
+    let drop = |full: &[f32], rest: &[f32]| full.iter().zip(rest).map(|(f, r)| (f - r).max(0.0)).collect();
+    Ok(words_of
+        .into_iter()
+        .zip(index)
+        .map(|(words, at)| {
+            words
+                .into_iter()
+                .zip(at)
+                .map(|(word, (full, rest))| {
+                    let (full, rest) = (&scores[full], &scores[rest]);
+                    let scores = TextScores {
+                        emotions: drop(&full.emotions, &rest.emotions),
+                        sentiment: drop(&full.sentiment, &rest.sentiment),
+                        toxicity: drop(&full.toxicity, &rest.toxicity),
+                    };
+                    (word, scores)
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// `chars` without `chars[begin..end]`, the text on either side joined by one space.
+fn without(chars: &[char], begin: usize, end: usize) -> String {
+    let before: String = chars[..begin].iter().collect();
+    let after: String = chars[end..].iter().collect();
+    let (before, after) = (before.trim_end(), after.trim_start());
+    match (before.is_empty(), after.is_empty()) {
+        (false, false) => format!("{before} {after}"),
+        _ => format!("{before}{after}"),
     }
 }
 
