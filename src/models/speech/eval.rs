@@ -41,6 +41,79 @@ pub fn silence(seconds: f64) -> Vec<i16> {
     vec![0; (seconds * f64::from(Pcm::RATE)) as usize]
 }
 
+/// Amplitude under which a synthesised sample counts as silence when trimming a clip's edges.
+const QUIET: i16 = 200;
+
+/// `samples` without the near-silence espeak-ng leaves before and after the speech.
+pub fn trim(samples: &[i16]) -> &[i16] {
+    let loud = |s: &i16| s.unsigned_abs() > QUIET.unsigned_abs();
+    let start = samples.iter().position(loud).unwrap_or(samples.len());
+    let end = samples.iter().rposition(loud).map_or(start, |i| i + 1);
+    &samples[start..end]
+}
+
+/// Words spoken one at a time (`voice`, `words_per_minute`) and joined with known silences: `lead`
+/// seconds before the first, then `gaps[i % gaps.len()]` seconds after word `i`. Returns the audio
+/// and each word with the second its sound starts (each word's clip trimmed of espeak-ng's own
+/// leading and trailing silence, so the onset is where the sound really begins).
+pub fn spaced_words(
+    words: &[&str],
+    gaps: &[f64],
+    lead: f64,
+    voice: &str,
+    words_per_minute: u32,
+) -> Result<(Pcm, Vec<(String, f64)>), String> {
+    let mut samples = silence(lead);
+    let mut onsets = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        let spoken = synthesize(word, voice, words_per_minute)?;
+        onsets.push(((*word).to_owned(), samples.len() as f64 / f64::from(Pcm::RATE)));
+        samples.extend_from_slice(trim(&spoken.samples));
+        samples.extend(silence(gaps[i % gaps.len()]));
+    }
+    Ok((Pcm { samples }, onsets))
+}
+
+/// Onset errors (hypothesis onset minus reference onset, seconds) of the words a transcript got
+/// right: both sides are [`normalize`]d (a transcribed word that splits keeps its onset for each
+/// part) and aligned by edit distance; only words matched exactly are compared, so a misheard word
+/// counts in the WER, not here.
+pub fn onset_errors(reference: &[(String, f64)], hypothesis: &[(String, f64)]) -> Vec<f64> {
+    let split = |words: &[(String, f64)]| -> Vec<(String, f64)> {
+        words.iter().flat_map(|(w, t)| normalize(w).into_iter().map(move |n| (n, *t))).collect()
+    };
+    let (r, h) = (split(reference), split(hypothesis));
+    // cost[i][j]: edit distance between r[..i] and h[..j].
+    let mut cost = vec![vec![0usize; h.len() + 1]; r.len() + 1];
+    for (i, row) in cost.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    cost[0] = (0..=h.len()).collect();
+    for i in 1..=r.len() {
+        for j in 1..=h.len() {
+            let sub = cost[i - 1][j - 1] + usize::from(r[i - 1].0 != h[j - 1].0);
+            cost[i][j] = sub.min(cost[i - 1][j] + 1).min(cost[i][j - 1] + 1);
+        }
+    }
+    let (mut i, mut j, mut errors) = (r.len(), h.len(), Vec::new());
+    while i > 0 && j > 0 {
+        let same = r[i - 1].0 == h[j - 1].0;
+        if cost[i][j] == cost[i - 1][j - 1] + usize::from(!same) {
+            if same {
+                errors.push(h[j - 1].1 - r[i - 1].1);
+            }
+            i -= 1;
+            j -= 1;
+        } else if cost[i][j] == cost[i - 1][j] + 1 {
+            i -= 1;
+        } else {
+            j -= 1;
+        }
+    }
+    errors.reverse();
+    errors
+}
+
 /// Lower-case words with punctuation removed (apostrophes kept, hyphens split), for scoring.
 pub fn normalize(text: &str) -> Vec<String> {
     text.to_lowercase()
@@ -90,5 +163,17 @@ mod tests {
         assert_eq!(wer("the cat sat on the mat", "the cat sat on mat"), 1.0 / 6.0);
         assert_eq!(wer("a b", "a x b y"), 1.0);
         assert_eq!(normalize("Don't stop-now!"), ["don't", "stop", "now"]);
+    }
+
+    #[test]
+    fn onset_errors_compare_only_matched_words() {
+        let r = |w: &[(&str, f64)]| w.iter().map(|&(w, t)| (w.to_owned(), t)).collect::<Vec<_>>();
+        let reference = r(&[("the", 1.0), ("cat", 2.0), ("sat", 3.0)]);
+        // "cat" misheard as "hat", an extra word inserted: only "the" and "sat" are compared.
+        let hypothesis = r(&[("The", 1.1), ("hat", 2.0), ("uh", 2.5), ("sat.", 2.8)]);
+        let errors = onset_errors(&reference, &hypothesis);
+        assert_eq!(errors.len(), 2);
+        assert!((errors[0] - 0.1).abs() < 1e-9 && (errors[1] + 0.2).abs() < 1e-9, "{errors:?}");
+        assert_eq!(trim(&[0, 5, 900, -700, 3, 0]), &[900, -700]);
     }
 }

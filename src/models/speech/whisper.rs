@@ -9,10 +9,11 @@
 //! token. A window is decoded once; when the last segment is left open the next window starts at
 //! the last closed timestamp (OpenAI's seek), so audio longer than 30 s is covered without gaps.
 //!
-//! Word times are *not* aligned to the audio: each timestamped segment's duration is shared out
-//! over its words in proportion to their characters. That is honest to about a word at normal
-//! speaking rates; cross-attention alignment (OpenAI's `word_timestamps`) would do better.
-//! A word's confidence is the mean probability of its tokens, as in OpenAI's word timestamps.
+//! Word times are measured as OpenAI's `word_timestamps=True` measures them: after a window is
+//! decoded, the decoder reads the chosen text once more and the cross-attention of the model's
+//! alignment heads is aligned to the audio by dynamic time warping ([`super::align`]). Words
+//! are split at spaces (and standalone punctuation, later merged into its word) as OpenAI's
+//! tokenizer does. A word's confidence is the mean probability of its tokens when decoded.
 
 use std::collections::HashMap;
 
@@ -22,6 +23,7 @@ use candle_transformers::models::whisper::{self as m, audio, model::AudioEncoder
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
+use super::align::{self, Timed};
 use super::decoder::Decoder;
 use super::SpeechError;
 
@@ -40,6 +42,10 @@ struct Extra {
     suppress_ids_begin: Vec<u32>,
     #[serde(default)]
     lang_ids: Vec<u32>,
+    /// `(layer, head)` of the decoder's cross-attention heads that follow the audio (OpenAI's
+    /// `_ALIGNMENT_HEADS`, which the CTranslate2 conversion copies into the config).
+    #[serde(default)]
+    alignment_heads: Vec<(usize, usize)>,
 }
 
 /// One decoded stretch of speech, with times in seconds on the caller's timeline.
@@ -47,8 +53,17 @@ struct Extra {
 pub struct Segment {
     pub start: f64,
     pub end: f64,
-    /// Words with their mean token probability.
-    pub words: Vec<(String, f64)>,
+    pub words: Vec<TimedWord>,
+}
+
+/// A word with its measured time (seconds on the caller's timeline) and the mean probability of
+/// its tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedWord {
+    pub text: String,
+    pub start: f64,
+    pub end: f64,
+    pub confidence: f64,
 }
 
 /// The loaded Whisper model with its tokenizer and the token ids decoding needs.
@@ -67,7 +82,9 @@ pub struct Whisper {
     transcribe: u32,
     no_speech: Option<u32>,
     timestamp_begin: u32,
+    no_timestamps: u32,
     multilingual: bool,
+    alignment_heads: Vec<(usize, usize)>,
 }
 
 impl Whisper {
@@ -108,6 +125,15 @@ impl Whisper {
 
             no_speech,
             timestamp_begin: no_timestamps + 1,
+            no_timestamps,
+            // Without a table, OpenAI uses every head of the upper half of the decoder.
+            alignment_heads: if extra.alignment_heads.is_empty() {
+                (config.decoder_layers / 2..config.decoder_layers)
+                    .flat_map(|l| (0..config.decoder_attention_heads).map(move |h| (l, h)))
+                    .collect()
+            } else {
+                extra.alignment_heads
+            },
             multilingual: !extra.lang_ids.is_empty() && config.vocab_size >= 51865,
             suppress,
             suppress_begin: extra.suppress_ids_begin,
@@ -169,13 +195,15 @@ impl Whisper {
     ) -> Result<Vec<Segment>, SpeechError> {
         let mut segments = Vec::new();
         let mut seek = 0;
+        let mut last_speech = 0.0;
         while seek == 0 || samples.len().saturating_sub(seek) >= m::SAMPLE_RATE {
             let end = (seek + m::N_SAMPLES).min(samples.len());
             let window = &samples[seek..end];
             let window_secs = window.len() as f64 / m::SAMPLE_RATE as f64;
             let start_secs = offset + seek as f64 / m::SAMPLE_RATE as f64;
             let mut advance = window.len();
-            if let Some(decoded) = self.decode_window(window, language)? {
+            let features = self.encoder.forward(&self.mel(window)?, true)?;
+            if let Some(decoded) = self.decode_window(&features, language)? {
                 let (mut found, open) = split_segments(&decoded, self.timestamp_begin);
                 match open {
                     // OpenAI's seek: an unfinished last segment is decoded again, from its start, in
@@ -186,29 +214,47 @@ impl Whisper {
                     Some((at, text)) if !text.is_empty() => found.push((at, window_secs.max(at), text)),
                     _ => {}
                 }
-                for (start, stop, tokens) in found {
-                    let words = self.words(&tokens);
+                found.retain(|(_, _, tokens)| tokens.iter().any(|&(t, _)| t < self.eot));
+                let (timed, median) = self.align(&features, language, &found, window.len())?;
+                for ((start, stop, _), mut words) in found.into_iter().zip(timed) {
+                    let stop = stop.min(window_secs);
+                    last_speech = align::fit_segment(&mut words, start.min(stop), stop, last_speech, median);
+                    align::snap_to_sound(&mut words, window);
+                    let words: Vec<TimedWord> = words
+                        .into_iter()
+                        .filter_map(|w| {
+                            let text = w.text.trim().to_owned();
+                            let end = (start_secs + w.end).min(start_secs + window_secs);
+                            (!text.is_empty()).then(|| TimedWord {
+                                text,
+                                start: (start_secs + w.start).min(end),
+                                end,
+                                confidence: w.confidence,
+                            })
+                        })
+                        .collect();
                     if !words.is_empty() {
-                        let end = (start_secs + stop).min(start_secs + window_secs);
+                        let end = start_secs + stop;
                         segments.push(Segment { start: (start_secs + start).min(end), end, words });
                     }
                 }
             }
             seek += advance.max(1);
+            last_speech -= advance.max(1) as f64 / m::SAMPLE_RATE as f64;
         }
         Ok(segments)
     }
 
     /// Greedy decoding of one window: the sampled tokens (after the prompt) with their
     /// probabilities, or `None` when the model says the window holds no speech.
-    fn decode_window(&mut self, window: &[f32], language: Option<u32>) -> Result<Option<Vec<(u32, f32)>>, SpeechError> {
-        let features = self.encoder.forward(&self.mel(window)?, true)?;
+    fn decode_window(
+        &mut self,
+        features: &Tensor,
+        language: Option<u32>,
+    ) -> Result<Option<Vec<(u32, f32)>>, SpeechError> {
+        let features = features.clone();
         self.decoder.reset();
-        let mut prompt = vec![self.sot];
-        if self.multilingual {
-            prompt.push(language.unwrap_or_else(|| self.lang_ids[0]));
-            prompt.push(self.transcribe);
-        }
+        let prompt = self.prompt(language);
         let max_len = self.config.max_target_positions / 2;
         let mut sampled: Vec<(u32, f32)> = Vec::new();
         let mut sum_logprob = 0f64;
@@ -296,29 +342,85 @@ impl Whisper {
         }
     }
 
-    /// Text tokens grouped into words: a word starts at a token that begins with a space
-    /// (byte-level BPE's `Ġ`); punctuation stays with the word before it.
-    fn words(&self, tokens: &[(u32, f32)]) -> Vec<(String, f64)> {
-        let mut groups: Vec<Vec<(u32, f32)>> = Vec::new();
-        for &(t, p) in tokens {
-            if t >= self.eot {
+    /// The decoding prompt: `<|startoftranscript|>`, then language and task when multilingual.
+    fn prompt(&self, language: Option<u32>) -> Vec<u32> {
+        let mut prompt = vec![self.sot];
+        if self.multilingual {
+            prompt.push(language.unwrap_or_else(|| self.lang_ids[0]));
+            prompt.push(self.transcribe);
+        }
+        prompt
+    }
+
+    /// Measures the words of a window's `segments` against its audio (`features`, from `samples`
+    /// samples): OpenAI's `find_alignment` (see [`align`]). Returns each segment's words (times in
+    /// seconds from the window start, confidence the mean decoding probability of their tokens)
+    /// and the window's median word duration.
+    fn align(
+        &mut self,
+        features: &Tensor,
+        language: Option<u32>,
+        segments: &[Span],
+        samples: usize,
+    ) -> Result<(Vec<Vec<Timed>>, f64), SpeechError> {
+        let texts: Vec<Vec<(u32, f32)>> =
+            segments.iter().map(|(_, _, t)| t.iter().copied().filter(|&(t, _)| t < self.eot).collect()).collect();
+        let text: Vec<(u32, f32)> = texts.iter().flatten().copied().collect();
+        let mut per_segment: Vec<Vec<Timed>> = vec![Vec::new(); segments.len()];
+        if text.is_empty() {
+            return Ok((per_segment, 0.0));
+        }
+        let mut tokens = self.prompt(language);
+        let prompt = tokens.len();
+        tokens.push(self.no_timestamps);
+        tokens.extend(text.iter().map(|&(t, _)| t));
+        tokens.push(self.eot);
+        let scores = self.decoder.cross_attention(&tokens, features, &self.alignment_heads)?;
+        let frames = samples / (m::HOP_LENGTH * 2);
+        let matrix = align::alignment_matrix(&scores, tokens.len(), features.dim(1)?, frames);
+        // Rows from `<|notimestamps|>` (which predicts the first text token) to the last text token.
+        let starts = align::token_starts(&matrix[prompt..tokens.len() - 1]);
+        let ids: Vec<u32> = text.iter().map(|&(t, _)| t).collect();
+        let (words, median) = align::time_words(self.split_words(&ids), &starts);
+        // Each word goes to the segment holding its first token.
+        let mut ends = Vec::with_capacity(texts.len());
+        let mut total = 0;
+        for t in &texts {
+            total += t.len();
+            ends.push(total);
+        }
+        for mut word in words {
+            let n = word.tokens.len().max(1) as f64;
+            word.confidence = text[word.tokens.clone()].iter().map(|&(_, p)| f64::from(p)).sum::<f64>() / n;
+            let segment = ends.iter().position(|&e| word.tokens.start < e).unwrap_or(ends.len() - 1);
+            per_segment[segment].push(word);
+        }
+        Ok((per_segment, median))
+    }
+
+    /// Text tokens split into words as OpenAI's `split_tokens_on_spaces`: tokens are first joined
+    /// into pieces that decode to whole characters; a piece starting with a space, or made only of
+    /// punctuation, starts a new word. Returns each word's text (leading space kept) and tokens.
+    fn split_words(&self, ids: &[u32]) -> Vec<(String, std::ops::Range<usize>)> {
+        const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+        let mut words: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+        let mut from = 0;
+        for to in 1..=ids.len() {
+            let piece = self.tokenizer.decode(&ids[from..to], false).unwrap_or_default();
+            if piece.contains('\u{FFFD}') && to < ids.len() {
                 continue;
             }
-            let starts_word = self.tokenizer.id_to_token(t).is_some_and(|s| s.starts_with('Ġ'));
-            match groups.last_mut() {
-                Some(g) if !starts_word => g.push((t, p)),
-                _ => groups.push(vec![(t, p)]),
+            let new_word = piece.starts_with(' ') || PUNCTUATION.contains(piece.trim()) || words.is_empty();
+            match words.last_mut() {
+                Some((text, range)) if !new_word => {
+                    text.push_str(&piece);
+                    range.end = to;
+                }
+                _ => words.push((piece, from..to)),
             }
+            from = to;
         }
-        groups
-            .into_iter()
-            .filter_map(|g| {
-                let ids: Vec<u32> = g.iter().map(|&(t, _)| t).collect();
-                let text = self.tokenizer.decode(&ids, true).ok()?.trim().to_owned();
-                let conf = g.iter().map(|&(_, p)| f64::from(p)).sum::<f64>() / g.len() as f64;
-                (!text.is_empty()).then_some((text, conf))
-            })
-            .collect()
+        words
     }
 }
 
@@ -369,22 +471,6 @@ fn log_sum_exp(x: &[f32]) -> f32 {
         return max;
     }
     max + x.iter().map(|&v| (v - max).exp()).sum::<f32>().ln()
-}
-
-/// Shares `start..end` out over `words` in proportion to their characters (at least one each).
-pub fn word_times(start: f64, end: f64, words: &[(String, f64)]) -> Vec<(f64, f64)> {
-    let weights: Vec<f64> = words.iter().map(|(w, _)| w.chars().count().max(1) as f64).collect();
-    let total: f64 = weights.iter().sum();
-    let span = (end - start).max(0.0);
-    let mut at = start;
-    weights
-        .iter()
-        .map(|w| {
-            let from = at;
-            at += span * w / total;
-            (from, at.min(end))
-        })
-        .collect()
 }
 
 /// The mel filterbank Whisper was trained with: librosa's `filters.mel(sr, n_fft, n_mels)`
@@ -455,13 +541,5 @@ mod tests {
         let (segs, open) = split_segments(&[s(tb), s(1), s(tb + 50), s(tb + 60), s(2)], tb);
         assert_eq!(segs.len(), 1);
         assert_eq!(open, Some((1.2, vec![s(2)])));
-    }
-
-    #[test]
-    fn word_times_share_the_segment_by_characters() {
-        let words = vec![("a".to_owned(), 1.0), ("bbb".to_owned(), 1.0)];
-        let t = word_times(1.0, 2.0, &words);
-        assert_eq!(t[0], (1.0, 1.25));
-        assert!((t[1].1 - 2.0).abs() < 1e-9);
     }
 }
