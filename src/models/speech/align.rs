@@ -270,10 +270,11 @@ const LOUD_QUANTILE: f64 = 0.9;
 /// short pauses inside a word).
 const MIN_GAP: usize = 4;
 
-/// Fits each word to the stretch of sound it covers most (`window`: the window's samples in -1..1,
-/// word times in seconds from its start, in order): stretches are runs of loud 10 ms frames, split
-/// by quiet of at least 40 ms. The word starts where that stretch does if that is inside its
-/// aligned span (never earlier), and ends where the stretch ends, but not after the next word's
+/// Fits each word to the sound it covers (`window`: the window's samples in -1..1, word times in
+/// seconds from its start, in order): stretches are runs of loud 10 ms frames, split by quiet of
+/// at least 40 ms. A word starts where the stretch it overlaps most does, if that is inside its
+/// aligned span (never earlier), and ends with the last stretch that starts after that one and
+/// inside its aligned span (a word's sound can dip inside it), but not after the next word's
 /// start. A span with no loud frame keeps its times.
 pub fn snap_to_sound(words: &mut [Timed], window: &[f32]) {
     let rms: Vec<f32> =
@@ -301,9 +302,13 @@ pub fn snap_to_sound(words: &mut [Timed], window: &[f32]) {
         let from = ((w.start / hop_secs).floor().max(0.0) as usize).min(rms.len());
         let to = ((w.end / hop_secs).ceil().max(0.0) as usize).clamp(from, rms.len());
         let overlap = |r: &std::ops::Range<usize>| r.end.min(to).saturating_sub(r.start.max(from));
-        if let Some(run) = runs.iter().filter(|r| overlap(r) > 0).max_by_key(|r| overlap(r)) {
-            w.start = w.start.max(run.start as f64 * hop_secs);
-            w.end = (run.end as f64 * hop_secs).max(w.start);
+        if let Some(best) = runs.iter().filter(|r| overlap(r) > 0).max_by_key(|r| overlap(r)) {
+            // A word's sound can dip inside it (a stop, a nasal): it ends with the last stretch
+            // that starts after the one it covers most and inside its aligned span.
+            let later = runs.iter().filter(|r| (best.start..to).contains(&r.start));
+            let last = later.map(|r| r.end).max().unwrap_or(best.end);
+            w.start = w.start.max(best.start as f64 * hop_secs);
+            w.end = (last as f64 * hop_secs).max(w.start);
         }
     }
     for i in 1..words.len() {
