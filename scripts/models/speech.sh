@@ -44,24 +44,8 @@ declare -A TINY_SHA256=(
 BASE_CT2_SHA256=d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9
 TINY_CT2_SHA256=1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a
 
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-
-verify() { # verify DIR ARRAY_NAME: every file present with its pinned sha256
-  local -n pins=$2
-  local name
-  for name in "${!pins[@]}"; do
-    [[ -f $1/$name && $(sha "$1/$name") == "${pins[$name]}" ]] || return 1
-  done
-}
-
-check() { # check FILE SHA256: fail loudly on a mismatch
-  local actual
-  actual=$(sha "$1")
-  if [[ $actual != "$2" ]]; then
-    echo "error: $1 has sha256 $actual, expected $2" >&2
-    exit 1
-  fi
-}
+# shellcheck source=scripts/models/pinned.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pinned.sh"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
