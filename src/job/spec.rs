@@ -39,6 +39,15 @@ pub enum Transcription {
 }
 
 impl Transcription {
+    /// v0's `transcription` as given: absent (on, detected language), `null` (off) or settings.
+    fn of(given: &Option<Option<Value>>) -> Result<Self, FieldError> {
+        Ok(match given {
+            Some(None) => Self::Off,
+            Some(Some(settings)) => Self::On(check::<TranscriptionSettings>(settings, "transcription")?),
+            None => Self::On(TranscriptionSettings::default()),
+        })
+    }
+
     /// The language forced for transcription, when on and given.
     pub fn language(&self) -> Option<&'static str> {
         match self {
@@ -93,11 +102,7 @@ impl JobSpec {
             Some(models) => ModelSettings::parse_v0(models)?,
             None => ModelSettings::all(),
         };
-        let transcription = match &request.transcription {
-            Some(None) => Transcription::Off,
-            Some(Some(given)) => Transcription::On(check::<TranscriptionSettings>(given, "transcription")?),
-            None => Transcription::On(TranscriptionSettings::default()),
-        };
+        let transcription = Transcription::of(&request.transcription)?;
         for (i, url) in request.urls.iter().enumerate() {
             if !is_http_url(url) {
                 return Err(FieldError::new(
@@ -131,24 +136,17 @@ impl JobSpec {
         let echo: Value = serde_json::from_str(stored)?;
         let mut request = InferenceRequest::deserialize(&echo)?;
         let files = Vec::<FileEcho>::deserialize(echo.get("files").unwrap_or(&json!([])))?;
-        let models = match &mut request.models {
+        let mut models = match &mut request.models {
             Some(models) => {
                 models.retain(|_, cfg| cfg.is_object());
                 ModelSettings::from_v0(&Value::Object(models.clone()))
             }
             None => ModelSettings::all(),
         };
-        let transcription = match &request.transcription {
-            Some(None) => Transcription::Off,
-            Some(Some(given)) => {
-                Transcription::On(check::<TranscriptionSettings>(given, "transcription").unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "a stored transcription setting does not read; the defaults are used");
-                    TranscriptionSettings::default()
-                }))
-            }
-            None => Transcription::On(TranscriptionSettings::default()),
-        };
-        let mut models = models;
+        let transcription = Transcription::of(&request.transcription).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "a stored transcription setting does not read; the defaults are used");
+            Transcription::On(TranscriptionSettings::default())
+        });
         apply_transcription_speakers(&mut models, &transcription);
         Ok(Self { request, models, transcription, files })
     }
