@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use hume_action::job::spec::JobSpec;
 use hume_action::job::state::JobState;
+use hume_action::job::Owner;
 use hume_action::predictions::names::{EMOTIONS, LANGUAGE_EXPRESSIONS};
 use hume_action::store::{NewJob, SqliteStore, Store};
 use hume_action::summary::{of_stored_job, SummarySettings};
@@ -72,7 +73,7 @@ async fn latency() {
     let body = hour_long_call().to_string();
     let new = NewJob {
         id: "hour".into(),
-        owner: "no-key".into(),
+        owner: Owner::without_key(),
         spec: spec_of(
             json!({"urls": ["https://example.com/call.mp3"], "models": {"language": {}, "prosody": {}}}),
             None,
@@ -85,10 +86,10 @@ async fn latency() {
     };
     store.insert(new).await.unwrap();
     store.claim_next(1).await.unwrap();
-    store.put_result("hour", 0, &body).await.unwrap();
+    store.put_result(&"hour".into(), 0, &body).await.unwrap();
     let ended = JobState::Completed { created_ms: 0, started_ms: 1, ended_ms: 2, num_predictions: 1, num_errors: 0 };
-    store.finish("hour", &ended).await.unwrap();
-    let job = store.get("hour").await.unwrap().unwrap();
+    store.finish(&"hour".into(), &ended).await.unwrap();
+    let job = store.get(&"hour".into()).await.unwrap().unwrap();
     println!("latency: a stored 1-hour call, {:.1} MB of predictions JSON", body.len() as f64 / 1e6);
     drop(body);
     let settings = SummarySettings::default();

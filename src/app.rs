@@ -12,7 +12,7 @@ use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::idempotency::{Idempotency, IdempotencyKey, Started};
 use crate::intake::Intake;
-use crate::job::{Caller, JobRequest};
+use crate::job::{Caller, JobId, JobRequest};
 use crate::upstream::SharedLimits;
 
 /// Everything the server holds for its lifetime.
@@ -54,7 +54,7 @@ impl App {
         caller: &Caller,
         key: Option<IdempotencyKey>,
         job: JobRequest,
-    ) -> Result<String, ApiError> {
+    ) -> Result<JobId, ApiError> {
         self.intake.check(&job).await?;
         let scope = caller.key_hash().map_or("anonymous", |hash| hash.short()).to_owned();
         let files: Vec<String> = job.files.iter().map(|f| hex::encode(Md5::digest(&f.bytes))).collect();

@@ -1,20 +1,22 @@
 //! The `hume-batch` backend: a pass-through to a v0-compatible batch API.
 //!
-//! Job ids are the upstream's; bodies come back unchanged, so Hume's v0 SDKs pointed at this
-//! server keep working. The value added is the rate limit, retries and idempotency in front.
+//! Job ids are the upstream's; jobs are read into v0's shapes and written back in them, and
+//! downloads come back unchanged, so Hume's v0 SDKs pointed at this server keep working. The
+//! value added is the rate limit, retries and idempotency in front.
 
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::backend::{Backend, RawBody, SummaryQuery};
+use crate::backend::{Backend, Download, Format, JobPage, SummaryQuery};
 use crate::error::{ApiError, ErrorCode};
 use crate::job::list::ListQuery;
-use crate::job::state::JobState;
-use crate::job::{Caller, JobRequest};
+use crate::job::state::{JobState, JobView};
+use crate::job::{Caller, JobId, JobRequest};
 use crate::predictions::SourceResult;
 use crate::summary::{self, Summary, SummaryOptions};
-use crate::upstream::v0::{HumeV0Client, RawResponse};
+use crate::upstream::v0::HumeV0Client;
 
 /// Pass-through to the batch API at `HUME_BATCH_BASE_URL`.
 pub struct BatchBackend {
@@ -28,18 +30,27 @@ impl BatchBackend {
         Self { client, summary }
     }
 
-    async fn read(&self, caller: &Caller, path: &str, query: &[(String, String)]) -> Result<RawBody, ApiError> {
-        let RawResponse { content_type, body } = self.client.get(caller.require_api_key()?, path, query).await?;
-        Ok(RawBody {
-            content_type: content_type.unwrap_or_else(|| "application/json".into()),
-            body: body.into(),
-            link: None,
-        })
+    /// The upstream's answer to `GET path?query`, as it came.
+    async fn read(&self, caller: &Caller, path: &str, query: &[(String, String)]) -> Result<bytes::Bytes, ApiError> {
+        Ok(self.client.get(caller.require_api_key()?, path, query).await?.body)
+    }
+
+    /// The upstream's answer to `GET path`, read as `T` (v0's shape of it).
+    async fn read_json<T: DeserializeOwned>(&self, caller: &Caller, path: &str) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.read(caller, path, &[]).await?).map_err(unreadable)
+    }
+
+    /// The upstream's job `id`, read as v0's job and keeping the bytes it came as.
+    async fn read_job(&self, caller: &Caller, id: &JobId) -> Result<JobView, ApiError> {
+        let body = self.read(caller, &job_path(id, "")?, &[]).await?;
+        let view: JobView = serde_json::from_slice(&body).map_err(unreadable)?;
+        Ok(JobView { received: Some(body), ..view })
     }
 }
 
 /// A job id as one path segment, so it cannot walk to another upstream path.
-fn job_path(id: &str, suffix: &str) -> Result<String, ApiError> {
+fn job_path(id: &JobId, suffix: &str) -> Result<String, ApiError> {
+    let id = id.as_str();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
         return Err(ApiError::NotFound(format!(
             "No job with id {id:?}: a job id holds only letters, digits, '-' and '_'."
@@ -50,7 +61,7 @@ fn job_path(id: &str, suffix: &str) -> Result<String, ApiError> {
 
 #[async_trait::async_trait]
 impl Backend for BatchBackend {
-    async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<String, ApiError> {
+    async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<JobId, ApiError> {
         if !job.files.is_empty() {
             return Err(ApiError::BadRequest {
                 code: ErrorCode::UploadsNotSupported,
@@ -59,46 +70,45 @@ impl Backend for BatchBackend {
                         .into(),
             });
         }
-        Ok(self.client.create_job(caller.require_api_key()?, &job.spec.to_v0_request()).await?)
+        Ok(self.client.create_job(caller.require_api_key()?, &job.spec.to_v0_request()).await?.into())
     }
 
-    async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<RawBody, ApiError> {
+    /// The upstream's page: v0's list has no next-page token, so neither has this one.
+    async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<JobPage, ApiError> {
         let pairs: Vec<(String, String)> = query.pairs().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        self.read(caller, "/v0/batch/jobs", &pairs).await
+        let body = self.read(caller, "/v0/batch/jobs", &pairs).await?;
+        let jobs = serde_json::from_slice(&body).map_err(unreadable)?;
+        Ok(JobPage { jobs, next_page_token: None, received: Some(body) })
     }
 
-    async fn job(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
-        self.read(caller, &job_path(id, "")?, &[]).await
+    async fn job(&self, caller: &Caller, id: &JobId) -> Result<JobView, ApiError> {
+        self.read_job(caller, id).await
     }
 
-    async fn predictions(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
-        self.read(caller, &job_path(id, "/predictions")?, &[]).await
+    async fn predictions(&self, caller: &Caller, id: &JobId) -> Result<Download, ApiError> {
+        Ok(Download::whole(Format::Json, self.read(caller, &job_path(id, "/predictions")?, &[]).await?))
     }
 
-    async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
-        self.read(caller, &job_path(id, "/artifacts")?, &[]).await
+    async fn artifacts(&self, caller: &Caller, id: &JobId) -> Result<Download, ApiError> {
+        Ok(Download::whole(Format::Zip, self.read(caller, &job_path(id, "/artifacts")?, &[]).await?))
     }
 
     /// Built from the upstream's job and predictions. Waiting asks the upstream for the job's
     /// state every [`UPSTREAM_POLL`] (each ask is one request under the key's rate limit).
-    async fn summary(&self, caller: &Caller, id: &str, query: SummaryQuery) -> Result<Summary, ApiError> {
-        let key = caller.require_api_key()?;
+    async fn summary(&self, caller: &Caller, id: &JobId, query: SummaryQuery) -> Result<Summary, ApiError> {
         let deadline = tokio::time::Instant::now() + query.wait;
-        let (request, state) = loop {
-            let job = self.client.get(key, &job_path(id, "")?, &[]).await?;
-            let job: Value = serde_json::from_slice(&job.body).map_err(unreadable)?;
-            let state = upstream_state(&job["state"]).ok_or_else(|| unreadable("no state"))?;
+        let job = loop {
+            let job = self.read_job(caller, id).await?;
             let now = tokio::time::Instant::now();
-            if matches!(state, JobState::Completed { .. } | JobState::Failed { .. }) || now >= deadline {
-                break (job["request"].clone(), state);
+            if matches!(job.state, JobState::Completed { .. } | JobState::Failed { .. }) || now >= deadline {
+                break job;
             }
             tokio::time::sleep_until(deadline.min(now + UPSTREAM_POLL)).await;
         };
         let settings = self.summary.settings(query.window_secs);
         let mut builder = summary::Builder::new(&settings);
-        if matches!(state, JobState::Completed { .. }) {
-            let predictions = self.client.get(key, &job_path(id, "/predictions")?, &[]).await?;
-            let sources: Vec<Value> = serde_json::from_slice(&predictions.body).map_err(unreadable)?;
+        if matches!(job.state, JobState::Completed { .. }) {
+            let sources: Vec<Value> = self.read_json(caller, &job_path(id, "/predictions")?).await?;
             for (position, source) in sources.into_iter().enumerate() {
                 match serde_json::from_value::<SourceResult>(source) {
                     Ok(result) => builder.add(&result),
@@ -110,8 +120,14 @@ impl Backend for BatchBackend {
             }
         }
         let sources_total =
-            ["urls", "text", "files"].iter().map(|k| request[k].as_array().map_or(0, Vec::len) as u64).sum();
-        let facts = summary::JobFacts { id, state: &state, sources_total, recorded_stage: None, view_url: None };
+            ["urls", "text", "files"].iter().map(|k| job.request[k].as_array().map_or(0, Vec::len) as u64).sum();
+        let facts = summary::JobFacts {
+            id: id.as_str(),
+            state: &job.state,
+            sources_total,
+            recorded_stage: None,
+            view_url: None,
+        };
         Ok(builder.finish(facts))
     }
 }
@@ -120,28 +136,5 @@ impl Backend for BatchBackend {
 pub const UPSTREAM_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn unreadable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal("the upstream's job could not be read", e)
-}
-
-/// A v0 `state` object as a [`JobState`].
-fn upstream_state(state: &Value) -> Option<JobState> {
-    let ms = |key: &str| state[key].as_i64().unwrap_or(0);
-    let created_ms = ms("created_timestamp_ms");
-    Some(match state["status"].as_str()? {
-        "QUEUED" => JobState::Queued { created_ms },
-        "IN_PROGRESS" => JobState::InProgress { created_ms, started_ms: ms("started_timestamp_ms") },
-        "COMPLETED" => JobState::Completed {
-            created_ms,
-            started_ms: ms("started_timestamp_ms"),
-            ended_ms: ms("ended_timestamp_ms"),
-            num_predictions: ms("num_predictions"),
-            num_errors: ms("num_errors"),
-        },
-        _ => JobState::Failed {
-            created_ms,
-            started_ms: ms("started_timestamp_ms"),
-            ended_ms: ms("ended_timestamp_ms"),
-            message: state["message"].as_str().unwrap_or_default().to_owned(),
-        },
-    })
+    ApiError::internal("the upstream's answer could not be read as v0's", e)
 }

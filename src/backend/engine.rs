@@ -17,14 +17,14 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use crate::backend::{Backend, Components, RawBody, SummaryQuery};
+use crate::backend::{Backend, Components, Download, Format, JobPage, SummaryQuery};
 use crate::engine::give_back_memory;
 use crate::engine::worker::WorkerPool;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::job::list::{Direction, ListQuery, SortBy, When};
-use crate::job::now_ms;
-use crate::job::state::{job_json, request_preview, JobState};
-use crate::job::{Caller, JobRequest};
+use crate::job::state::{request_preview, JobState, JobView};
+use crate::job::{now_ms, Owner};
+use crate::job::{Caller, JobId, JobRequest};
 use crate::predictions::artifacts::write_zip;
 use crate::sealed::Sealer;
 use crate::store::{predictions_json, Inserted, JobRecord, ListFilter, NewJob, PageToken, Store};
@@ -61,9 +61,9 @@ impl EngineBackend {
 
     /// The caller's job `id` once it has ended, or as it is when `wait` has passed. Waiting is an
     /// idle task: the job's end wakes it (`crate::store::JobEnds`), whichever replica ended it.
-    async fn job_after(&self, caller: &Caller, id: &str, wait: std::time::Duration) -> Result<JobRecord, ApiError> {
+    async fn job_after(&self, caller: &Caller, id: &JobId, wait: std::time::Duration) -> Result<JobRecord, ApiError> {
         let deadline = tokio::time::Instant::now() + wait;
-        let watch = self.store.ends().watch(id);
+        let watch = self.store.ends().watch(id.as_str());
         loop {
             let ended = watch.notified();
             tokio::pin!(ended);
@@ -81,12 +81,12 @@ impl EngineBackend {
     }
 
     /// The caller's job `id`: another caller's job is "not found", as on Hume.
-    async fn owned_job(&self, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
-        let job = self.store.get(id).await?.filter(|job| job.owner == caller.owner().as_str());
+    async fn owned_job(&self, caller: &Caller, id: &JobId) -> Result<JobRecord, ApiError> {
+        let job = self.store.get(id).await?.filter(|job| job.owner == caller.owner());
         job.ok_or_else(|| not_found(id))
     }
 
-    async fn ended_job(&self, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+    async fn ended_job(&self, caller: &Caller, id: &JobId) -> Result<JobRecord, ApiError> {
         let job = self.owned_job(caller, id).await?;
         match job.state {
             JobState::Completed { .. } | JobState::Failed { .. } => Ok(job),
@@ -101,22 +101,22 @@ impl EngineBackend {
     }
 }
 
-fn not_found(id: &str) -> ApiError {
+fn not_found(id: &JobId) -> ApiError {
     ApiError::NotFound(format!("job not found: no job with id {id:?}"))
 }
 
 #[async_trait::async_trait]
 impl Backend for EngineBackend {
-    async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<String, ApiError> {
-        let id = uuid::Uuid::new_v4().to_string();
+    async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<JobId, ApiError> {
+        let id = JobId::generate();
         let api_key_sealed = match &self.key_sealer {
-            Some(sealer) => Some(sealer.seal(caller.require_api_key()?, &id)),
+            Some(sealer) => Some(sealer.seal(caller.require_api_key()?, id.as_str())),
             None => None,
         };
         let new = NewJob {
             callback_body: job.callback_body,
             id: id.clone(),
-            owner: caller.owner().as_str().to_owned(),
+            owner: caller.owner(),
             spec: job.spec,
             created_ms: now_ms(),
             files: job.files,
@@ -135,40 +135,42 @@ impl Backend for EngineBackend {
         }
     }
 
-    async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<RawBody, ApiError> {
-        let filter = list_filter(caller.owner().as_str().to_owned(), query)?;
+    async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<JobPage, ApiError> {
+        let filter = list_filter(caller.owner(), query)?;
         // One more than the page tells whether there is a next one.
         let jobs = self.store.list(&ListFilter { limit: filter.limit + 1, ..filter.clone() }).await?;
-        let (body, kept) = list_page(&jobs, filter.limit as usize);
-        let link = (kept < jobs.len()).then(|| next_page_link(query, &PageToken::of(&jobs[kept - 1], filter.sort_by)));
-        Ok(RawBody { link, ..RawBody::json(body) })
+        let page = list_page(&jobs, filter.limit as usize);
+        let next_page_token =
+            (page.len() < jobs.len()).then(|| PageToken::of(&jobs[page.len() - 1], filter.sort_by).to_string());
+        Ok(JobPage { jobs: page, next_page_token, received: None })
     }
 
-    async fn job(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+    async fn job(&self, caller: &Caller, id: &JobId) -> Result<JobView, ApiError> {
         let job = self.owned_job(caller, id).await?;
-        Ok(RawBody::json(job_json(&job.id, &job.spec.echo(), &job.state).to_string()))
+        Ok(JobView::new(job.id, job.spec.echo(), job.state))
     }
 
-    async fn predictions(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+    async fn predictions(&self, caller: &Caller, id: &JobId) -> Result<Download, ApiError> {
         let job = self.ended_job(caller, id).await?;
         let trim = futures::stream::once(async {
             give_back_memory();
             Ok(bytes::Bytes::new())
         });
-        Ok(RawBody::stream("application/json", predictions_json(self.store.clone(), job.id).chain(trim)))
+        Ok(Download::stream(Format::Json, predictions_json(self.store.clone(), job.id).chain(trim)))
     }
 
-    async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError> {
+    async fn artifacts(&self, caller: &Caller, id: &JobId) -> Result<Download, ApiError> {
         let job = self.ended_job(caller, id).await?;
         let zip = write_artifacts(self.store.clone(), job.id, self.summary.settings(None)).await?;
         let file = tokio::fs::File::from_std(zip);
-        Ok(RawBody::stream("application/octet-stream", tokio_util::io::ReaderStream::new(file)))
+        Ok(Download::stream(Format::Zip, tokio_util::io::ReaderStream::new(file)))
     }
 
-    async fn summary(&self, caller: &Caller, id: &str, query: SummaryQuery) -> Result<Summary, ApiError> {
+    async fn summary(&self, caller: &Caller, id: &JobId, query: SummaryQuery) -> Result<Summary, ApiError> {
         let job = self.job_after(caller, id, query.wait).await?;
         let settings = self.summary.settings(query.window_secs);
-        Ok(summary::of_stored_job(self.store.as_ref(), &job, &settings, self.summary.view_url(id)).await?)
+        let view_url = self.summary.view_url(id.as_str());
+        Ok(summary::of_stored_job(self.store.as_ref(), &job, &settings, view_url).await?)
     }
 
     fn records_idempotency_keys(&self) -> bool {
@@ -198,36 +200,26 @@ pub const MAX_LIST_LIMIT: i64 = 100;
 /// Bytes of one page at most: a page ends early, with a next link, rather than grow past it.
 pub const MAX_LIST_BYTES: usize = 1 << 20;
 
-/// A page of jobs as v0's JSON array, within [`MAX_LIST_BYTES`] (but at least one job), each
-/// with a bounded preview of its request; and how many of `jobs` it holds.
-fn list_page(jobs: &[JobRecord], limit: usize) -> (String, usize) {
-    let mut items: Vec<String> = Vec::new();
+/// The first of `jobs` (at most `limit`) as a page, within [`MAX_LIST_BYTES`] written as
+/// v0's JSON array (but at least one job), each with a bounded preview of its request.
+fn list_page(jobs: &[JobRecord], limit: usize) -> Vec<JobView> {
+    let mut page = Vec::new();
     let mut bytes = 2;
     for job in jobs.iter().take(limit) {
-        let item = job_json(&job.id, &request_preview(&job.spec.echo()), &job.state).to_string();
-        if !items.is_empty() && bytes + item.len() + 1 > MAX_LIST_BYTES {
+        let view = JobView::new(job.id.clone(), request_preview(&job.spec.echo()), job.state.clone());
+        let written = serde_json::to_vec(&view).map_or(0, |json| json.len());
+        if !page.is_empty() && bytes + written + 1 > MAX_LIST_BYTES {
             break;
         }
-        bytes += item.len() + 1;
-        items.push(item);
+        bytes += written + 1;
+        page.push(view);
     }
-    let kept = items.len();
-    (format!("[{}]", items.join(",")), kept)
-}
-
-/// The caller's query with `page_token` moved on to `token`, as a `Link` header.
-fn next_page_link(query: &ListQuery, token: &PageToken) -> String {
-    let mut next = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in query.pairs_without_page_token() {
-        next.append_pair(key, &value);
-    }
-    next.append_pair("page_token", &token.to_string());
-    format!("</v0/batch/jobs?{}>; rel=\"next\"", next.finish())
+    page
 }
 
 /// The store filter of a list query, with v0's defaults (50 jobs, newest first), within
 /// `owner`'s jobs; `page_token` (from a `Link: <...>; rel="next"` answer) continues a list.
-fn list_filter(owner: String, query: &ListQuery) -> Result<ListFilter, FieldError> {
+fn list_filter(owner: Owner, query: &ListQuery) -> Result<ListFilter, FieldError> {
     let after = match &query.page_token {
         Some(token) => Some(token.parse().map_err(|()| {
             FieldError::new(ErrorCode::InvalidQuery, "page_token", "page_token must be a token from a Link header.")
@@ -250,7 +242,7 @@ fn list_filter(owner: String, query: &ListQuery) -> Result<ListFilter, FieldErro
 /// stored sources one at a time.
 async fn write_artifacts(
     store: Arc<dyn Store>,
-    id: String,
+    id: JobId,
     settings: SummarySettings,
 ) -> Result<std::fs::File, ApiError> {
     let runtime = tokio::runtime::Handle::current();

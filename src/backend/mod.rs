@@ -1,51 +1,69 @@
-//! Where jobs run. Each backend takes the same v0-shaped job request and answers the same reads,
-//! so the action and the `/v0/batch/jobs` routes never care which one is configured.
+//! Where jobs run. Each backend takes the same typed job request and answers the same reads in
+//! domain values (a [`JobView`], a [`JobPage`], a [`Download`], a [`Summary`]), so the action and
+//! the `/v0/batch/jobs` routes never care which one is configured, and only `crate::http`
+//! knows they become HTTP answers.
 
 pub mod batch;
 pub mod engine;
 
-use axum::body::Body;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::Stream;
+use futures::stream::BoxStream;
 
 use crate::error::ApiError;
 use crate::job::list::ListQuery;
-use crate::job::{Caller, JobRequest};
+use crate::job::state::JobView;
+use crate::job::{Caller, JobId, JobRequest};
 use crate::summary::Summary;
 
-/// A body passed back as it is, with its content type; large ones are streamed.
-#[derive(Debug)]
-pub struct RawBody {
-    pub content_type: String,
-    pub body: Body,
-    /// A `Link` header: the next page of a list (`<url>; rel="next"`).
-    pub link: Option<String>,
+/// A page of the caller's jobs, and where the next one starts when there is one.
+#[derive(Debug, Clone, Default)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    /// The `page_token` of the next page (opaque to the caller, and to the HTTP layer that
+    /// writes it into a `Link` header).
+    pub next_page_token: Option<String>,
+    /// The bytes the page was read from, when it came from an upstream (`hume-batch`): written
+    /// back as they came.
+    pub received: Option<Bytes>,
 }
 
-impl RawBody {
-    /// A JSON body.
-    pub fn json(bytes: impl Into<Bytes>) -> Self {
-        Self { content_type: "application/json".into(), body: Body::from(bytes.into()), link: None }
-    }
+/// What a download is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An ended job's predictions: a JSON array, one entry per source.
+    Json,
+    /// An ended job's artifacts: a zip archive of CSV files.
+    Zip,
+}
 
-    /// A body sent as `stream` yields it.
-    pub fn stream<E>(content_type: &str, stream: impl Stream<Item = Result<Bytes, E>> + Send + 'static) -> Self
+/// A download, as its bytes come: streamed, so a large one is never whole in memory.
+pub struct Download {
+    pub format: Format,
+    pub bytes: BoxStream<'static, Result<Bytes, BoxError>>,
+}
+
+/// Why a download's stream broke off.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Download {
+    /// A download of `format` whose bytes `stream` yields.
+    pub fn stream<E>(format: Format, stream: impl futures::Stream<Item = Result<Bytes, E>> + Send + 'static) -> Self
     where
-        E: Into<axum::BoxError>,
+        E: Into<BoxError>,
     {
-        Self { content_type: content_type.into(), body: Body::from_stream(stream), link: None }
+        use futures::StreamExt;
+        Self { format, bytes: stream.map(|chunk| chunk.map_err(Into::into)).boxed() }
+    }
+
+    /// A download whose bytes are all here.
+    pub fn whole(format: Format, bytes: Bytes) -> Self {
+        Self::stream(format, futures::stream::once(async move { Ok::<_, BoxError>(bytes) }))
     }
 }
 
-impl IntoResponse for RawBody {
-    fn into_response(self) -> Response {
-        let mut response = ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response();
-        if let Some(link) = self.link.and_then(|l| header::HeaderValue::from_str(&l).ok()) {
-            response.headers_mut().insert(header::LINK, link);
-        }
-        response
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download").field("format", &self.format).finish_non_exhaustive()
     }
 }
 
@@ -65,17 +83,17 @@ pub type Components = std::collections::BTreeMap<&'static str, String>;
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync {
     /// Starts a job and returns its id.
-    async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<String, ApiError>;
-    /// `GET /v0/batch/jobs` with the caller's query.
-    async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<RawBody, ApiError>;
-    /// `GET /v0/batch/jobs/{id}`.
-    async fn job(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError>;
-    /// `GET /v0/batch/jobs/{id}/predictions`.
-    async fn predictions(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError>;
-    /// `GET /v0/batch/jobs/{id}/artifacts` (a zip).
-    async fn artifacts(&self, caller: &Caller, id: &str) -> Result<RawBody, ApiError>;
+    async fn submit(&self, caller: &Caller, job: JobRequest) -> Result<JobId, ApiError>;
+    /// A page of the caller's jobs (`GET /v0/batch/jobs`).
+    async fn list_jobs(&self, caller: &Caller, query: &ListQuery) -> Result<JobPage, ApiError>;
+    /// One of the caller's jobs (`GET /v0/batch/jobs/{id}`).
+    async fn job(&self, caller: &Caller, id: &JobId) -> Result<JobView, ApiError>;
+    /// An ended job's predictions (`GET /v0/batch/jobs/{id}/predictions`).
+    async fn predictions(&self, caller: &Caller, id: &JobId) -> Result<Download, ApiError>;
+    /// An ended job's artifacts, a zip (`GET /v0/batch/jobs/{id}/artifacts`).
+    async fn artifacts(&self, caller: &Caller, id: &JobId) -> Result<Download, ApiError>;
     /// `GET /v1/jobs/{id}/summary`: once the job ended or `query.wait` passed, what it found.
-    async fn summary(&self, caller: &Caller, id: &str, query: SummaryQuery) -> Result<Summary, ApiError>;
+    async fn summary(&self, caller: &Caller, id: &JobId, query: SummaryQuery) -> Result<Summary, ApiError>;
     /// Whether `submit` commits `JobRequest::idempotency` together with the job itself.
     fn records_idempotency_keys(&self) -> bool {
         false

@@ -103,7 +103,7 @@ impl Callbacks {
     async fn summary(&self, job: &JobRecord) -> Result<Summary, StoreError> {
         let settings = self.summary.settings(None);
         let summary =
-            summary::of_stored_job(self.store.as_ref(), job, &settings, self.summary.view_url(&job.id)).await?;
+            summary::of_stored_job(self.store.as_ref(), job, &settings, self.summary.view_url(job.id.as_str())).await?;
         Ok(summary.within(summary::MAX_CALLBACK_SUMMARY_BYTES))
     }
 

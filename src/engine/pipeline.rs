@@ -45,7 +45,7 @@ use crate::job::models::{Granularity, LanguageSettings, Model, ModelSettings};
 use crate::job::now_ms;
 use crate::job::spec::Transcription;
 use crate::job::state::JobState;
-use crate::job::UploadedFile;
+use crate::job::{JobId, UploadedFile};
 use crate::media::archive::expand_archive_async;
 use crate::media::audio::Pcm;
 use crate::media::error::MediaError;
@@ -170,13 +170,14 @@ impl Engine {
         let mut inputs: Vec<Input> = job.spec.urls().iter().cloned().map(Input::Url).collect();
         inputs.extend(job.spec.text().iter().cloned().map(Input::Text));
         inputs.extend(self.store.files(&job.id).await?.into_iter().map(Input::File));
-        let api_key = job.api_key_sealed.as_deref().and_then(|sealed| match self.sealer.open(sealed, &job.id) {
-            Ok(key) => Some(key),
-            Err(e) => {
-                tracing::warn!(error = %e, "the job's API key could not be opened");
-                None
-            }
-        });
+        let api_key =
+            job.api_key_sealed.as_deref().and_then(|sealed| match self.sealer.open(sealed, job.id.as_str()) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the job's API key could not be opened");
+                    None
+                }
+            });
         let (settings, transcription) = (job.spec.models.clone(), job.spec.transcription.clone());
         let run = Run {
             engine: self,
@@ -264,7 +265,7 @@ impl Run<'_> {
     /// then measured as soon as it is ready, [`PARALLEL_SOURCES`] at once, all within the
     /// job's deadline. One of `measuring_slots` is held while anything is being measured, and
     /// only then. Each result is stored at its input's position as soon as it is measured.
-    async fn all(&self, inputs: Vec<Input>, measuring_slots: &Semaphore, job_id: &str) -> Result<Tally, StoreError> {
+    async fn all(&self, inputs: Vec<Input>, measuring_slots: &Semaphore, job_id: &JobId) -> Result<Tally, StoreError> {
         let (mut ready, mut downloads) = (VecDeque::new(), JoinSet::new());
         let download_slots = Arc::new(Semaphore::new(DOWNLOADS_PER_JOB));
         // The summary's progress: a job with URLs downloads first (without any, it is measuring).

@@ -1,26 +1,29 @@
 //! The v0-compatible batch routes (`/v0/batch/jobs...`), served by whichever backend is set:
-//! JSON or multipart in, the job started through idempotency, bodies passed back as they are.
+//! JSON or multipart in, the job started through idempotency; the backend's jobs, pages and
+//! downloads written out in v0's shapes (a page's next one in a `Link` header).
 
+use axum::body::Body;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
 use super::action::idempotency_key;
 use crate::app::AppState;
-use crate::backend::RawBody;
+use crate::backend::{Download, Format, JobPage};
 use crate::budget::{Limit, LimitExceeded};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::http::error::ErrorBody;
-use crate::http::extract::{check_declared_length, JobId, JsonBody};
+use crate::http::extract::{check_declared_length, JsonBody, PathJobId};
 use crate::http::openapi::{
-    ApiKeyHeader, IdempotencyKeyHeader, JobIdPath, JobStarted, MultipartJobDoc, ReadErrors, UpstreamErrors, V0Job,
-    ZipArchive,
+    ApiKeyHeader, IdempotencyKeyHeader, JobIdPath, JobStarted, MultipartJobDoc, ReadErrors, UpstreamErrors, ZipArchive,
 };
 use crate::job::list::ListQuery;
 use crate::job::request::InferenceRequest;
 use crate::job::spec::JobSpec;
+use crate::job::state::JobView;
 use crate::job::{JobRequest, UploadedFile};
 use crate::predictions::SourceResult;
 
@@ -77,14 +80,35 @@ fn is_multipart(headers: &HeaderMap) -> bool {
     summary = "List the caller's jobs, newest first, a page at a time",
     params(ListQuery, ApiKeyHeader),
     responses(
-        (status = 200, description = "A page of the caller's jobs.", body = Vec<V0Job>, headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when there is one."))),
+        (status = 200, description = "A page of the caller's jobs.", body = Vec<JobView>, headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when there is one."))),
         ReadErrors,
         UpstreamErrors,
     ),
     security((), ("bearer" = [])),
 )]
-pub async fn list(State(app): State<AppState>, headers: HeaderMap, query: ListQuery) -> Result<RawBody, ApiError> {
-    app.backend.list_jobs(&app.caller(&headers), &query).await
+pub async fn list(State(app): State<AppState>, headers: HeaderMap, query: ListQuery) -> Result<Response, ApiError> {
+    let page = app.backend.list_jobs(&app.caller(&headers), &query).await?;
+    Ok(page_response(&query, page))
+}
+
+/// A page as v0's JSON array, its next page linked in a `Link` header.
+fn page_response(query: &ListQuery, page: JobPage) -> Response {
+    let mut response = v0_json(&page.jobs, page.received);
+    if let Some(link) = page.next_page_token.and_then(|token| HeaderValue::try_from(next_page_link(query, &token)).ok())
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+/// The caller's query with `page_token` moved on to `token`, as a `Link` header.
+fn next_page_link(query: &ListQuery, token: &str) -> String {
+    let mut next = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in query.pairs_without_page_token() {
+        next.append_pair(key, &value);
+    }
+    next.append_pair("page_token", token);
+    format!("</v0/batch/jobs?{}>; rel=\"next\"", next.finish())
 }
 
 /// `GET /v0/batch/jobs/{id}`.
@@ -96,14 +120,28 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap, query: ListQu
     summary = "A job and its state",
     params(JobIdPath, ApiKeyHeader),
     responses(
-        (status = 200, description = "The job.", body = V0Job),
+        (status = 200, description = "The job.", body = JobView),
         ReadErrors,
         UpstreamErrors,
     ),
     security((), ("bearer" = [])),
 )]
-pub async fn details(State(app): State<AppState>, headers: HeaderMap, JobId(id): JobId) -> Result<RawBody, ApiError> {
-    app.backend.job(&app.caller(&headers), &id).await
+pub async fn details(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    PathJobId(id): PathJobId,
+) -> Result<Response, ApiError> {
+    let job = app.backend.job(&app.caller(&headers), &id).await?;
+    let received = job.received.clone();
+    Ok(v0_json(&job, received))
+}
+
+/// `value` as JSON; or, when it was read from an upstream, the bytes it came as.
+fn v0_json(value: &impl serde::Serialize, received: Option<bytes::Bytes>) -> Response {
+    match received {
+        Some(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        None => Json(value).into_response(),
+    }
 }
 
 /// `GET /v0/batch/jobs/{id}/predictions`.
@@ -124,8 +162,8 @@ pub async fn details(State(app): State<AppState>, headers: HeaderMap, JobId(id):
 pub async fn predictions(
     State(app): State<AppState>,
     headers: HeaderMap,
-    JobId(id): JobId,
-) -> Result<RawBody, ApiError> {
+    PathJobId(id): PathJobId,
+) -> Result<Download, ApiError> {
     app.backend.predictions(&app.caller(&headers), &id).await
 }
 
@@ -144,8 +182,24 @@ pub async fn predictions(
     ),
     security((), ("bearer" = [])),
 )]
-pub async fn artifacts(State(app): State<AppState>, headers: HeaderMap, JobId(id): JobId) -> Result<RawBody, ApiError> {
+pub async fn artifacts(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    PathJobId(id): PathJobId,
+) -> Result<Download, ApiError> {
     app.backend.artifacts(&app.caller(&headers), &id).await
+}
+
+/// A download, streamed with its content type: JSON, or a zip as v0 sent it
+/// (`application/octet-stream`).
+impl IntoResponse for Download {
+    fn into_response(self) -> Response {
+        let content_type = match self.format {
+            Format::Json => "application/json",
+            Format::Zip => "application/octet-stream",
+        };
+        ([(header::CONTENT_TYPE, content_type)], Body::from_stream(self.bytes)).into_response()
+    }
 }
 
 async fn from_multipart(request: Request, max: u64) -> Result<JobRequest, ApiError> {

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::budget::{Limit, LimitExceeded};
 use crate::error::ErrorCode;
 use crate::job::list::ListQuery;
+use crate::job::JobId;
 
 /// `axum::Json`, but capped at `HUME_ACTION_MAX_BODY_BYTES` whatever the route's own limit, and a
 /// malformed, oversized or non-JSON body answers in our error shape.
@@ -69,7 +70,7 @@ async fn read_capped(body: Body, headers: &HeaderMap, max: u64, limit: Limit, fi
 #[derive(FromRequestParts, serde::Deserialize)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 #[serde(transparent)]
-pub struct JobId(pub String);
+pub struct PathJobId(pub JobId);
 
 /// The list query, read from the query string (repeated `status` included); a value v0 would
 /// refuse answers 400 `invalid_query` naming the parameter.

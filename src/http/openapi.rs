@@ -4,9 +4,8 @@
 //!
 //! Why some schemas here are written for the document only: the action's builder input is
 //! coerced by hand (`crate::action::input`), not deserialised, so [`ActionInputDoc`] states the
-//! forms it takes; v0's job and list answers are assembled as JSON (`crate::job::state`), so
-//! [`V0Job`] states their shape. Typed bodies (the v0 request, predictions, errors) derive
-//! their schema where they are defined.
+//! forms it takes. Typed bodies (the v0 request and job, predictions, errors) derive their
+//! schema where they are defined.
 
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
@@ -15,6 +14,8 @@ use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use super::error::ErrorBody;
+use crate::job::status::JobStatus;
+use crate::job::JobId;
 
 /// The document's fixed parts; the paths come from the router.
 #[derive(OpenApi)]
@@ -56,7 +57,7 @@ impl Modify for BearerToken {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobStarted {
     /// The job's id: read it with `GET /v0/batch/jobs/{id}`.
-    pub job_id: String,
+    pub job_id: JobId,
 }
 
 /// The action's answer: `{"job_id"}`; with `wait_seconds`, also the job's `status`, and its
@@ -64,10 +65,10 @@ pub struct JobStarted {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActionStarted {
     /// The job's id: read it with `GET /v1/jobs/{id}/summary` or `GET /v0/batch/jobs/{id}`.
-    pub job_id: String,
+    pub job_id: JobId,
     /// With `wait_seconds`: `QUEUED`, `IN_PROGRESS`, `COMPLETED` or `FAILED`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<&'static str>,
+    pub status: Option<JobStatus>,
     /// With `wait_seconds`, when the job ended within them: what `GET /v1/jobs/{id}/summary` answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<crate::summary::Summary>,
@@ -172,41 +173,6 @@ pub struct MultipartJobDoc {
     #[schema(value_type = Vec<String>, format = Binary)]
     file: Vec<Vec<u8>>,
 }
-
-/// A v0 job, as `GET /v0/batch/jobs/{id}` and the list answer it.
-#[allow(dead_code)] // the schema is all that is used
-#[derive(Deserialize, ToSchema)]
-pub struct V0Job {
-    /// `INFERENCE`.
-    #[serde(rename = "type")]
-    kind: String,
-    job_id: String,
-    /// The request as given, with every model's settings filled in (in a list, long texts and
-    /// URLs are cut short).
-    #[schema(value_type = Object)]
-    request: serde_json::Value,
-    state: V0JobState,
-}
-
-/// Where a job is.
-#[allow(dead_code)] // the schema is all that is used
-#[derive(Deserialize, ToSchema)]
-pub struct V0JobState {
-    status: V0Status,
-    created_timestamp_ms: i64,
-    /// Once started.
-    started_timestamp_ms: Option<i64>,
-    /// Once ended.
-    ended_timestamp_ms: Option<i64>,
-    /// `COMPLETED` only.
-    num_predictions: Option<i64>,
-    /// `COMPLETED` only.
-    num_errors: Option<i64>,
-    /// `FAILED` only: why.
-    message: Option<String>,
-}
-
-pub use crate::job::list::V0Status;
 
 /// `/healthz`: the process answers.
 #[derive(Serialize, ToSchema)]

@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 use crate::app::AppState;
 use crate::backend::SummaryQuery;
 use crate::error::{ApiError, ErrorCode, FieldError};
-use crate::http::extract::JobId;
+use crate::http::extract::PathJobId;
 use crate::http::openapi::{ApiKeyHeader, JobIdPath, ReadErrors, UpstreamErrors};
 use crate::summary::Summary;
 
@@ -47,7 +47,7 @@ pub struct SummaryParams {
 pub async fn summary(
     State(app): State<AppState>,
     headers: HeaderMap,
-    JobId(id): JobId,
+    PathJobId(id): PathJobId,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Summary>, ApiError> {
     let query = summary_query(query.as_deref().unwrap_or_default(), app.config.summary_max_wait_secs)?;

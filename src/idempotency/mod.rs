@@ -21,12 +21,13 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::error::{ApiError, ErrorCode, FieldError, StoreError};
+use crate::job::JobId;
 
 /// What a key was first used for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     pub request_hash: String,
-    pub job_id: String,
+    pub job_id: JobId,
 }
 
 /// A key's first use, handed to the start so that a store able to record it in the same
@@ -41,14 +42,14 @@ pub struct IdempotencyClaim {
 /// What a start made: the job, and whether its key was already recorded with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
-    pub job_id: String,
+    pub job_id: JobId,
     /// The backend committed the claim together with the job; no separate record is needed.
     pub recorded: bool,
 }
 
 impl Started {
     /// A job whose key still has to be recorded.
-    pub fn unrecorded(job_id: String) -> Self {
+    pub fn unrecorded(job_id: JobId) -> Self {
         Self { job_id, recorded: false }
     }
 }
@@ -146,7 +147,7 @@ impl Idempotency {
 
     /// Claims the key in the store (waiting, bounded, while another replica's call holds it);
     /// `Ok(None)` once this call may start the job, else the answer.
-    async fn claim_in_store(&self, slot: &Slot, request_hash: &str) -> Result<Option<String>, ApiError> {
+    async fn claim_in_store(&self, slot: &Slot, request_hash: &str) -> Result<Option<JobId>, ApiError> {
         let deadline = Instant::now() + PENDING_WAIT;
         loop {
             match self.store.claim(&slot.0, &slot.1, request_hash).await? {
@@ -175,7 +176,7 @@ impl Idempotency {
         key: Option<&IdempotencyKey>,
         request: &serde_json::Value,
         start: F,
-    ) -> Result<String, ApiError>
+    ) -> Result<JobId, ApiError>
     where
         F: FnOnce(Option<IdempotencyClaim>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Started, ApiError>> + Send + 'static,
@@ -265,22 +266,19 @@ mod tests {
                 idem.run("scope", Some(&key), &json!({"a": 1}), |_| async move {
                     let n = starts.fetch_add(1, Ordering::SeqCst);
                     tokio::task::yield_now().await;
-                    Ok(Started::unrecorded(format!("job-{n}")))
+                    Ok(Started::unrecorded(format!("job-{n}").into()))
                 })
                 .await
             })
         });
-        let ids: Vec<String> =
-            futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+        let ids: Vec<JobId> = futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
         assert_eq!(starts.load(Ordering::SeqCst), 1);
         assert!(ids.iter().all(|id| id == "job-0"));
-        let other = idem
-            .run("scope", Some(&key), &json!({"a": 2}), |_| async { Ok(Started::unrecorded("x".to_owned())) })
-            .await;
+        let other =
+            idem.run("scope", Some(&key), &json!({"a": 2}), |_| async { Ok(Started::unrecorded("x".into())) }).await;
         assert!(matches!(other, Err(ApiError::IdempotencyConflict)));
-        let other_scope = idem
-            .run("scope-2", Some(&key), &json!({"a": 2}), |_| async { Ok(Started::unrecorded("y".to_owned())) })
-            .await;
+        let other_scope =
+            idem.run("scope-2", Some(&key), &json!({"a": 2}), |_| async { Ok(Started::unrecorded("y".into())) }).await;
         assert_eq!(other_scope.unwrap(), "y");
         assert!(idem.in_progress.lock().unwrap().is_empty());
     }
@@ -292,7 +290,7 @@ mod tests {
         let failed = idem.run("s", Some(&key), &json!({}), |_| async { Err(ApiError::internal("boom", "test")) }).await;
         assert!(failed.is_err());
         assert_eq!(
-            idem.run("s", Some(&key), &json!({}), |_| async { Ok(Started::unrecorded("j".to_owned())) }).await.unwrap(),
+            idem.run("s", Some(&key), &json!({}), |_| async { Ok(Started::unrecorded("j".into())) }).await.unwrap(),
             "j"
         );
     }
@@ -309,7 +307,7 @@ mod tests {
                 idem.run("s", Some(&key), &json!({}), |_| async move {
                     started.send(()).unwrap();
                     released.await.unwrap();
-                    Ok(Started::unrecorded("first".to_owned()))
+                    Ok(Started::unrecorded("first".into()))
                 })
                 .await
             })
@@ -318,7 +316,7 @@ mod tests {
         call.abort(); // the builder timed out and hung up
         release.send(()).unwrap();
         let replay = idem
-            .run("s", Some(&key), &json!({}), |_| async { Ok(Started::unrecorded("second".to_owned())) })
+            .run("s", Some(&key), &json!({}), |_| async { Ok(Started::unrecorded("second".into())) })
             .await
             .unwrap();
         assert_eq!(replay, "first");

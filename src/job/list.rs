@@ -10,28 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ErrorCode, FieldError};
-
-/// A job's status, as v0 names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum V0Status {
-    Queued,
-    InProgress,
-    Completed,
-    Failed,
-}
-
-impl V0Status {
-    /// The name v0 uses (`QUEUED`, ...), which is also what the stores keep.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "QUEUED",
-            Self::InProgress => "IN_PROGRESS",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-        }
-    }
-}
+use crate::job::status::JobStatus;
 
 /// `when`: whether `timestamp_ms` is a lower or an upper bound of the creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -97,7 +76,7 @@ pub struct ListQuery {
     pub page_token: Option<String>,
     /// Only jobs in this state (may be repeated).
     #[param(rename = "status", explode = true, inline)]
-    pub statuses: Vec<V0Status>,
+    pub statuses: Vec<JobStatus>,
     /// Whether `timestamp_ms` is a lower or an upper bound of the creation time.
     #[param(inline)]
     pub when: Option<When>,
@@ -198,7 +177,7 @@ mod tests {
             ("other", "ignored"),
         ];
         let query = ListQuery::from_pairs(pairs).unwrap();
-        assert_eq!(query.statuses, [V0Status::Completed, V0Status::Failed]);
+        assert_eq!(query.statuses, [JobStatus::Completed, JobStatus::Failed]);
         assert_eq!(
             (query.when, query.sort_by, query.direction),
             (Some(When::CreatedAfter), Some(SortBy::Ended), Some(Direction::Asc))

@@ -97,13 +97,68 @@ pub struct Caller {
     key_hash: Option<KeyHash>,
 }
 
+/// A job's id: a UUID on the engine backends, the upstream's id on `hume-batch`. Stored as
+/// text; read from the path as it is written, since the backend that owns it says what exists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// A new id for a job the engine runs.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for JobId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for JobId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for JobId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for JobId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// Who a job belongs to on the engine backends: `sha256:<hex>` of the API key it was submitted
 /// with, or `no-key`. Only that caller lists, reads, downloads or is called back about it, as Hume
 /// scoped jobs to the account behind the key; the key itself is never kept for this.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct Owner(String);
 
 impl Owner {
+    /// The owner of the jobs of callers without a key.
+    pub fn without_key() -> Self {
+        Self("no-key".to_owned())
+    }
+
     /// The owner as stored with the job.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -126,7 +181,7 @@ impl Caller {
     pub fn owner(&self) -> Owner {
         match &self.key_hash {
             Some(hash) => Owner(format!("sha256:{}", hash.hex())),
-            None => Owner("no-key".to_owned()),
+            None => Owner::without_key(),
         }
     }
 

@@ -1,10 +1,14 @@
-//! The v0 job object (`GET /v0/batch/jobs/{id}`) and the request echo with v0's defaults.
+//! The v0 job object (`GET /v0/batch/jobs/{id}`): a job's state, the job as the reads show it
+//! ([`JobView`]), and the request echo with v0's defaults.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 use super::request::{InferenceRequest, MODEL_NAMES};
 use super::spec::FileEcho;
 use super::status::JobStatus;
+use super::JobId;
 
 /// A job's state, as v0 reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,24 +39,135 @@ impl JobState {
             | Self::Failed { created_ms, started_ms, .. } => (created_ms, started_ms),
         }
     }
+}
 
-    /// The v0 `state` object.
-    pub fn to_json(&self) -> Value {
-        let status = self.status();
-        match self {
-            Self::Queued { created_ms } => json!({"status": status, "created_timestamp_ms": created_ms}),
-            Self::InProgress { created_ms, started_ms } => {
-                json!({"status": status, "created_timestamp_ms": created_ms, "started_timestamp_ms": started_ms})
+/// A job's `state` as v0 writes it: its status and the timestamps it has reached, and at its
+/// end the counts (`COMPLETED`) or the reason (`FAILED`). [`JobState`] is (de)serialized
+/// through it; fields are in alphabetical order, as v0's JSON has always been written here.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V0JobState)]
+pub struct V0State {
+    created_timestamp_ms: i64,
+    /// Once ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended_timestamp_ms: Option<i64>,
+    /// `FAILED` only: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// `COMPLETED` only: how many sources had an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    num_errors: Option<i64>,
+    /// `COMPLETED` only: how many predictions were made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    num_predictions: Option<i64>,
+    /// Once started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started_timestamp_ms: Option<i64>,
+    status: JobStatus,
+}
+
+impl From<JobState> for V0State {
+    fn from(state: JobState) -> Self {
+        let status = state.status();
+        let mut v0 = Self {
+            created_timestamp_ms: 0,
+            ended_timestamp_ms: None,
+            message: None,
+            num_errors: None,
+            num_predictions: None,
+            started_timestamp_ms: None,
+            status,
+        };
+        match state {
+            JobState::Queued { created_ms } => v0.created_timestamp_ms = created_ms,
+            JobState::InProgress { created_ms, started_ms } => {
+                (v0.created_timestamp_ms, v0.started_timestamp_ms) = (created_ms, Some(started_ms));
             }
-            Self::Completed { created_ms, started_ms, ended_ms, num_predictions, num_errors } => json!({
-                "status": status, "created_timestamp_ms": created_ms, "started_timestamp_ms": started_ms,
-                "ended_timestamp_ms": ended_ms, "num_predictions": num_predictions, "num_errors": num_errors,
-            }),
-            Self::Failed { created_ms, started_ms, ended_ms, message } => json!({
-                "status": status, "created_timestamp_ms": created_ms, "started_timestamp_ms": started_ms,
-                "ended_timestamp_ms": ended_ms, "message": message,
-            }),
+            JobState::Completed { created_ms, started_ms, ended_ms, num_predictions, num_errors } => {
+                (v0.created_timestamp_ms, v0.started_timestamp_ms, v0.ended_timestamp_ms) =
+                    (created_ms, Some(started_ms), Some(ended_ms));
+                (v0.num_predictions, v0.num_errors) = (Some(num_predictions), Some(num_errors));
+            }
+            JobState::Failed { created_ms, started_ms, ended_ms, message } => {
+                (v0.created_timestamp_ms, v0.started_timestamp_ms, v0.ended_timestamp_ms) =
+                    (created_ms, Some(started_ms), Some(ended_ms));
+                v0.message = Some(message);
+            }
         }
+        v0
+    }
+}
+
+/// A state read from v0's JSON (an upstream's): a timestamp it leaves out reads as the one
+/// before it, a count as 0, as the stores read a row.
+impl From<V0State> for JobState {
+    fn from(v0: V0State) -> Self {
+        let created_ms = v0.created_timestamp_ms;
+        let started_ms = v0.started_timestamp_ms.unwrap_or(created_ms);
+        let ended_ms = v0.ended_timestamp_ms.unwrap_or(started_ms);
+        match v0.status {
+            JobStatus::Queued => Self::Queued { created_ms },
+            JobStatus::InProgress => Self::InProgress { created_ms, started_ms },
+            JobStatus::Completed => Self::Completed {
+                created_ms,
+                started_ms,
+                ended_ms,
+                num_predictions: v0.num_predictions.unwrap_or(0),
+                num_errors: v0.num_errors.unwrap_or(0),
+            },
+            JobStatus::Failed => {
+                Self::Failed { created_ms, started_ms, ended_ms, message: v0.message.unwrap_or_default() }
+            }
+        }
+    }
+}
+
+impl Serialize for JobState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        V0State::from(self.clone()).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobState {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        V0State::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// What a job is, in v0's `type`: the only kind there is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobKind {
+    #[default]
+    Inference,
+}
+
+/// A job as v0 shows it: what `GET /v0/batch/jobs/{id}` answers, and each item of a list.
+/// Fields are in alphabetical order, as v0's JSON has always been written here.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V0Job)]
+pub struct JobView {
+    pub job_id: JobId,
+    /// The request as given, with every model's settings filled in (in a list, long texts and
+    /// URLs are cut short).
+    #[schema(value_type = Object)]
+    pub request: Value,
+    #[schema(value_type = V0State)]
+    pub state: JobState,
+    /// `INFERENCE`.
+    #[serde(rename = "type", default)]
+    pub kind: JobKind,
+    /// The bytes this view was read from, when it came from an upstream (`hume-batch`): written
+    /// back as they came, so a pass-through keeps the upstream's fields and their order.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub received: Option<bytes::Bytes>,
+}
+
+impl JobView {
+    /// A job whose request echoes as `request`.
+    pub fn new(job_id: JobId, request: Value, state: JobState) -> Self {
+        Self { job_id, request, state, kind: JobKind::Inference, received: None }
     }
 }
 
@@ -124,11 +239,6 @@ pub fn request_preview(request: &Value) -> Value {
 fn cut_chars(s: &str, max: usize) -> String {
     let end = s.char_indices().nth(max.saturating_sub(1)).map_or(s.len(), |(i, _)| i);
     format!("{}…", &s[..end])
-}
-
-/// The v0 job object.
-pub fn job_json(id: &str, request: &Value, state: &JobState) -> Value {
-    json!({"type": "INFERENCE", "job_id": id, "request": request, "state": state.to_json()})
 }
 
 #[cfg(test)]
@@ -205,10 +315,38 @@ mod tests {
     #[test]
     fn states_carry_exactly_v0s_fields() {
         let s = JobState::Completed { created_ms: 1, started_ms: 2, ended_ms: 3, num_predictions: 4, num_errors: 0 };
-        assert_eq!(s.to_json().as_object().unwrap().len(), 6);
+        assert_eq!(serde_json::to_value(&s).unwrap().as_object().unwrap().len(), 6);
         assert_eq!(
-            JobState::Queued { created_ms: 1 }.to_json(),
+            serde_json::to_value(JobState::Queued { created_ms: 1 }).unwrap(),
             json!({"status": "QUEUED", "created_timestamp_ms": 1})
         );
+        let failed = JobState::Failed { created_ms: 1, started_ms: 2, ended_ms: 3, message: "m".into() };
+        let json = serde_json::to_value(&failed).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 5);
+        assert_eq!(serde_json::from_value::<JobState>(json).unwrap(), failed);
+    }
+
+    #[test]
+    fn a_job_view_is_written_as_v0s_job_object_always_was() {
+        let state =
+            JobState::Completed { created_ms: 1, started_ms: 2, ended_ms: 3, num_predictions: 4, num_errors: 0 };
+        let view = JobView::new("j-1".into(), json!({"text": ["hi"]}), state.clone());
+        let written = serde_json::to_string(&view).unwrap();
+        assert_eq!(
+            written,
+            r#"{"job_id":"j-1","request":{"text":["hi"]},"state":{"created_timestamp_ms":1,"ended_timestamp_ms":3,"num_errors":0,"num_predictions":4,"started_timestamp_ms":2,"status":"COMPLETED"},"type":"INFERENCE"}"#
+        );
+        let back: JobView = serde_json::from_str(&written).unwrap();
+        assert_eq!((back.job_id.as_str(), back.state), ("j-1", state));
+    }
+
+    #[test]
+    fn an_upstream_job_reads_with_fields_it_leaves_out_filled_and_ones_it_adds_ignored() {
+        let upstream = json!({"job_id": "u", "user_id": "x", "request": {}, "state": {"status": "IN_PROGRESS", "created_timestamp_ms": 5}});
+        let view: JobView = serde_json::from_value(upstream).unwrap();
+        assert_eq!(view.state, JobState::InProgress { created_ms: 5, started_ms: 5 });
+        assert_eq!(view.kind, JobKind::Inference);
+        let unknown = json!({"job_id": "u", "request": {}, "state": {"status": "DONE", "created_timestamp_ms": 5}});
+        assert!(serde_json::from_value::<JobView>(unknown).is_err());
     }
 }

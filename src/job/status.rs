@@ -7,8 +7,9 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
-/// Where a job is in its life, as v0 names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a job is in its life, as v0 names it (in a job's `state` and the list's `status` filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     Queued,
     InProgress,
@@ -89,12 +90,6 @@ impl std::fmt::Display for JobStatus {
     }
 }
 
-impl serde::Serialize for JobStatus {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
 /// Both enums are stored as their names in a text column, in any database sqlx stores text in.
 macro_rules! stored_as_text {
     ($ty:ty, $what:literal) => {
@@ -150,6 +145,15 @@ mod tests {
             assert_eq!(state.sql(), format!("'{}'", state.as_str()));
         }
         assert_eq!(JobStatus::parse("DONE"), None);
+    }
+
+    #[test]
+    fn serde_spells_each_status_as_it_is_stored() {
+        for status in JobStatus::ALL {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+            assert_eq!(serde_json::from_value::<JobStatus>(json).unwrap(), status);
+        }
     }
 
     #[tokio::test]

@@ -32,11 +32,10 @@ pub use sqlite::SqliteStore;
 pub use crate::error::StoreError;
 use crate::idempotency::IdempotencyClaim;
 pub use crate::job::list::SortBy;
-use crate::job::list::V0Status;
 use crate::job::spec::JobSpec;
 use crate::job::state::JobState;
-use crate::job::status::CallbackState;
-use crate::job::{CallbackBody, UploadedFile};
+use crate::job::status::{CallbackState, JobStatus};
+use crate::job::{CallbackBody, JobId, Owner, UploadedFile};
 
 /// Runs a job gets that end uncleanly (the process killed or crashed) or whose outcome cannot
 /// be stored, before it is failed rather than run again.
@@ -59,9 +58,9 @@ pub enum Inserted {
 /// A job to insert.
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    pub id: String,
-    /// Who the job belongs to (`crate::job::Owner`).
-    pub owner: String,
+    pub id: JobId,
+    /// Who the job belongs to.
+    pub owner: Owner,
     /// What the job asks (stored as its v0 echo).
     pub spec: JobSpec,
     pub created_ms: i64,
@@ -77,9 +76,9 @@ pub struct NewJob {
 /// A stored job, without its predictions.
 #[derive(Debug, Clone)]
 pub struct JobRecord {
-    pub id: String,
-    /// Who the job belongs to (`crate::job::Owner`).
-    pub owner: String,
+    pub id: JobId,
+    /// Who the job belongs to.
+    pub owner: Owner,
     /// What the job asks.
     pub spec: JobSpec,
     pub state: JobState,
@@ -100,9 +99,9 @@ pub struct JobRecord {
 /// The filters of `GET /v0/batch/jobs`, within one owner's jobs.
 #[derive(Debug, Clone)]
 pub struct ListFilter {
-    pub owner: String,
+    pub owner: Owner,
     pub limit: i64,
-    pub statuses: Vec<V0Status>,
+    pub statuses: Vec<JobStatus>,
     /// `Some(true)`: created after `timestamp_ms`; `Some(false)`: before.
     pub created_after: Option<bool>,
     pub timestamp_ms: i64,
@@ -117,7 +116,7 @@ pub struct ListFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageToken {
     pub key: i64,
-    pub id: String,
+    pub id: JobId,
 }
 
 impl PageToken {
@@ -146,7 +145,7 @@ impl std::str::FromStr for PageToken {
     fn from_str(s: &str) -> Result<Self, ()> {
         let (key, id) = s.split_once('.').ok_or(())?;
         let id_ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        Ok(Self { key: key.parse().map_err(|_| ())?, id: id_ok.then(|| id.to_owned()).ok_or(())? })
+        Ok(Self { key: key.parse().map_err(|_| ())?, id: id_ok.then(|| id.into()).ok_or(())? })
     }
 }
 
@@ -167,46 +166,46 @@ pub trait Store: Send + Sync {
     async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError>;
     /// Extends this replica's lease on job `id`; `false` when it no longer holds it (another
     /// replica took it over, or it ended): the run must be abandoned at once.
-    async fn renew(&self, id: &str) -> Result<bool, StoreError>;
+    async fn renew(&self, id: &JobId) -> Result<bool, StoreError>;
     /// How long a claim lasts unrenewed: workers renew every third of it.
     fn lease(&self) -> Duration;
     /// Puts one `IN_PROGRESS` job back in the queue because its run could not finish; the run
     /// counts, and `problem` is kept for the message should the job be given up.
-    async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError>;
+    async fn requeue(&self, id: &JobId, problem: &str) -> Result<(), StoreError>;
     /// Puts one `IN_PROGRESS` job back in the queue at a clean shutdown: its run does not count.
-    async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError>;
+    async fn requeue_stopped(&self, id: &JobId) -> Result<(), StoreError>;
     /// Records how far this replica's run of job `id` is (`downloading`, `measuring`), for its
     /// summary's progress; a run that lost the job's lease records nothing.
-    async fn set_stage(&self, id: &str, stage: &str) -> Result<(), StoreError>;
+    async fn set_stage(&self, id: &JobId, stage: &str) -> Result<(), StoreError>;
     /// Where the ends of jobs are announced, to the requests waiting on them: on every replica,
     /// whichever replica ended the job.
     fn ends(&self) -> &JobEnds;
     /// Stores one source's result (a v0 source result as JSON) at `position` of job `id`'s
     /// predictions, replacing what an earlier, interrupted run stored there.
-    async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError>;
+    async fn put_result(&self, id: &JobId, position: i64, json: &str) -> Result<(), StoreError>;
     /// How many source results job `id` has stored.
-    async fn result_count(&self, id: &str) -> Result<i64, StoreError>;
+    async fn result_count(&self, id: &JobId) -> Result<i64, StoreError>;
     /// One stored source result of job `id`, as JSON.
-    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError>;
+    async fn result(&self, id: &JobId, position: i64) -> Result<Option<String>, StoreError>;
     /// Records a job's end (`Completed` or `Failed`; its results are already stored); drops its
     /// uploads and its sealed key. A callback still to be sent is claimed for this replica in
     /// the same write, so the finishing replica delivers it.
-    async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError>;
+    async fn finish(&self, id: &JobId, state: &JobState) -> Result<(), StoreError>;
     /// One job (whoever owns it: the caller checks).
-    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError>;
     /// Jobs matching a filter.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError>;
     /// A job's uploaded files, in upload order.
-    async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError>;
+    async fn files(&self, id: &JobId) -> Result<Vec<UploadedFile>, StoreError>;
     /// Claims, for this replica, ended jobs whose callback is still to be delivered and whose
     /// delivery nobody holds (never claimed, or its claim expired), and returns them: each is
     /// claimed by one replica at a time.
     async fn claim_callbacks(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Extends this replica's claim on job `id`'s callback; `false` when it no longer holds it.
-    async fn renew_callback(&self, id: &str) -> Result<bool, StoreError>;
+    async fn renew_callback(&self, id: &JobId) -> Result<bool, StoreError>;
     /// Records a callback's fate (`DELIVERED` or `FAILED`), if this replica still holds its
     /// delivery.
-    async fn set_callback_state(&self, id: &str, state: CallbackState) -> Result<(), StoreError>;
+    async fn set_callback_state(&self, id: &JobId, state: CallbackState) -> Result<(), StoreError>;
     /// How many jobs are in each state (`QUEUED`, `IN_PROGRESS`, `COMPLETED`, `FAILED`), for
     /// every owner: what `/metrics` reports.
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError>;
@@ -220,7 +219,7 @@ pub trait Store: Send + Sync {
 /// time: what readers and callbacks are sent, without the whole array ever in memory.
 pub fn predictions_json(
     store: std::sync::Arc<dyn Store>,
-    id: String,
+    id: JobId,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes, StoreError>> + Send + 'static {
     enum At {
         Start,

@@ -27,12 +27,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-use super::rows::{list_query, record, Shared, JOB_COLUMNS};
+use super::rows::{drop_files, insert_job, list_query, record, EndColumns, Shared, GIVEN_UP_MESSAGE, JOB_COLUMNS};
 use super::{Inserted, JobEnds, JobRecord, ListFilter, NewJob, Store, StoreError, MAX_RUNS};
 use crate::idempotency::{IdempotencyRecord, IdempotencyStore, KeyClaim, STALE_CLAIM_MS};
 use crate::job::state::JobState;
 use crate::job::status::{CallbackState, JobStatus};
-use crate::job::UploadedFile;
+use crate::job::{JobId, UploadedFile};
 
 /// The fixed statuses the statements filter on (`crate::job::status`).
 const QUEUED: &str = JobStatus::Queued.sql();
@@ -190,7 +190,7 @@ impl PostgresStore {
 
     /// Whether this replica holds job `id`'s lease, locking the row against a takeover until
     /// `tx` ends.
-    async fn holds(&self, tx: &mut sqlx::PgConnection, id: &str) -> Result<bool, StoreError> {
+    async fn holds(&self, tx: &mut sqlx::PgConnection, id: &JobId) -> Result<bool, StoreError> {
         let held = sqlx::query(&format!(
             "SELECT 1 FROM jobs WHERE id = $1 AND status = {IN_PROGRESS} AND lease_owner = $2 FOR SHARE"
         ))
@@ -221,35 +221,8 @@ impl PostgresStore {
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn insert(&self, job: NewJob) -> Result<Inserted, StoreError> {
-        use md5::Digest as _;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            &format!("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed, callback_body)
-             VALUES ($1, $2, $3, {QUEUED}, $4, $5, $6, $7, $8)"),
-        )
-        .bind(&job.id)
-        .bind(&job.owner)
-        .bind(job.spec.to_stored())
-        .bind(job.created_ms)
-        .bind(job.spec.callback_url())
-        .bind(job.spec.callback_url().map(|_| CallbackState::Pending))
-        .bind(&job.api_key_sealed)
-        .bind(job.callback_body.as_str())
-        .execute(&mut *tx)
-        .await?;
-        for (position, file) in job.files.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO job_files (job_id, position, filename, content_type, md5sum, bytes) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&job.id)
-            .bind(position as i64)
-            .bind(&file.filename)
-            .bind(&file.content_type)
-            .bind(hex::encode(md5::Md5::digest(&file.bytes)))
-            .bind(file.bytes.as_ref())
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_job::<sqlx::Postgres>(&mut tx, &job).await?;
         let Some(claim) = &job.idempotency else {
             tx.commit().await?;
             return Ok(Inserted::Job);
@@ -276,7 +249,7 @@ impl Store for PostgresStore {
             return Ok(Inserted::Job);
         }
         tx.rollback().await?;
-        let existing: Option<(String, Option<String>)> =
+        let existing: Option<(String, Option<JobId>)> =
             sqlx::query_as("SELECT request_hash, job_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
                 .bind(&claim.scope)
                 .bind(&claim.key)
@@ -318,9 +291,7 @@ impl Store for PostgresStore {
             "WITH failed AS (
                  UPDATE jobs SET status = {FAILED}, ended_ms = $1, api_key_sealed = NULL,
                      lease_owner = NULL, lease_until_ms = NULL,
-                     message = 'The server ended uncleanly (killed, crashed or out of memory, not a clean stop) while running this job, '
-                         || runs || ' times in all, so the job was given up: it may be what brings the server down. '
-                         || 'Start it again, perhaps with fewer or smaller sources, and tell the operator if it repeats.'
+                     message = {GIVEN_UP_MESSAGE}
                  WHERE status = {IN_PROGRESS} AND lease_until_ms < {DB_NOW_MS} AND runs >= $2
                  RETURNING id)
              DELETE FROM job_files WHERE job_id IN (SELECT id FROM failed)"
@@ -340,7 +311,7 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    async fn renew(&self, id: &str) -> Result<bool, StoreError> {
+    async fn renew(&self, id: &JobId) -> Result<bool, StoreError> {
         let renewed = sqlx::query(&format!(
             "UPDATE jobs SET lease_until_ms = {DB_NOW_MS} + $1
              WHERE id = $2 AND status = {IN_PROGRESS} AND lease_owner = $3"
@@ -357,7 +328,7 @@ impl Store for PostgresStore {
         self.lease
     }
 
-    async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError> {
+    async fn requeue(&self, id: &JobId, problem: &str) -> Result<(), StoreError> {
         let done = sqlx::query(
             &format!("UPDATE jobs SET status = {QUEUED}, started_ms = NULL, message = $1, lease_owner = NULL, lease_until_ms = NULL
              WHERE id = $2 AND status = {IN_PROGRESS} AND lease_owner = $3"),
@@ -370,7 +341,7 @@ impl Store for PostgresStore {
         fenced(&done)
     }
 
-    async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError> {
+    async fn requeue_stopped(&self, id: &JobId) -> Result<(), StoreError> {
         let done = sqlx::query(&format!(
             "UPDATE jobs SET status = {QUEUED}, started_ms = NULL, runs = GREATEST(runs - 1, 0),
                  lease_owner = NULL, lease_until_ms = NULL
@@ -383,7 +354,7 @@ impl Store for PostgresStore {
         fenced(&done)
     }
 
-    async fn set_stage(&self, id: &str, stage: &str) -> Result<(), StoreError> {
+    async fn set_stage(&self, id: &JobId, stage: &str) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "UPDATE jobs SET stage = $1 WHERE id = $2 AND status = {IN_PROGRESS} AND lease_owner = $3"
         ))
@@ -399,7 +370,7 @@ impl Store for PostgresStore {
         &self.ends
     }
 
-    async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError> {
+    async fn put_result(&self, id: &JobId, position: i64, json: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         if !self.holds(&mut tx, id).await? {
             return Err(StoreError::LeaseLost);
@@ -417,14 +388,8 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError> {
-        let (ended_ms, num_predictions, num_errors, message) = match state {
-            JobState::Completed { ended_ms, num_predictions, num_errors, .. } => {
-                (*ended_ms, Some(*num_predictions), Some(*num_errors), None)
-            }
-            JobState::Failed { ended_ms, message, .. } => (*ended_ms, None, None, Some(message.as_str())),
-            _ => return Err(StoreError::Misuse(format!("finish needs an end state, got {}", state.status()))),
-        };
+    async fn finish(&self, id: &JobId, state: &JobState) -> Result<(), StoreError> {
+        let end = EndColumns::of(state)?;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(&format!(
             "UPDATE jobs SET status = $1, ended_ms = $2, num_predictions = $3, num_errors = $4, message = $5,
@@ -433,18 +398,18 @@ impl Store for PostgresStore {
                  callback_until_ms = CASE WHEN callback_state = {PENDING} THEN {DB_NOW_MS} + $7 END
              WHERE id = $8 AND status = {IN_PROGRESS} AND lease_owner = $6"
         ))
-        .bind(state.status())
-        .bind(ended_ms)
-        .bind(num_predictions)
-        .bind(num_errors)
-        .bind(message)
+        .bind(end.status)
+        .bind(end.ended_ms)
+        .bind(end.num_predictions)
+        .bind(end.num_errors)
+        .bind(end.message)
         .bind(&self.replica)
         .bind(self.lease_ms())
         .bind(id)
         .execute(&mut *tx)
         .await?;
         fenced(&done)?;
-        sqlx::query("DELETE FROM job_files WHERE job_id = $1").bind(id).execute(&mut *tx).await?;
+        drop_files::<sqlx::Postgres>(&mut tx, id).await?;
         // Delivered to every replica's listener when the end commits.
         sqlx::query("SELECT pg_notify($1, $2)").bind(ENDS_CHANNEL).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -482,7 +447,7 @@ impl Store for PostgresStore {
         rows.iter().map(record).collect()
     }
 
-    async fn renew_callback(&self, id: &str) -> Result<bool, StoreError> {
+    async fn renew_callback(&self, id: &JobId) -> Result<bool, StoreError> {
         let renewed = sqlx::query(&format!(
             "UPDATE jobs SET callback_until_ms = {DB_NOW_MS} + $1
              WHERE id = $2 AND callback_owner = $3 AND callback_state = {PENDING}"
@@ -495,28 +460,30 @@ impl Store for PostgresStore {
         Ok(renewed.rows_affected() > 0)
     }
 
-    async fn result_count(&self, id: &str) -> Result<i64, StoreError> {
+    async fn result_count(&self, id: &JobId) -> Result<i64, StoreError> {
         self.shared().result_count(id).await
     }
 
-    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError> {
+    async fn result(&self, id: &JobId, position: i64) -> Result<Option<String>, StoreError> {
         self.shared().result(id, position).await
     }
 
-    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         self.shared().get(id).await
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
+        // The statement is shared (`list_query`); a generic executor of a query builder would
+        // not borrow-check, so each store runs it itself.
         let rows = list_query::<sqlx::Postgres>(filter).build().fetch_all(&self.pool).await?;
         rows.iter().map(record).collect()
     }
 
-    async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError> {
+    async fn files(&self, id: &JobId) -> Result<Vec<UploadedFile>, StoreError> {
         self.shared().files(id).await
     }
 
-    async fn set_callback_state(&self, id: &str, state: CallbackState) -> Result<(), StoreError> {
+    async fn set_callback_state(&self, id: &JobId, state: CallbackState) -> Result<(), StoreError> {
         self.shared().set_callback_state(id, state, &self.replica).await
     }
 
@@ -538,17 +505,7 @@ impl Store for PostgresStore {
 #[async_trait::async_trait]
 impl IdempotencyStore for PostgresStore {
     async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let since = crate::job::now_ms() - crate::job::IDEMPOTENCY_TTL_MS;
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT request_hash, job_id FROM idempotency_keys
-             WHERE scope = $1 AND key = $2 AND created_ms > $3 AND job_id IS NOT NULL",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(since)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(request_hash, job_id)| IdempotencyRecord { request_hash, job_id }))
+        self.shared().idempotency_record(scope, key).await
     }
 
     async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), StoreError> {
@@ -594,7 +551,7 @@ impl IdempotencyStore for PostgresStore {
         if won.is_some() {
             return Ok(Some(KeyClaim::Claimed));
         }
-        let row: Option<(String, Option<String>)> =
+        let row: Option<(String, Option<JobId>)> =
             sqlx::query_as("SELECT request_hash, job_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
                 .bind(scope)
                 .bind(key)

@@ -17,16 +17,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use md5::Digest as _;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, SqlitePool};
+use sqlx::{Connection, SqlitePool};
 
-use super::rows::{list_query, record, Shared, JOB_COLUMNS};
+use super::rows::{drop_files, insert_job, list_query, record, EndColumns, Shared, GIVEN_UP_MESSAGE, JOB_COLUMNS};
 use super::{Inserted, JobEnds, JobRecord, ListFilter, NewJob, Store, StoreError, DEFAULT_LEASE, MAX_RUNS};
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyStore};
 use crate::job::state::JobState;
 use crate::job::status::{CallbackState, JobStatus};
-use crate::job::UploadedFile;
+use crate::job::{JobId, UploadedFile};
 
 /// The fixed statuses the statements filter on (`crate::job::status`).
 const QUEUED: &str = JobStatus::Queued.sql();
@@ -123,28 +122,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn insert(&self, job: NewJob) -> Result<Inserted, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(&format!("INSERT INTO jobs (id, owner, request, status, created_ms, callback_url, callback_state, api_key_sealed, callback_body) VALUES (?, ?, ?, {QUEUED}, ?, ?, ?, ?, ?)"))
-            .bind(&job.id)
-            .bind(&job.owner)
-            .bind(job.spec.to_stored())
-            .bind(job.created_ms)
-            .bind(job.spec.callback_url())
-            .bind(job.spec.callback_url().map(|_| CallbackState::Pending))
-            .bind(&job.api_key_sealed)
-            .bind(job.callback_body.as_str())
-            .execute(&mut *tx)
-            .await?;
-        for (position, file) in job.files.iter().enumerate() {
-            sqlx::query("INSERT INTO job_files (job_id, position, filename, content_type, md5sum, bytes) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(&job.id)
-                .bind(position as i64)
-                .bind(&file.filename)
-                .bind(&file.content_type)
-                .bind(hex::encode(md5::Md5::digest(&file.bytes)))
-                .bind(file.bytes.as_ref())
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_job::<sqlx::Sqlite>(&mut tx, &job).await?;
         if let Some(claim) = &job.idempotency {
             record_key(&mut tx, claim, &job.id, job.created_ms).await?;
         }
@@ -165,15 +143,18 @@ impl Store for SqliteStore {
 
     async fn requeue_interrupted(&self, now_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            &format!("UPDATE jobs SET status = {FAILED}, ended_ms = ?, api_key_sealed = NULL,
-                 message = 'The server ended uncleanly (killed, crashed or out of memory, not a clean stop) while running this job, '
-                     || runs || ' times in all, so the job was given up: it may be what brings the server down. '
-                     || 'Start it again, perhaps with fewer or smaller sources, and tell the operator if it repeats.'
-             WHERE status = {IN_PROGRESS} AND runs >= ?"),
-        )
+        sqlx::query(&format!(
+            "UPDATE jobs SET status = {FAILED}, ended_ms = ?, api_key_sealed = NULL, message = {GIVEN_UP_MESSAGE}
+             WHERE status = {IN_PROGRESS} AND runs >= ?"
+        ))
         .bind(now_ms)
         .bind(MAX_RUNS)
+        .execute(&mut *tx)
+        .await?;
+        // A job given up keeps no uploads, as one that ended.
+        sqlx::query(&format!(
+            "DELETE FROM job_files WHERE job_id IN (SELECT id FROM jobs WHERE status IN ({COMPLETED}, {FAILED}))"
+        ))
         .execute(&mut *tx)
         .await?;
         let done =
@@ -190,7 +171,7 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn renew(&self, id: &str) -> Result<bool, StoreError> {
+    async fn renew(&self, id: &JobId) -> Result<bool, StoreError> {
         // One server per file: nobody else can take the job; it is ours while it runs.
         let running: i64 =
             sqlx::query_scalar(&format!("SELECT COUNT(*) FROM jobs WHERE id = ? AND status = {IN_PROGRESS}"))
@@ -204,7 +185,7 @@ impl Store for SqliteStore {
         self.lease
     }
 
-    async fn requeue(&self, id: &str, problem: &str) -> Result<(), StoreError> {
+    async fn requeue(&self, id: &JobId, problem: &str) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "UPDATE jobs SET status = {QUEUED}, started_ms = NULL, message = ? WHERE id = ? AND status = {IN_PROGRESS}"
         ))
@@ -215,7 +196,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn requeue_stopped(&self, id: &str) -> Result<(), StoreError> {
+    async fn requeue_stopped(&self, id: &JobId) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "UPDATE jobs SET status = {QUEUED}, started_ms = NULL, runs = MAX(runs - 1, 0)
              WHERE id = ? AND status = {IN_PROGRESS}"
@@ -226,7 +207,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn set_stage(&self, id: &str, stage: &str) -> Result<(), StoreError> {
+    async fn set_stage(&self, id: &JobId, stage: &str) -> Result<(), StoreError> {
         sqlx::query(&format!("UPDATE jobs SET stage = ? WHERE id = ? AND status = {IN_PROGRESS}"))
             .bind(stage)
             .bind(id)
@@ -239,7 +220,7 @@ impl Store for SqliteStore {
         &self.ends
     }
 
-    async fn put_result(&self, id: &str, position: i64, json: &str) -> Result<(), StoreError> {
+    async fn put_result(&self, id: &JobId, position: i64, json: &str) -> Result<(), StoreError> {
         sqlx::query("INSERT OR REPLACE INTO job_results (job_id, position, body) VALUES (?, ?, ?)")
             .bind(id)
             .bind(position)
@@ -249,14 +230,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn finish(&self, id: &str, state: &JobState) -> Result<(), StoreError> {
-        let (ended_ms, num_predictions, num_errors, message) = match state {
-            JobState::Completed { ended_ms, num_predictions, num_errors, .. } => {
-                (*ended_ms, Some(*num_predictions), Some(*num_errors), None)
-            }
-            JobState::Failed { ended_ms, message, .. } => (*ended_ms, None, None, Some(message.as_str())),
-            _ => return Err(StoreError::Misuse(format!("finish needs an end state, got {}", state.status()))),
-        };
+    async fn finish(&self, id: &JobId, state: &JobState) -> Result<(), StoreError> {
+        let end = EndColumns::of(state)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "UPDATE jobs SET status = ?, ended_ms = ?, num_predictions = ?, num_errors = ?, message = ?,
@@ -265,19 +240,19 @@ impl Store for SqliteStore {
                  callback_until_ms = CASE WHEN callback_state = {PENDING} THEN ? END
              WHERE id = ?"
         ))
-        .bind(state.status())
-        .bind(ended_ms)
-        .bind(num_predictions)
-        .bind(num_errors)
-        .bind(message)
+        .bind(end.status)
+        .bind(end.ended_ms)
+        .bind(end.num_predictions)
+        .bind(end.num_errors)
+        .bind(end.message)
         .bind(&self.replica)
         .bind(crate::job::now_ms().saturating_add(self.lease_ms()))
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let dropped = sqlx::query("DELETE FROM job_files WHERE job_id = ?").bind(id).execute(&mut *tx).await?;
+        let dropped = drop_files::<sqlx::Sqlite>(&mut tx, id).await?;
         tx.commit().await?;
-        self.ends.ended(id);
+        self.ends.ended(id.as_str());
         if dropped.rows_affected() > 0 {
             if let Err(e) = self.release_free_pages().await {
                 tracing::warn!(error = %e, "the space of the job's uploads is given back later");
@@ -303,7 +278,7 @@ impl Store for SqliteStore {
         rows.iter().map(record).collect()
     }
 
-    async fn renew_callback(&self, id: &str) -> Result<bool, StoreError> {
+    async fn renew_callback(&self, id: &JobId) -> Result<bool, StoreError> {
         let renewed = sqlx::query(&format!(
             "UPDATE jobs SET callback_until_ms = ? WHERE id = ? AND callback_owner = ? AND callback_state = {PENDING}"
         ))
@@ -315,28 +290,30 @@ impl Store for SqliteStore {
         Ok(renewed.rows_affected() > 0)
     }
 
-    async fn result_count(&self, id: &str) -> Result<i64, StoreError> {
+    async fn result_count(&self, id: &JobId) -> Result<i64, StoreError> {
         self.shared().result_count(id).await
     }
 
-    async fn result(&self, id: &str, position: i64) -> Result<Option<String>, StoreError> {
+    async fn result(&self, id: &JobId, position: i64) -> Result<Option<String>, StoreError> {
         self.shared().result(id, position).await
     }
 
-    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         self.shared().get(id).await
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
+        // The statement is shared (`list_query`); a generic executor of a query builder would
+        // not borrow-check, so each store runs it itself.
         let rows = list_query::<sqlx::Sqlite>(filter).build().fetch_all(&self.pool).await?;
         rows.iter().map(record).collect()
     }
 
-    async fn files(&self, id: &str) -> Result<Vec<UploadedFile>, StoreError> {
+    async fn files(&self, id: &JobId) -> Result<Vec<UploadedFile>, StoreError> {
         self.shared().files(id).await
     }
 
-    async fn set_callback_state(&self, id: &str, state: CallbackState) -> Result<(), StoreError> {
+    async fn set_callback_state(&self, id: &JobId, state: CallbackState) -> Result<(), StoreError> {
         self.shared().set_callback_state(id, state, &self.replica).await
     }
 
@@ -357,19 +334,7 @@ impl Store for SqliteStore {
 #[async_trait::async_trait]
 impl IdempotencyStore for SqliteStore {
     async fn get(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let since = crate::job::now_ms() - crate::job::IDEMPOTENCY_TTL_MS;
-        let row = sqlx::query(
-            "SELECT request_hash, job_id FROM idempotency_keys WHERE scope = ? AND key = ? AND created_ms > ?",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(since)
-        .fetch_optional(&self.pool)
-        .await?;
-        let record = row.map(|r| -> Result<_, sqlx::Error> {
-            Ok(IdempotencyRecord { request_hash: r.try_get("request_hash")?, job_id: r.try_get("job_id")? })
-        });
-        Ok(record.transpose()?)
+        self.shared().idempotency_record(scope, key).await
     }
 
     async fn put(&self, scope: &str, key: &str, record: IdempotencyRecord) -> Result<(), StoreError> {
@@ -386,7 +351,7 @@ impl IdempotencyStore for SqliteStore {
 async fn record_key(
     tx: &mut sqlx::SqliteConnection,
     claim: &IdempotencyClaim,
-    job_id: &str,
+    job_id: &JobId,
     now_ms: i64,
 ) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM idempotency_keys WHERE created_ms <= ?")
@@ -410,6 +375,7 @@ async fn record_key(
 mod tests {
     use super::*;
     use crate::job::spec::JobSpec;
+    use crate::job::Owner;
     use serde_json::json;
 
     /// A job's spec from a v0 body (uploads allowed, so `{}` is a job), with this callback.
@@ -425,9 +391,9 @@ mod tests {
         use futures::TryStreamExt;
         let dir = tempfile::tempdir().unwrap();
         let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-        let id = "job-r".to_owned();
+        let id = JobId::from("job-r");
         let job = NewJob {
-            owner: "no-key".into(),
+            owner: Owner::without_key(),
             id: id.clone(),
             spec: spec_of(json!({"text": ["a", "b", "c"]}), None),
             created_ms: 0,
@@ -459,7 +425,7 @@ mod tests {
         let claim = IdempotencyClaim { scope: "s".into(), key: "k".into(), request_hash: "h".into() };
         let job = NewJob {
             id: "job-1".into(),
-            owner: "no-key".into(),
+            owner: Owner::without_key(),
             spec: spec_of(json!({"text": ["hi"]}), None),
             created_ms: crate::job::now_ms(),
             files: vec![],
@@ -472,7 +438,10 @@ mod tests {
         let reopened = SqliteStore::open(dir.path()).await.unwrap();
         let record = IdempotencyStore::get(&reopened, "s", "k").await.unwrap();
         assert_eq!(record, Some(IdempotencyRecord { request_hash: "h".into(), job_id: "job-1".into() }));
-        assert!(matches!(Store::get(&reopened, "job-1").await.unwrap().unwrap().state, JobState::Queued { .. }));
+        assert!(matches!(
+            Store::get(&reopened, &"job-1".into()).await.unwrap().unwrap().state,
+            JobState::Queued { .. }
+        ));
         assert!(reopened.claim_next(0).await.unwrap().is_some());
         assert_eq!(reopened.requeue_interrupted(0).await.unwrap(), 1);
     }
@@ -482,7 +451,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
         let job = NewJob {
-            owner: "no-key".into(),
+            owner: Owner::without_key(),
             id: "job-1".into(),
             spec: spec_of(json!({"text": ["hi"]}), None),
             created_ms: 1,
@@ -494,7 +463,7 @@ mod tests {
         store.insert(job).await.unwrap();
         for _ in 0..5 {
             assert_eq!(store.claim_next(2).await.unwrap().unwrap().runs, 1);
-            store.requeue_stopped("job-1").await.unwrap();
+            store.requeue_stopped(&"job-1".into()).await.unwrap();
         }
         for unclean in 1..MAX_RUNS {
             assert_eq!(store.claim_next(2).await.unwrap().unwrap().runs, unclean);
@@ -502,7 +471,7 @@ mod tests {
         }
         store.claim_next(2).await.unwrap().unwrap();
         assert_eq!(store.requeue_interrupted(3).await.unwrap(), 0);
-        let JobState::Failed { message, .. } = Store::get(&store, "job-1").await.unwrap().unwrap().state else {
+        let JobState::Failed { message, .. } = Store::get(&store, &"job-1".into()).await.unwrap().unwrap().state else {
             panic!("given up after {MAX_RUNS} unclean ends")
         };
         assert!(message.contains("ended uncleanly") && message.contains("3 times"), "{message}");
@@ -513,7 +482,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
         let job = NewJob {
-            owner: "no-key".into(),
+            owner: Owner::without_key(),
             id: "job-1".into(),
             spec: spec_of(json!({}), Some("http://127.0.0.1:9/cb".into())),
             created_ms: 1,
@@ -526,17 +495,17 @@ mod tests {
         store.claim_next(2).await.unwrap().unwrap();
         assert!(store.claim_callbacks().await.unwrap().is_empty(), "not ended yet");
         let state = JobState::Failed { created_ms: 1, started_ms: 2, ended_ms: 3, message: "m".into() };
-        store.finish("job-1", &state).await.unwrap();
+        store.finish(&"job-1".into(), &state).await.unwrap();
         assert!(store.claim_callbacks().await.unwrap().is_empty(), "the finisher holds the delivery");
-        assert!(store.renew_callback("job-1").await.unwrap());
+        assert!(store.renew_callback(&"job-1".into()).await.unwrap());
         drop(store);
         // A restart: the dead process's delivery is released and claimed again, once.
         let store = SqliteStore::open(dir.path()).await.unwrap();
         store.requeue_interrupted(4).await.unwrap();
         assert_eq!(store.claim_callbacks().await.unwrap().len(), 1);
         assert!(store.claim_callbacks().await.unwrap().is_empty(), "claimed once");
-        store.set_callback_state("job-1", CallbackState::Delivered).await.unwrap();
-        assert!(!store.renew_callback("job-1").await.unwrap(), "delivered: nothing left to hold");
+        store.set_callback_state(&"job-1".into(), CallbackState::Delivered).await.unwrap();
+        assert!(!store.renew_callback(&"job-1".into()).await.unwrap(), "delivered: nothing left to hold");
     }
 
     fn db_bytes(dir: &Path) -> u64 {
@@ -550,7 +519,7 @@ mod tests {
         let upload: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         let file = UploadedFile { filename: Some("a.bin".into()), content_type: None, bytes: upload.into() };
         let job = NewJob {
-            owner: "no-key".into(),
+            owner: Owner::without_key(),
             id: "job-1".into(),
             spec: spec_of(json!({}), None),
             created_ms: 1,
@@ -564,7 +533,7 @@ mod tests {
         let full = db_bytes(dir.path());
         assert!(full > 8 << 20, "the upload is in the file: {full} bytes");
         let state = JobState::Failed { created_ms: 1, started_ms: 1, ended_ms: 2, message: "m".into() };
-        store.finish("job-1", &state).await.unwrap();
+        store.finish(&"job-1".into(), &state).await.unwrap();
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.unwrap();
         let after = db_bytes(dir.path());
         assert!(after < 1 << 20, "the file shrank from {full} to {after} bytes");

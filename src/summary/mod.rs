@@ -29,6 +29,7 @@ use segments::{named_groups, of_file, ModelSegments, Segment, Unit};
 use crate::config::Config;
 use crate::job::models::Model;
 use crate::job::state::JobState;
+use crate::job::status::JobStatus;
 use crate::predictions::{
     speaker_of_words, BoundingBox, InferencePrediction, ModelsPredictions, Score, Source, SourceError, SourceResult,
 };
@@ -100,7 +101,7 @@ pub struct Progress {
 pub struct Summary {
     pub job_id: String,
     /// `QUEUED`, `IN_PROGRESS`, `COMPLETED` or `FAILED`.
-    pub status: &'static str,
+    pub status: JobStatus,
     /// Whether the job has ended (`COMPLETED` or `FAILED`).
     pub done: bool,
     /// Why a `FAILED` job failed.
@@ -324,7 +325,7 @@ pub async fn of_stored_job(
         }
     }
     Ok(builder.finish(JobFacts {
-        id: &job.id,
+        id: job.id.as_str(),
         state: &job.state,
         sources_total,
         recorded_stage: job.stage.as_deref(),
@@ -502,7 +503,7 @@ impl<'s> Builder<'s> {
         let headline = headline::headline(job.state, &progress, escalation.as_ref(), &top_emotions, &self.errors);
         Summary {
             job_id: job.id.to_owned(),
-            status: job.state.status().as_str(),
+            status: job.state.status(),
             done,
             message,
             progress,

@@ -289,7 +289,7 @@ async fn the_callers_key_runs_the_job_after_a_restart_sealed_at_rest_and_dropped
     let sent = v1.requests();
     assert!(sent.len() >= 2 && sent.iter().all(|r| r.api_key.as_deref() == Some(KEY)));
     let store = hume_action::store::SqliteStore::open(app.data_dir.path()).await.unwrap();
-    let record = hume_action::store::Store::get(&store, &id).await.unwrap().unwrap();
+    let record = hume_action::store::Store::get(&store, &id.as_str().into()).await.unwrap().unwrap();
     assert_eq!(record.api_key_sealed, None, "the sealed key is deleted when the job ends");
     assert!(!crate::helpers::captured_logs().contains(KEY));
 }

@@ -14,6 +14,7 @@ use hume_action::idempotency::{IdempotencyClaim, IdempotencyRecord};
 use hume_action::job::spec::JobSpec;
 use hume_action::job::state::JobState;
 use hume_action::job::status::{CallbackState, JobStatus};
+use hume_action::job::{JobId, Owner};
 use hume_action::store::{Inserted, NewJob, PostgresStore, Store, MAX_RUNS};
 use serde_json::json;
 
@@ -34,7 +35,7 @@ fn spec_of(mut request: serde_json::Value, callback_url: Option<String>) -> JobS
 fn job(id: &str, callback: bool) -> NewJob {
     NewJob {
         id: id.into(),
-        owner: "no-key".into(),
+        owner: Owner::without_key(),
         spec: spec_of(json!({"text": ["hi"], "b": 1, "a": 2}), callback.then(|| "http://127.0.0.1:9/callback".into())),
         created_ms: hume_action::job::now_ms(),
         files: vec![],
@@ -74,10 +75,10 @@ async fn a_lease_is_renewed_by_its_holder_taken_over_once_expired_and_fences_the
     let claimed = a.claim_next(hume_action::job::now_ms()).await.unwrap().expect("a claims the queued job");
     assert_eq!((claimed.id.as_str(), claimed.runs), ("j1", 1));
     assert!(b.claim_next(hume_action::job::now_ms()).await.unwrap().is_none(), "a live lease is not taken");
-    assert!(a.renew("j1").await.unwrap(), "the holder renews");
-    assert!(!b.renew("j1").await.unwrap(), "another replica cannot renew it");
+    assert!(a.renew(&"j1".into()).await.unwrap(), "the holder renews");
+    assert!(!b.renew(&"j1".into()).await.unwrap(), "another replica cannot renew it");
     assert_eq!(b.requeue_interrupted(0).await.unwrap(), 0, "a starting replica leaves live leases alone");
-    a.put_result("j1", 0, r#"{"by":"a"}"#).await.unwrap();
+    a.put_result(&"j1".into(), 0, r#"{"by":"a"}"#).await.unwrap();
 
     // a stops renewing (cut off): once the lease expires, b takes the job over.
     let b_ = &b;
@@ -90,23 +91,23 @@ async fn a_lease_is_renewed_by_its_holder_taken_over_once_expired_and_fences_the
     assert!(taken.last_problem.unwrap().contains("stopped renewing its lease"));
 
     // Everything a does now is refused: it must not overwrite b's run.
-    assert!(!a.renew("j1").await.unwrap(), "a learns it lost the lease");
-    b.put_result("j1", 0, r#"{"by":"b"}"#).await.unwrap();
+    assert!(!a.renew(&"j1".into()).await.unwrap(), "a learns it lost the lease");
+    b.put_result(&"j1".into(), 0, r#"{"by":"b"}"#).await.unwrap();
     for refused in [
-        a.put_result("j1", 0, r#"{"by":"stale a"}"#).await,
-        a.finish("j1", &completed()).await,
-        a.requeue("j1", "problem").await,
-        a.requeue_stopped("j1").await,
+        a.put_result(&"j1".into(), 0, r#"{"by":"stale a"}"#).await,
+        a.finish(&"j1".into(), &completed()).await,
+        a.requeue(&"j1".into(), "problem").await,
+        a.requeue_stopped(&"j1".into()).await,
     ] {
         assert!(refused.as_ref().is_err_and(|e| e.is_lease_lost()), "{refused:?}");
     }
-    assert_eq!(b.result("j1", 0).await.unwrap().as_deref(), Some(r#"{"by":"b"}"#));
-    assert!(matches!(b.get("j1").await.unwrap().unwrap().state, JobState::InProgress { .. }));
-    b.finish("j1", &completed()).await.unwrap();
-    let ended = a.get("j1").await.unwrap().unwrap();
+    assert_eq!(b.result(&"j1".into(), 0).await.unwrap().as_deref(), Some(r#"{"by":"b"}"#));
+    assert!(matches!(b.get(&"j1".into()).await.unwrap().unwrap().state, JobState::InProgress { .. }));
+    b.finish(&"j1".into(), &completed()).await.unwrap();
+    let ended = a.get(&"j1".into()).await.unwrap().unwrap();
     assert!(matches!(ended.state, JobState::Completed { .. }), "{:?}", ended.state);
     assert_eq!(ended.spec.echo(), job("j1", false).spec.echo());
-    assert!(!b.renew("j1").await.unwrap(), "an ended job has no lease");
+    assert!(!b.renew(&"j1".into()).await.unwrap(), "an ended job has no lease");
 }
 
 #[tokio::test]
@@ -131,11 +132,11 @@ async fn expired_leases_count_toward_the_crash_loop_guard() {
     }
     assert_eq!(runs, (1..=MAX_RUNS + 1).collect::<Vec<_>>(), "every takeover counted");
     // The worker gives a job claimed past MAX_RUNS up (`job.runs > MAX_RUNS`), with the reason.
-    let crashed = first.get("crashy").await.unwrap().unwrap();
+    let crashed = first.get(&"crashy".into()).await.unwrap().unwrap();
     assert!(crashed.last_problem.unwrap().contains("stopped renewing its lease"));
     let now = hume_action::job::now_ms();
     let given_up = JobState::Failed { created_ms: now, started_ms: now, ended_ms: now, message: "given up".into() };
-    last.finish("crashy", &given_up).await.unwrap();
+    last.finish(&"crashy".into(), &given_up).await.unwrap();
 
     // A replica starting up fails a job whose expired runs reached MAX_RUNS, as SQLite does.
     first.insert(job("crashy-2", false)).await.unwrap();
@@ -147,14 +148,18 @@ async fn expired_leases_count_toward_the_crash_loop_guard() {
         let starting = &starting;
         let requeued = eventually("its lease expires", move || async move {
             match starting.requeue_interrupted(hume_action::job::now_ms()).await.unwrap() {
-                0 if starting.get("crashy-2").await.unwrap().unwrap().state.status() == JobStatus::InProgress => None,
+                0 if starting.get(&"crashy-2".into()).await.unwrap().unwrap().state.status()
+                    == JobStatus::InProgress =>
+                {
+                    None
+                }
                 n => Some(n),
             }
         })
         .await;
         assert_eq!(requeued, u64::from(expected < MAX_RUNS), "run {expected}");
     }
-    let JobState::Failed { message, .. } = first.get("crashy-2").await.unwrap().unwrap().state else {
+    let JobState::Failed { message, .. } = first.get(&"crashy-2".into()).await.unwrap().unwrap().state else {
         panic!("given up after {MAX_RUNS} unclean ends")
     };
     assert!(message.contains("3 times"), "{message}");
@@ -164,9 +169,9 @@ async fn expired_leases_count_toward_the_crash_loop_guard() {
 async fn racing_replicas_claim_each_pending_callback_once() {
     let pg = Postgres::start().await;
     let finisher = store(&pg, Duration::from_secs(3)).await;
-    let ids: Vec<String> = (0..20).map(|i| format!("cb-{i:02}")).collect();
+    let ids: Vec<JobId> = (0..20).map(|i| format!("cb-{i:02}").into()).collect();
     for id in &ids {
-        finisher.insert(job(id, true)).await.unwrap();
+        finisher.insert(job(id.as_str(), true)).await.unwrap();
         finisher.claim_next(hume_action::job::now_ms()).await.unwrap().unwrap();
         finisher.finish(id, &completed()).await.unwrap();
     }
@@ -174,7 +179,7 @@ async fn racing_replicas_claim_each_pending_callback_once() {
     assert!(replicas[0].claim_callbacks().await.unwrap().is_empty(), "the finisher holds its deliveries");
 
     // The finisher dies before delivering; six replicas sweep at once until all are claimed.
-    let claims: Arc<tokio::sync::Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+    let claims: Arc<tokio::sync::Mutex<HashMap<JobId, Vec<String>>>> = Arc::default();
     let sweeps = replicas.iter().cloned().map(|replica| {
         let claims = claims.clone();
         tokio::spawn(async move {
@@ -233,7 +238,7 @@ async fn one_idempotency_key_raced_by_many_replicas_makes_one_job() {
     let winner = winners[0].clone();
     for (_, outcome) in &outcomes {
         if let Inserted::KeyTaken(record) = outcome {
-            assert_eq!(record, &IdempotencyRecord { request_hash: "h".into(), job_id: winner.clone() });
+            assert_eq!(record, &IdempotencyRecord { request_hash: "h".into(), job_id: winner.as_str().into() });
         }
     }
     let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(base.pool()).await.unwrap();
@@ -252,5 +257,5 @@ async fn one_idempotency_key_raced_by_many_replicas_makes_one_job() {
     let again = base.insert(NewJob { idempotency: Some(claim.clone()), ..job("next-day", false) }).await.unwrap();
     assert_eq!(again, Inserted::Job);
     let record = hume_action::idempotency::IdempotencyStore::get(&base, "s", "run-1").await.unwrap();
-    assert_eq!(record.map(|r| r.job_id).as_deref(), Some("next-day"));
+    assert_eq!(record.map(|r| r.job_id), Some("next-day".into()));
 }
