@@ -49,7 +49,7 @@ use crate::job::{JobId, UploadedFile};
 use crate::media::archive::expand_archive_async;
 use crate::media::audio::Pcm;
 use crate::media::error::MediaError;
-use crate::media::prepare::{Needs, Prepared, Preparer};
+use crate::media::prepare::{Needs, Prepared, Preparer, Probed};
 use crate::media::{sniff, MediaKind};
 use crate::models::segment::segment_count;
 use crate::predictions::{
@@ -147,6 +147,30 @@ impl Measured {
         self.predictions.extend(other.predictions);
         self.errors.extend(other.errors);
     }
+}
+
+/// What the media step gives a file: its decoded media when a model needs it, and the models
+/// the budgets kept from it, with the errors that say so.
+#[derive(Debug, Default)]
+struct MediaStep {
+    prepared: Option<Prepared>,
+    blocked: Vec<Model>,
+    errors: Vec<SourceError>,
+}
+
+/// A file's frames held to the job's budget: what to decode, the job's frames left before its
+/// decode, and what the budget kept from it.
+#[derive(Debug, Default)]
+struct Admitted {
+    needs: Needs,
+    frames_left: u64,
+    blocked: Vec<Model>,
+    errors: Vec<SourceError>,
+}
+
+/// The source's `errors` entry for a file the media step could not read.
+fn media_error(file: &str, error: MediaError) -> SourceError {
+    SourceError { file: file.to_owned(), message: error.to_string() }
 }
 
 /// The source's `errors` entry for what a model could not measure: the one place a
@@ -433,32 +457,34 @@ impl Run<'_> {
             MediaKind::Audio | MediaKind::Video => &self.spoken,
             _ => &self.settings,
         };
-        // Models the budgets keep from this file (their error is already in `measured`).
-        let mut blocked: Vec<Model> = Vec::new();
         let text = (kind == MediaKind::Text).then(|| String::from_utf8_lossy(&bytes).into_owned());
         if let Some(text) = &text {
             if let Err(limit) = self.take_text(file, text) {
                 return Measured::over(file, &format!("{file} was not measured."), limit);
             }
         }
-        let prepared = match kind {
-            MediaKind::Text => None,
-            _ => match self.prepare(file, kind, &bytes, settings, &mut measured.errors, &mut blocked).await {
-                Ok(prepared) => prepared,
-                Err(error) => {
-                    measured.errors.push(error);
-                    return measured;
-                }
+        let media = match kind {
+            MediaKind::Text => MediaStep::default(),
+            _ => match self.media(file, kind, &bytes, settings).await {
+                Ok(step) => step,
+                Err(error) => return Measured { predictions: vec![], errors: vec![error] },
             },
         };
+        // Models the budgets keep from this file (their errors are in `measured`).
+        let MediaStep { prepared, mut blocked, errors } = media;
+        measured.errors.extend(errors);
         let kind = prepared.as_ref().map_or(kind, |p| p.kind);
-        let mut transcript = match prepared.as_ref().and_then(|p| p.audio.as_ref()) {
-            Some(pcm) => self.transcribe(file, pcm, settings, &mut measured.errors).await,
+        let pcm = prepared.as_ref().and_then(|p| p.audio.as_ref());
+        let mut transcript = match pcm {
+            Some(pcm) => self.transcribe(file, pcm, settings).await.unwrap_or_else(|error| {
+                measured.errors.push(error);
+                None
+            }),
             None => None,
         };
-        let speakers = match prepared.as_ref().and_then(|p| p.audio.as_ref()) {
+        let speakers = match pcm {
             Some(pcm) if self.wants_speakers(settings, kind, transcript.is_some()) => {
-                self.speakers(file, pcm, &mut measured.errors).await
+                self.speakers(file, pcm).await.map_err(|error| measured.errors.push(error)).ok()
             }
             _ => None,
         };
@@ -602,110 +628,152 @@ impl Run<'_> {
         (ask.language && transcribed && runs(Model::Language)) || (ask.prosody && runs(Model::Prosody))
     }
 
-    /// Who spoke when in `pcm`; a failure (or a model not installed) becomes the file's error,
-    /// and the predictions stay under `unknown`.
-    async fn speakers(&self, file: &str, pcm: &Pcm, errors: &mut Vec<SourceError>) -> Option<Speakers> {
+    /// Who spoke when in `pcm`; a failure (or a model not installed) is the file's error, and
+    /// its predictions stay under `unknown`.
+    async fn speakers(&self, file: &str, pcm: &Pcm) -> Result<Speakers, SourceError> {
         let outcome = match &self.engine.speakers {
             Ok(finder) => finder.speakers(file, pcm).await,
             Err(why) => Err(MeasureError::NoSpeakerModel { file: file.to_owned(), why: why.clone() }),
         };
-        match outcome {
-            Ok(speakers) => Some(speakers),
-            Err(error) => {
-                let message = format!("{error} Its predictions are grouped under `unknown`.");
-                errors.push(SourceError { file: file.to_owned(), message });
-                None
-            }
-        }
+        outcome.map_err(|error| SourceError {
+            file: file.to_owned(),
+            message: format!("{error} Its predictions are grouped under `unknown`."),
+        })
     }
 
-    /// What was said in `pcm`, when this job wants it; a failure becomes the file's error.
+    /// What was said in `pcm`, when this job wants it (`Ok(None)` when not); a failure is the
+    /// file's error.
     async fn transcribe(
         &self,
         file: &str,
         pcm: &Pcm,
         settings: &ModelSettings,
-        errors: &mut Vec<SourceError>,
-    ) -> Option<Transcript> {
-        let transcriber = self.engine.transcriber.as_ref().filter(|_| self.wants_transcript(settings))?;
-        match transcriber.transcribe(file, pcm, self.transcription.language()).await {
-            Ok(transcript) => Some(transcript),
-            Err(error) => {
-                errors.push(source_error(file, &error));
-                None
-            }
-        }
+    ) -> Result<Option<Transcript>, SourceError> {
+        let Some(transcriber) = self.engine.transcriber.as_ref().filter(|_| self.wants_transcript(settings)) else {
+            return Ok(None);
+        };
+        let transcript = transcriber.transcribe(file, pcm, self.transcription.language()).await;
+        transcript.map(Some).map_err(|error| source_error(file, &error))
     }
 
-    /// Decodes a media file once for every model that will run on it; `None` when none will.
-    /// Its duration and frames are taken from the job's budgets: a source too long is an `Err`;
-    /// frames past the budget are dropped with an error in `errors`, and `blocked` gets `face`
-    /// when none is left.
-    async fn prepare(
+    /// The media step of one file: what the models that will run on it need, the frames the
+    /// job has left, then the probe, then the budget of its length, then the decode, so nothing
+    /// over a budget is decoded. A source too long is an `Err`; what the budgets keep from a file
+    /// that is measured (some or all of its frames) is in the step's `blocked` and `errors`.
+    async fn media(
         &self,
         file: &str,
         kind: MediaKind,
         bytes: &[u8],
         settings: &ModelSettings,
-        errors: &mut Vec<SourceError>,
-        blocked: &mut Vec<Model>,
-    ) -> Result<Option<Prepared>, SourceError> {
-        let runs = |model: Model| settings.has(model) && matches!(self.engine.analyzers.route(model), Route::Run(_));
-        // Only what a model that applies to this kind of file will use (ffprobe may still tell
-        // an `.mp4` is audio only).
-        let has_sound = matches!(kind, MediaKind::Audio | MediaKind::Video);
-        let has_picture = matches!(kind, MediaKind::Image | MediaKind::Video);
-        let mut frames = settings.face.as_ref().filter(|_| has_picture && runs(Model::Face)).map(|face| face.fps_pred);
-        let frames_left = self.budget.left(Limit::JobFrames);
-        if frames.is_some() && frames_left == 0 {
-            let seen = self.budget.used(Limit::JobFrames) + 1;
-            let limit = LimitExceeded::new(Limit::JobFrames, self.budget.budgets().job_frames, seen, file).at_least();
-            errors.push(over_budget(file, &format!("The pictures of {file} were not measured."), &limit));
-            blocked.push(Model::Face);
-            frames = None;
+    ) -> Result<MediaStep, SourceError> {
+        let Some(wanted) = self.wanted(kind, settings) else { return Ok(MediaStep::default()) };
+        let admitted = self.admit_frames(file, wanted);
+        let mut step = MediaStep { prepared: None, blocked: admitted.blocked, errors: admitted.errors };
+        if !admitted.needs.audio && admitted.needs.frames.is_none() {
+            return Ok(step);
         }
-        let secs_left = self.budget.left(Limit::JobMediaSecs).min(self.budget.budgets().source_media_secs);
-        let needs = Needs {
-            audio: has_sound && (runs(Model::Prosody) || runs(Model::Burst) || self.wants_transcript(settings)),
-            frames,
-            max_secs: Some(secs_left as f64),
-            max_frames: Some(usize::try_from(frames_left).unwrap_or(usize::MAX)),
-        };
-        if !needs.audio && needs.frames.is_none() {
-            return Ok(None);
-        }
-        let not_measured = format!("{file} was not measured.");
-        let mut prepared = match self.engine.media.prepare(file, kind, bytes, needs).await {
+        let not_measured = |limit: LimitExceeded| over_budget(file, &format!("{file} was not measured."), &limit);
+        let probed = self.engine.media.probe(file, kind, bytes).await.map_err(|e| media_error(file, e))?;
+        let (needs, length_taken) = self.admit_length(file, &probed, admitted.needs).map_err(not_measured)?;
+        let length = probed.duration_secs.filter(|_| length_taken).map_or(0, |secs| secs.ceil() as u64);
+        let mut prepared = match probed.decode(bytes, needs).await {
             Ok(prepared) => prepared,
-            Err(MediaError::TooLong { duration_secs, .. }) => {
-                let secs = duration_secs.ceil() as u64;
-                let limit = self.budget.per_source(Limit::SourceMediaSecs, secs, file).err().unwrap_or_else(|| {
-                    let (max, used) = (self.budget.budgets().job_media_secs, self.budget.used(Limit::JobMediaSecs));
-                    LimitExceeded::new(Limit::JobMediaSecs, max, used + secs, file)
+            // A file that could not be decoded gives its length back to the job.
+            Err(e) => {
+                self.budget.give_back(Limit::JobMediaSecs, length);
+                return Err(match e {
+                    MediaError::TooLong { duration_secs, .. } => not_measured(self.too_long(file, duration_secs)),
+                    e => media_error(file, e),
                 });
-                return Err(over_budget(file, &not_measured, &limit));
             }
-            Err(e) => return Err(SourceError { file: file.to_owned(), message: e.to_string() }),
         };
-        if let Some(secs) = prepared.duration_secs.filter(|_| prepared.kind != MediaKind::Image) {
-            let secs = secs.ceil() as u64;
-            let taken = self.budget.per_source(Limit::SourceMediaSecs, secs, file);
-            if let Err(limit) = taken.and_then(|()| self.budget.take(Limit::JobMediaSecs, secs, file)) {
-                return Err(over_budget(file, &not_measured, &limit));
-            }
+        if !length_taken {
+            self.take_length(file, &prepared).map_err(not_measured)?;
         }
         if needs.frames.is_some() {
-            self.take_frames(file, &mut prepared, frames_left, errors);
-            if prepared.frames.is_empty() && runs(Model::Face) {
-                blocked.push(Model::Face);
+            step.errors.extend(self.take_frames(file, &mut prepared, admitted.frames_left));
+            if prepared.frames.is_empty() {
+                step.blocked.push(Model::Face);
             }
         }
-        Ok(Some(prepared))
+        step.prepared = Some(prepared);
+        Ok(step)
+    }
+
+    /// What the models that will run on a file of `kind` need decoded from it; `None` when
+    /// nothing (only what a model that applies to the kind will use: ffprobe may still tell an
+    /// `.mp4` is audio only).
+    fn wanted(&self, kind: MediaKind, settings: &ModelSettings) -> Option<Needs> {
+        let runs = |model: Model| settings.has(model) && matches!(self.engine.analyzers.route(model), Route::Run(_));
+        let has_sound = matches!(kind, MediaKind::Audio | MediaKind::Video);
+        let has_picture = matches!(kind, MediaKind::Image | MediaKind::Video);
+        let needs = Needs {
+            audio: has_sound && (runs(Model::Prosody) || runs(Model::Burst) || self.wants_transcript(settings)),
+            frames: settings.face.as_ref().filter(|_| has_picture && runs(Model::Face)).map(|face| face.fps_pred),
+            max_secs: None,
+            max_frames: None,
+        };
+        (needs.audio || needs.frames.is_some()).then_some(needs)
+    }
+
+    /// Caps a file's frames at what the job has left; when none is left its pictures are not
+    /// decoded, and an error says so.
+    fn admit_frames(&self, file: &str, wanted: Needs) -> Admitted {
+        let frames_left = self.budget.left(Limit::JobFrames);
+        let mut admitted = Admitted { needs: wanted, frames_left, ..Admitted::default() };
+        admitted.needs.max_frames = Some(usize::try_from(frames_left).unwrap_or(usize::MAX));
+        if admitted.needs.frames.is_some() && frames_left == 0 {
+            let seen = self.budget.used(Limit::JobFrames) + 1;
+            let limit = LimitExceeded::new(Limit::JobFrames, self.budget.budgets().job_frames, seen, file).at_least();
+            admitted.errors.push(over_budget(file, &format!("The pictures of {file} were not measured."), &limit));
+            admitted.blocked.push(Model::Face);
+            admitted.needs.frames = None;
+        }
+        admitted
+    }
+
+    /// Holds a probed file's length to the budgets before it is decoded: taken when the probe
+    /// tells it (`true`), or else capped for the decode to check. The needs to decode with.
+    fn admit_length(&self, file: &str, probed: &Probed<'_>, needs: Needs) -> Result<(Needs, bool), LimitExceeded> {
+        match probed.duration_secs {
+            Some(secs) => {
+                self.take_secs(file, secs.ceil() as u64)?;
+                Ok((needs, true))
+            }
+            None => {
+                let secs_left = self.budget.left(Limit::JobMediaSecs).min(self.budget.budgets().source_media_secs);
+                Ok((Needs { max_secs: Some(secs_left as f64), ..needs }, false))
+            }
+        }
+    }
+
+    /// Takes `secs` of audio or video from the source's and the job's budgets.
+    fn take_secs(&self, file: &str, secs: u64) -> Result<(), LimitExceeded> {
+        self.budget.per_source(Limit::SourceMediaSecs, secs, file)?;
+        self.budget.take(Limit::JobMediaSecs, secs, file)
+    }
+
+    /// Takes a decoded file's length from the budgets, when only the decode told it.
+    fn take_length(&self, file: &str, prepared: &Prepared) -> Result<(), LimitExceeded> {
+        match prepared.duration_secs.filter(|_| prepared.kind != MediaKind::Image) {
+            Some(secs) => self.take_secs(file, secs.ceil() as u64),
+            None => Ok(()),
+        }
+    }
+
+    /// The limit a file of `duration_secs` that the decode found too long is over.
+    fn too_long(&self, file: &str, duration_secs: f64) -> LimitExceeded {
+        let secs = duration_secs.ceil() as u64;
+        self.budget.per_source(Limit::SourceMediaSecs, secs, file).err().unwrap_or_else(|| {
+            let (max, used) = (self.budget.budgets().job_media_secs, self.budget.used(Limit::JobMediaSecs));
+            LimitExceeded::new(Limit::JobMediaSecs, max, used + secs, file)
+        })
     }
 
     /// Takes a prepared file's frames from the job's budget; frames past it (or past the
-    /// per-source cap) are dropped with an error naming the limit.
-    fn take_frames(&self, file: &str, prepared: &mut Prepared, frames_left: u64, errors: &mut Vec<SourceError>) {
+    /// per-source cap) are dropped, and the error names the limit.
+    fn take_frames(&self, file: &str, prepared: &mut Prepared, frames_left: u64) -> Option<SourceError> {
         let count = prepared.frames.len() as u64;
         let (granted, over) = self.budget.take_up_to(Limit::JobFrames, count, file);
         let per_source_cap = self.engine.media.limits().max_frames_per_source as u64;
@@ -715,17 +783,17 @@ impl Run<'_> {
         match over {
             Some(mut limit) => {
                 limit.at_least |= prepared.frames_truncated;
-                errors.push(over_budget(file, &what, &limit));
+                Some(over_budget(file, &what, &limit))
             }
             None if job_cap_hit => {
                 let (max, used) = (self.budget.budgets().job_frames, self.budget.used(Limit::JobFrames));
-                errors.push(over_budget(file, &what, &LimitExceeded::new(Limit::JobFrames, max, used + 1, file).at_least()));
+                Some(over_budget(file, &what, &LimitExceeded::new(Limit::JobFrames, max, used + 1, file).at_least()))
             }
-            None if prepared.frames_truncated => errors.push(SourceError {
+            None if prepared.frames_truncated => Some(SourceError {
                 file: file.to_owned(),
                 message: format!("{file} has more frames than one source may have measured; only the first {granted} were measured. Lower models.face.fps_pred or send a shorter video."),
             }),
-            None => {}
+            None => None,
         }
     }
 }

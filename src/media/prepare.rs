@@ -137,8 +137,7 @@ impl Preparer {
     }
 
     /// Probes `bytes` (whose kind was sniffed as Audio, Video or Image) once and prepares what `needs`
-    /// asks. The probed kind wins over `kind`. Never blocks the runtime: the work runs in child
-    /// processes, each killed after [`MediaLimits::ffmpeg_timeout`].
+    /// asks: [`Preparer::probe`] then [`Probed::decode`]. The probed kind wins over `kind`.
     pub async fn prepare(
         &self,
         file_name: &str,
@@ -146,6 +145,14 @@ impl Preparer {
         bytes: &[u8],
         needs: Needs,
     ) -> Result<Prepared, MediaError> {
+        self.probe(file_name, kind, bytes).await?.decode(bytes, needs).await
+    }
+
+    /// Probes `bytes` (whose kind was sniffed as Audio, Video or Image): what it is and how long,
+    /// before anything is decoded, so a caller can hold it to its budgets first. Never blocks
+    /// the runtime: the work runs in child processes, each killed after
+    /// [`MediaLimits::ffmpeg_timeout`].
+    pub async fn probe(&self, file_name: &str, kind: MediaKind, bytes: &[u8]) -> Result<Probed<'_>, MediaError> {
         if bytes.is_empty() {
             return Err(MediaError::Empty { file: file_name.to_string() });
         }
@@ -159,12 +166,79 @@ impl Preparer {
         .map_err(io)?;
         let input = dir.path().join(input_name(file_name));
         tokio::fs::write(&input, bytes).await.map_err(io)?;
-        let job = Job { p: self, file: file_name, dir: dir.path(), input };
-        let result = job.run(kind, bytes, needs).await;
-        // Removing a folder of frames is blocking file-system work.
-        let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
+        let probe = ffmpeg::probe(&self.tools, &input, file_name, self.limits.ffmpeg_timeout).await;
+        let probed = probe.and_then(|probe| {
+            let (probed_kind, _, audio) =
+                classify(&probe).ok_or_else(|| MediaError::NoStream { file: file_name.to_string() })?;
+            if probed_kind != kind {
+                tracing::debug!(
+                    file = file_name,
+                    sniffed = kind.as_str(),
+                    probed = probed_kind.as_str(),
+                    "probe overrides sniffed kind"
+                );
+            }
+            let duration_secs =
+                probe.duration.or_else(|| audio.and_then(|a| a.duration)).filter(|_| probed_kind != MediaKind::Image);
+            Ok((probed_kind, duration_secs, probe))
+        });
+        match probed {
+            Ok((kind, duration_secs, probe)) => Ok(Probed {
+                preparer: self,
+                file: file_name.to_owned(),
+                dir: Some(dir),
+                input,
+                probe,
+                kind,
+                duration_secs,
+            }),
+            Err(e) => {
+                remove_dir(dir).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A probed file, kept in its temporary directory until it is decoded (or dropped).
+pub struct Probed<'p> {
+    preparer: &'p Preparer,
+    file: String,
+    /// `None` once removed.
+    dir: Option<tempfile::TempDir>,
+    input: PathBuf,
+    probe: Probe,
+    /// Audio, Video or Image, as probed.
+    pub kind: MediaKind,
+    /// Length in seconds when the container or its audio stream tells it (never for images).
+    pub duration_secs: Option<f64>,
+}
+
+impl Probed<'_> {
+    /// Decodes what `needs` asks of the probed file (`bytes`, as given to the probe), then
+    /// removes its temporary directory.
+    pub async fn decode(mut self, bytes: &[u8], needs: Needs) -> Result<Prepared, MediaError> {
+        let dir = self.dir.take().expect("a probed file keeps its directory until decoded");
+        let job = Job { p: self.preparer, file: &self.file, dir: dir.path(), input: self.input.clone() };
+        let result = job.run(&self.probe, bytes, needs).await;
+        remove_dir(dir).await;
         result
     }
+}
+
+impl std::fmt::Debug for Probed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probed")
+            .field("file", &self.file)
+            .field("kind", &self.kind)
+            .field("duration_secs", &self.duration_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a temporary directory (of frames, perhaps) off the runtime: it is blocking work.
+async fn remove_dir(dir: tempfile::TempDir) {
+    let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
 }
 
 /// `input` plus the original extension when it looks like one: some demuxers use it as a hint.
@@ -290,20 +364,11 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    async fn run(&self, sniffed: MediaKind, bytes: &[u8], needs: Needs) -> Result<Prepared, MediaError> {
+    async fn run(&self, probe: &Probe, bytes: &[u8], needs: Needs) -> Result<Prepared, MediaError> {
         let limits = &self.p.limits;
-        let probe = ffmpeg::probe(&self.p.tools, &self.input, self.file, limits.ffmpeg_timeout).await?;
-        let Some((kind, video, audio)) = classify(&probe) else {
+        let Some((kind, video, audio)) = classify(probe) else {
             return Err(MediaError::NoStream { file: self.file.to_string() });
         };
-        if kind != sniffed {
-            tracing::debug!(
-                file = self.file,
-                sniffed = sniffed.as_str(),
-                probed = kind.as_str(),
-                "probe overrides sniffed kind"
-            );
-        }
         let mut prepared = Prepared {
             kind,
             duration_secs: probe
