@@ -23,6 +23,7 @@ use crate::engine::worker::WorkerPool;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::job::list::{Direction, ListQuery, SortBy, When};
 use crate::job::state::{request_preview, JobState, JobView};
+use crate::job::status::JobStatus;
 use crate::job::{now_ms, Owner};
 use crate::job::{Caller, JobId, JobRequest};
 use crate::predictions::artifacts::write_zip;
@@ -185,7 +186,7 @@ impl Backend for EngineBackend {
         Ok(components)
     }
 
-    async fn jobs_by_status(&self) -> Option<Result<Vec<(String, i64)>, String>> {
+    async fn jobs_by_status(&self) -> Option<Result<Vec<(JobStatus, i64)>, String>> {
         Some(self.store.count_by_status().await.map_err(|e| e.to_string()))
     }
 

@@ -12,6 +12,7 @@ use futures::stream::BoxStream;
 use crate::error::ApiError;
 use crate::job::list::ListQuery;
 use crate::job::state::JobView;
+use crate::job::status::JobStatus;
 use crate::job::{Caller, JobId, JobRequest};
 use crate::summary::Summary;
 
@@ -105,7 +106,7 @@ pub trait Backend: Send + Sync {
     }
     /// How many jobs are in each state, in every replica's store, for `/metrics`: `None` when
     /// this backend keeps no jobs (pass-through), `Some(Err)` when its store did not answer.
-    async fn jobs_by_status(&self) -> Option<Result<Vec<(String, i64)>, String>> {
+    async fn jobs_by_status(&self) -> Option<Result<Vec<(JobStatus, i64)>, String>> {
         None
     }
     /// Stops background work after in-flight jobs reach a safe point.

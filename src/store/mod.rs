@@ -208,7 +208,7 @@ pub trait Store: Send + Sync {
     async fn set_callback_state(&self, id: &JobId, state: CallbackState) -> Result<(), StoreError>;
     /// How many jobs are in each state (`QUEUED`, `IN_PROGRESS`, `COMPLETED`, `FAILED`), for
     /// every owner: what `/metrics` reports.
-    async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>, StoreError>;
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// What the store is, as `/readyz` names it (`sqlite`, `postgresql`).

@@ -487,7 +487,7 @@ impl Store for PostgresStore {
         self.shared().set_callback_state(id, state, &self.replica).await
     }
 
-    async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
         self.shared().count_by_status().await
     }
 

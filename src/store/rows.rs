@@ -241,7 +241,7 @@ where
     for<'q> String: sqlx::Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> JobId: sqlx::Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Owner: sqlx::Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> JobStatus: sqlx::Encode<'q, DB> + Type<DB>,
+    for<'q> JobStatus: sqlx::Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> CallbackState: sqlx::Encode<'q, DB> + Type<DB>,
     for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
     for<'c> &'c str: ColumnIndex<DB::Row>,
@@ -299,7 +299,7 @@ where
         Ok(())
     }
 
-    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
         Ok(sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(self.pool).await?)
     }
 

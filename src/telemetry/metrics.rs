@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::job::status::JobStatus;
+
 /// HTTP requests answered, by `method`, `route` (template) and `status`.
 pub const HTTP_REQUESTS: &str = "hume_action_http_requests_total";
 /// Time to answer an HTTP request (until the response head), by `method`, `route`, `status`.
@@ -48,8 +50,6 @@ pub const SUMMARY_WAITS: &str = "hume_action_summary_waits";
 
 /// The route label of a request no route matched.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
-/// The job states the jobs gauge always reports (0 when none).
-pub const JOB_STATES: [&str; 4] = ["QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED"];
 
 const FAST_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 const WAIT_BUCKETS: [f64; 12] = [0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
@@ -187,17 +187,14 @@ impl Drop for LimiterWait {
 }
 
 /// The jobs per state, as the store counted them (`None`: the store did not answer).
-pub fn jobs_by_status(counts: Option<&[(String, i64)]>) {
+pub fn jobs_by_status(counts: Option<&[(JobStatus, i64)]>) {
     let Some(counts) = counts else {
         gauge!(JOBS_COUNTED).set(0.0);
         return;
     };
-    for state in JOB_STATES {
-        let n = counts.iter().filter(|(s, _)| s == state).map(|(_, n)| *n).sum::<i64>();
-        gauge!(JOBS, "status" => state).set(n as f64);
-    }
-    for (state, n) in counts.iter().filter(|(s, _)| !JOB_STATES.contains(&s.as_str())) {
-        gauge!(JOBS, "status" => state.clone()).set(*n as f64);
+    for status in JobStatus::ALL {
+        let n = counts.iter().filter(|(s, _)| *s == status).map(|(_, n)| *n).sum::<i64>();
+        gauge!(JOBS, "status" => status.as_str()).set(n as f64);
     }
     gauge!(JOBS_COUNTED).set(1.0);
 }
