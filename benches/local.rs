@@ -1,5 +1,5 @@
 //! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
-//! sections `models`, `voice`, `burst`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! sections `models`, `voice`, `burst`, `memory`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
 //! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh --with-burst`).
 //!
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
@@ -13,6 +13,12 @@
 //!   adds when it loads, then burst detection (log-mel front end + YAMNet + stretches) on a
 //!   10-minute recording of sentences with a hedgewars laugh every minute (when `hedgewars-data`
 //!   is installed), as seconds per minute of audio, and the stretches found;
+//! - memory: the real server binary on the `local` backend with every model installed: its RSS
+//!   idle after start-up and its start-up high-water (VmHWM), then a job on a 17 s two-voice
+//!   dialogue (language, transcribed), the same with `identify_speakers` twice (the first loads the
+//!   speaker model), and a burst job on a laugh twice (the first loads the burst model): each
+//!   job's time (started to ended, from the job's own timestamps) and the RSS after it, so the
+//!   lazily loaded models' RSS and first-use latency read as differences;
 //! - call: the real server binary on the `local` backend is sent a 10-minute call recording with
 //!   `models_language` and `models_prosody`; prints its RSS once the models are loaded (every
 //!   local model), its peak during the job, and after it; the job's end, time, transcript
@@ -253,6 +259,94 @@ fn burst() {
     println!("  RSS {after:.0} MB after detection (peak {peak:.0} MB, the recording included)");
 }
 
+/// The lines of `tests/api/speakers.rs`'s dialogue: four turns of two voices, about 17 s.
+const DIALOGUE: [&str; 4] = [
+    "Hello, thank you for calling. How can I help you today?",
+    "Hi. My order was supposed to arrive last week and it still has not come.",
+    "I am sorry to hear that. Could you give me the order number, please?",
+    "Yes, it is four five seven two one. I have been waiting for ten days now.",
+];
+
+/// Runs a v0 job on the server at `address` and returns its time from started to ended (s),
+/// its status and its source errors.
+async fn timed_job(client: &reqwest::Client, address: &str, body: &Value) -> (f64, String, Value) {
+    let answer: Value =
+        client.post(format!("{address}/v0/batch/jobs")).json(body).send().await.unwrap().json().await.unwrap();
+    let id = answer["job_id"].as_str().unwrap_or_else(|| panic!("a job id: {answer}")).to_owned();
+    let job = wait_for_end(client, address, &id).await;
+    let state = &job["state"];
+    let ms = |field: &str| state[field].as_f64().unwrap_or_default();
+    let predictions: Value =
+        client.get(format!("{address}/v0/batch/jobs/{id}/predictions")).send().await.unwrap().json().await.unwrap();
+    let status = state["status"].as_str().unwrap_or_default().to_owned();
+    (
+        (ms("ended_timestamp_ms") - ms("started_timestamp_ms")) / 1000.0,
+        status,
+        predictions[0]["results"]["errors"].clone(),
+    )
+}
+
+/// The server's memory with every model installed: idle, start-up high-water, and what the
+/// speaker and burst models cost in RSS and time when their first job loads them.
+async fn memory() {
+    let (pcm, _) = hume_action::models::speakers::eval::dialogue(
+        &DIALOGUE
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (if i % 2 == 0 { "en-us" } else { "en-us+Annie" }, *l))
+            .collect::<Vec<_>>(),
+        0.6,
+        175,
+    )
+    .expect("espeak-ng and ffmpeg");
+    let laugh = std::fs::read(burst_eval::hedgewars_clip("Default", "Laugh"))
+        .expect("hedgewars-data (scripts/install-system.sh --tests)");
+    let files = wiremock::MockServer::start().await;
+    for (path, bytes, kind) in
+        [("/dialogue.wav", pcm.to_wav(0..pcm.samples.len()), "audio/wav"), ("/laugh.ogg", laugh, "audio/ogg")]
+    {
+        wiremock::Mock::given(wiremock::matchers::path(path))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(bytes, kind))
+            .mount(&files)
+            .await;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, address) = server(data.path(), &[]);
+    let pid = child.id().to_string();
+    let client = reqwest::Client::new();
+    let ready: Value = client.get(format!("{address}/readyz")).send().await.unwrap().json().await.unwrap();
+    println!("memory: server ready, components {}", ready["components"]);
+    let (idle, high_water) = memory_of(&pid);
+    println!("  idle RSS after start-up: {idle:.0} MB; start-up high-water (VmHWM): {high_water:.0} MB");
+    let dialogue = format!("{}/dialogue.wav", files.uri());
+    let laugh = format!("{}/laugh.ogg", files.uri());
+    let jobs = [
+        (
+            "language on a 17 s dialogue (transcribed)",
+            json!({"urls": [dialogue], "models": {"language": {"granularity": "utterance"}}}),
+        ),
+        (
+            "the same, identify_speakers, first (loads the speaker model)",
+            json!({"urls": [dialogue], "models": {"language": {"granularity": "utterance", "identify_speakers": true}}}),
+        ),
+        (
+            "the same, identify_speakers, second",
+            json!({"urls": [dialogue], "models": {"language": {"granularity": "utterance", "identify_speakers": true}}}),
+        ),
+        ("burst on a 1 s laugh, first (loads the burst model)", json!({"urls": [laugh], "models": {"burst": {}}})),
+        ("burst on a 1 s laugh, second", json!({"urls": [laugh], "models": {"burst": {}}})),
+    ];
+    let mut before = idle;
+    for (what, body) in &jobs {
+        let (secs, status, errors) = timed_job(&client, &address, body).await;
+        let (rss, peak) = memory_of(&pid);
+        println!("  {what}: {status} in {secs:.2} s; RSS {rss:.0} MB after ({:+.0} MB), high-water {peak:.0} MB; errors {errors}", rss - before);
+        before = rss;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 async fn call(dir: &Path) {
     let wav = dir.join("call.wav");
     write_wav(&wav, &recording(600.0));
@@ -318,6 +412,9 @@ fn main() {
     }
     if wants("burst") {
         burst();
+    }
+    if wants("memory") {
+        tokio::runtime::Runtime::new().unwrap().block_on(memory());
     }
     if wants("whisper") {
         whisper_side_by_side(dir.path());

@@ -34,7 +34,7 @@ use crate::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotencyStore};
 use crate::intake::Intake;
 use crate::media::ffmpeg::{check_tools, Tools};
 use crate::media::prepare::{MediaLimits, Preparer};
-use crate::models::burst::{DIR_NAME as BURST_DIR_NAME, MODEL_FILE as BURST_MODEL_FILE};
+use crate::models::burst::{Yamnet, DIR_NAME as BURST_DIR_NAME, MODEL_FILE as BURST_MODEL_FILE};
 use crate::models::face::DIR_NAME as FACE_DIR_NAME;
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
 use crate::models::speakers::Diarizer;
@@ -128,19 +128,7 @@ async fn engine_backend(
         }
         Err(e) => return Err(e).context("loading the speech models"),
     };
-    let model_root = config.model_dir();
-    let speakers = match tokio::task::spawn_blocking(move || Diarizer::load(&model_root)).await {
-        Ok(Ok(diarizer)) => {
-            components.insert("speaker_model", "loaded (CAM++)".into());
-            Ok(Arc::new(LocalSpeakers::new(Arc::new(diarizer))) as Arc<dyn SpeakerFinder>)
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "identify_speakers cannot run: the speaker model is not loaded");
-            components.insert("speaker_model", format!("not loaded: {e}"));
-            Err(e.to_string())
-        }
-        Err(e) => return Err(e).context("loading the speaker model"),
-    };
+    let speakers = speaker_finder(config, &mut components).await?;
     let (analyzers, key_sealer) = match config.backend {
         BackendKind::Hume => {
             let limiter =
@@ -203,9 +191,34 @@ async fn engine_backend(
     Ok((Arc::new(EngineBackend::new(store, workers, lock, key_sealer, components, summary)), idempotency))
 }
 
-/// The PostgreSQL store of `HUME_ACTION_DATABASE_URL`, reached within [`DATABASE_PATIENCE`].
-/// The embedded burst runner, loaded at start-up when its files are installed (it adds about
-/// 60 MB of RSS, see docs/benchmarks.md), else why not, for the route's error.
+/// The embedded speaker finder when the speaker model's files are installed and pinned, else
+/// why not, for each file's error. The model (about 55 MB of RSS, see docs/benchmarks.md) loads
+/// on the first file that asks for speakers ([`crate::analyzers::lazy`]).
+async fn speaker_finder(
+    config: &Config,
+    components: &mut Components,
+) -> anyhow::Result<Result<Arc<dyn SpeakerFinder>, String>> {
+    let root = config.model_dir();
+    let checked = {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || Diarizer::check(&root)).await.context("checking the speaker model")?
+    };
+    match checked {
+        Ok(()) => {
+            components.insert("speaker_model", "installed (CAM++, loaded on first use)".into());
+            Ok(Ok(Arc::new(LocalSpeakers::on_first_use(root)) as Arc<dyn SpeakerFinder>))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "identify_speakers cannot run: the speaker model is not loaded");
+            components.insert("speaker_model", format!("not loaded: {e}"));
+            Ok(Err(e.to_string()))
+        }
+    }
+}
+
+/// The embedded burst runner when its files are installed and pinned, else why not, for the
+/// route's error. The model (about 62 MB of RSS, see docs/benchmarks.md) loads on the first file
+/// measured for bursts ([`crate::analyzers::lazy`]).
 async fn local_burst(
     config: &Config,
     components: &mut Components,
@@ -215,10 +228,14 @@ async fn local_burst(
         components.insert("burst_model", format!("not installed (no {})", dir.join(BURST_MODEL_FILE).display()));
         return Ok(Err("is not installed"));
     }
-    match tokio::task::spawn_blocking(move || LocalBurst::load(&dir)).await.context("loading the burst model")? {
-        Ok(burst) => {
-            components.insert("burst_model", "loaded (YAMNet)".into());
-            Ok(Ok(Arc::new(burst) as Arc<dyn Analyzer>))
+    let checked = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || Yamnet::check(&dir)).await.context("checking the burst model")?
+    };
+    match checked {
+        Ok(()) => {
+            components.insert("burst_model", "installed (YAMNet, loaded on first use)".into());
+            Ok(Ok(Arc::new(LocalBurst::on_first_use(dir)) as Arc<dyn Analyzer>))
         }
         Err(e) => {
             tracing::warn!(error = %e, "vocal bursts cannot be found: the burst model is not loaded");
@@ -228,6 +245,7 @@ async fn local_burst(
     }
 }
 
+/// The PostgreSQL store of `HUME_ACTION_DATABASE_URL`, reached within [`DATABASE_PATIENCE`].
 async fn postgres_store(config: &Config, url: &str) -> anyhow::Result<PostgresStore> {
     // The message is scrubbed of the URL's password before it goes anywhere.
     PostgresStore::connect(url, config.database_pool_size, config.lease(), DATABASE_PATIENCE)

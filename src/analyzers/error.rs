@@ -17,7 +17,8 @@ pub enum MeasureError {
     /// Hume's v1 API refused or failed, after the retries a transient failure gets.
     #[error("{}", describe_upstream(.file, .error))]
     Upstream { file: String, error: UpstreamError },
-    /// Speakers were asked for and the speaker model is not installed (`why` says how to).
+    /// Speakers were asked for and the speaker model is not installed, or did not load on its
+    /// first use (`why` says how to get it).
     #[error("{file}: speakers were not identified: {why}")]
     NoSpeakerModel { file: String, why: String },
     /// The job needs a Hume key (the `hume` backend's runners) and has none.

@@ -11,30 +11,39 @@
 //!   "Amusement" because a sound classifier heard laughter (Hume's burst emotions need the `hume`
 //!   backend). The output's `note` says so.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::analyzers::lazy::LazyModel;
 use crate::analyzers::{Analyzer, MeasureError, Missing, Step, Task};
 use crate::media::audio::Pcm;
-use crate::models::burst::{Burst, BurstModelError, Yamnet, BURST_CLASSES};
+use crate::models::burst::{Burst, Yamnet, BURST_CLASSES};
 use crate::predictions::{BurstPrediction, ModelOutput, ModelsPredictions, Score, TimeInterval};
 
 /// What the burst output's `note` says about the numbers.
 pub const NOTE: &str = "Vocal bursts found by YAMNet (AudioSet's sound classes, embedded): `descriptions` are its probabilities of AudioSet's burst classes over each stretch; `emotions` is empty because no local model measures a burst's emotions (use the hume backend for Hume's).";
 
-/// The local burst runner: YAMNet, loaded once and shared.
+/// What a caller reads when the burst model did not load on first use (the server's log has the
+/// cause, which may name server paths).
+pub const DID_NOT_LOAD: &str =
+    "the model did not load on this server (its log says why); reinstall it with scripts/install-models.sh --with-burst and restart the server";
+
+/// The local burst runner: YAMNet, loaded on its first use and shared by every worker (see
+/// [`super::lazy`]).
 pub struct LocalBurst {
-    model: Arc<Yamnet>,
+    model: LazyModel<Yamnet>,
 }
 
 impl LocalBurst {
     /// A runner over a loaded model.
     pub fn new(model: Arc<Yamnet>) -> Self {
-        Self { model }
+        Self { model: LazyModel::loaded("burst", model) }
     }
 
-    /// Loads the model from `dir` (the `burst` folder of the model directory).
-    pub fn load(dir: &std::path::Path) -> Result<Self, BurstModelError> {
-        Ok(Self::new(Arc::new(Yamnet::load(dir)?)))
+    /// A runner over the model in `dir` (the `burst` folder of the model directory), loaded by
+    /// the first file that needs it; its files should have passed [`Yamnet::check`].
+    pub fn on_first_use(dir: PathBuf) -> Self {
+        Self { model: LazyModel::new("burst", move || Yamnet::load(&dir)) }
     }
 }
 
@@ -46,11 +55,12 @@ impl Analyzer for LocalBurst {
             return Err(MeasureError::nothing(file, Missing::AudioTrack));
         };
         let failed = |e: &dyn std::fmt::Display| MeasureError::failed(file, Step::Burst, e);
+        let model = self.model.get().await.map_err(|_| failed(&DID_NOT_LOAD))?;
         let found = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         {
-            tokio::task::block_in_place(|| self.model.bursts(&pcm.samples))
+            tokio::task::block_in_place(|| model.bursts(&pcm.samples))
         } else {
-            let (model, pcm): (_, Pcm) = (self.model.clone(), pcm.clone());
+            let pcm: Pcm = pcm.clone();
             tokio::task::spawn_blocking(move || model.bursts(&pcm.samples)).await.map_err(|e| failed(&e))?
         }
         .map_err(|e| failed(&e))?;

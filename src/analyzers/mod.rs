@@ -7,7 +7,8 @@
 //! - [`local_face`]: embedded face detection (CenterFace) and expression (mini-Xception), on
 //!   the `local` backend;
 //! - [`local_burst`]: embedded vocal burst detection (YAMNet), on the `local` backend when its
-//!   files are installed (`scripts/install-models.sh --with-burst`);
+//!   files are installed (`scripts/install-models.sh --with-burst`), loaded on first use
+//!   ([`lazy`]);
 //! - [`hume`]: Hume's v1 API for face (`/video/file`) and voice (`/audio/file`: prosody and
 //!   burst from one request), on the `hume` backend.
 //!
@@ -15,7 +16,8 @@
 //!   times, on every backend: measurements, not a model's emotions, reported beside the models.
 //!
 //! Beside them, two helpers every backend runs in-process before the analyzers: the
-//! [`Transcriber`] (what was said) and the [`speakers::SpeakerFinder`] (who said it).
+//! [`Transcriber`] (what was said) and the [`speakers::SpeakerFinder`] (who said it, its model
+//! loaded on first use: [`lazy`]).
 //!
 //! A model no runner can measure on this backend has a [`Route::Unavailable`] whose message says
 //! why and how to get it; the engine reports it as that source's error (and, for prosody on
@@ -25,6 +27,7 @@
 pub mod error;
 pub mod hume;
 pub mod language;
+pub mod lazy;
 pub mod local_burst;
 pub mod local_face;
 pub mod local_speech;

@@ -9,8 +9,10 @@
 //! The local model ([`crate::models::speakers`]) runs on every backend: Hume's v1 API
 //! identifies no speakers.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::lazy::LazyModel;
 use super::{MeasureError, Step, Transcript};
 use crate::media::audio::Pcm;
 use crate::models::speakers::{Diarizer, Turn};
@@ -102,15 +104,26 @@ pub fn group<P>(predictions: Vec<(Option<String>, P)>) -> Vec<Grouped<P>> {
     groups
 }
 
-/// The embedded speaker model behind the [`SpeakerFinder`] seam.
+/// What a caller reads when the speaker model did not load on first use (the server's log has
+/// the cause, which may name server paths).
+pub const DID_NOT_LOAD: &str = "the speaker model did not load on this server (its log says why); reinstall it with scripts/models/speakers.sh (or scripts/install-models.sh) and restart the server";
+
+/// The embedded speaker model behind the [`SpeakerFinder`] seam, loaded on its first use and
+/// shared by every worker (see [`super::lazy`]).
 pub struct LocalSpeakers {
-    diarizer: Arc<Diarizer>,
+    diarizer: LazyModel<Diarizer>,
 }
 
 impl LocalSpeakers {
-    /// Wraps a model loaded once per process.
+    /// Over a model loaded already.
     pub fn new(diarizer: Arc<Diarizer>) -> Self {
-        Self { diarizer }
+        Self { diarizer: LazyModel::loaded("speakers", diarizer) }
+    }
+
+    /// Over the model in `models_dir`, loaded by the first file that needs speakers; its files
+    /// should have passed [`Diarizer::check`].
+    pub fn on_first_use(models_dir: PathBuf) -> Self {
+        Self { diarizer: LazyModel::new("speakers", move || Diarizer::load(&models_dir)) }
     }
 }
 
@@ -118,11 +131,16 @@ impl LocalSpeakers {
 impl SpeakerFinder for LocalSpeakers {
     async fn speakers(&self, file: &str, pcm: &Pcm) -> Result<Speakers, MeasureError> {
         let failed = |e: &dyn std::fmt::Display| MeasureError::failed(file, Step::Speakers, e);
+        let diarizer = self
+            .diarizer
+            .get()
+            .await
+            .map_err(|_| MeasureError::NoSpeakerModel { file: file.to_owned(), why: DID_NOT_LOAD.to_owned() })?;
         let result = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         {
-            tokio::task::block_in_place(|| self.diarizer.diarize(pcm))
+            tokio::task::block_in_place(|| diarizer.diarize(pcm))
         } else {
-            let (diarizer, pcm) = (self.diarizer.clone(), pcm.clone());
+            let pcm = pcm.clone();
             tokio::task::spawn_blocking(move || diarizer.diarize(&pcm)).await.map_err(|e| failed(&e))?
         };
         result.map(|d| Speakers { turns: d.turns }).map_err(|e| failed(&e))

@@ -1,10 +1,11 @@
 //! Vocal bursts on the `local` backend with the real YAMNet model (`scripts/install-models.sh
 //! --with-burst`) on real acted bursts (Debian's `hedgewars-data`, `scripts/install-system.sh
-//! --tests`), speech without bursts, and the honest error of a server without the model.
+//! --tests`), speech without bursts, and the honest error of a server without the model or
+//! whose model does not load on its first use (it loads on the first burst job).
 
 use serde_json::{json, Value};
 
-use crate::helpers::{model_dir, spawn_local_app, summary_when_done, TestApp};
+use crate::helpers::{linked_model_dir, model_dir, spawn_local_app, summary_when_done, TestApp};
 use crate::media_files::MEDIA;
 
 const LAUGH: &str = "/usr/share/games/hedgewars/Data/Sounds/voices/Default/Laugh.ogg";
@@ -97,4 +98,33 @@ async fn without_the_burst_files_burst_says_how_to_install_them_and_other_models
 async fn the_official_v0_python_sdk_reads_local_bursts_with_empty_emotions() {
     let app = spawn_local_app(|_| {}).await;
     crate::sdk::run_sdk_script("v0_local_burst.py", &app.address, &[("MEDIA_AUDIO_FILE", LAUGH.to_owned())]).await;
+}
+
+#[tokio::test]
+async fn a_burst_model_that_does_not_load_on_first_use_is_the_files_error_and_other_models_still_run() {
+    let models = linked_model_dir("burst");
+    let dir = models.path().to_owned();
+    let app = spawn_local_app(|config| config.model_dir = Some(dir)).await;
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["components"]["burst_model"], "installed (YAMNet, loaded on first use)", "{ready}");
+    // Start-up checked the file; it changes before the first job loads it.
+    let file = models.path().join("burst/yamnet.onnx");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, b"not the pinned model").unwrap();
+    let url = app.host_file("/laugh.ogg", laugh(), "audio/ogg").await;
+    let body = json!({"urls": [url], "models": {"burst": {}, "language": {"granularity": "sentence"}}});
+    let id = app.start_v0(&body).await;
+    let job = app.wait_for_job(&id, &["COMPLETED", "FAILED"]).await;
+    assert_eq!(job["state"]["status"], "COMPLETED", "{job}");
+    let predictions = app.predictions(&id).await;
+    let errors = predictions[0]["results"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{predictions}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("laugh.ogg: the vocal burst model failed: the model did not load")
+            && message.contains("scripts/install-models.sh --with-burst"),
+        "{message}"
+    );
+    assert!(!message.contains(&models.path().display().to_string()), "no server path in a caller's error: {message}");
+    assert!(predictions[0]["results"]["predictions"][0]["models"]["burst"].is_null(), "{predictions}");
 }

@@ -148,6 +148,25 @@ pub fn model_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models"))
 }
 
+/// A model directory of links to the installed one ([`model_dir`]), where the folder `own` is a
+/// folder of its own holding links to its files: a test can swap one of them (say, for a file that
+/// is not the pinned one) after the server started, without touching the installed models.
+pub fn linked_model_dir(own: &str) -> tempfile::TempDir {
+    let models = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(model_dir()).unwrap().flatten() {
+        let link = models.path().join(entry.file_name());
+        if entry.file_name() == own {
+            std::fs::create_dir(&link).unwrap();
+            for file in std::fs::read_dir(entry.path()).unwrap().flatten() {
+                std::os::unix::fs::symlink(file.path(), link.join(file.file_name())).unwrap();
+            }
+        } else {
+            std::os::unix::fs::symlink(entry.path(), link).unwrap();
+        }
+    }
+    models
+}
+
 /// Spawns the app on the local engine; URLs on this machine are allowed (the fake hosts are
 /// on loopback) unless the tweak says otherwise.
 pub async fn spawn_local_app(tweak: impl FnOnce(&mut Config)) -> TestApp {

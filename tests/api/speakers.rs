@@ -2,14 +2,15 @@
 //! out as two speakers on `local` (language segments grouped under their ids, the transcript's
 //! words and the artifacts carrying them) and on `hume` (prosody windows, measured by the fake
 //! v1, grouped under the speaker of their words); off, everything is `unknown`; without the
-//! model's files, a per-source error names the install command.
+//! model's files, a per-source error names the install command; a model that does not load on
+//! its first use (it loads on the first job that asks for speakers) is that file's error too.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use crate::fake_v1::FakeV1;
-use crate::helpers::{model_dir, spawn_hume_app, spawn_local_app, TestApp};
+use crate::helpers::{linked_model_dir, model_dir, spawn_hume_app, spawn_local_app, TestApp};
 use hume_action::models::speakers::eval::{dialogue, Reference};
 
 /// Four turns (about 17 s), so a job stays within the helpers' wait on a busy machine.
@@ -204,4 +205,36 @@ async fn without_the_speaker_model_a_source_error_names_the_install_command() {
     assert!(message.contains("call.wav") && message.contains("scripts/models/speakers.sh"), "{message}");
     let file = &predictions[0]["results"]["predictions"][0];
     assert_eq!(ids(&file["models"]["language"]), ["unknown"]);
+}
+
+#[tokio::test]
+async fn a_speaker_model_that_does_not_load_on_first_use_is_the_files_error_and_the_words_are_still_scored() {
+    let models = linked_model_dir("campplus");
+    let dir = models.path().to_owned();
+    let app = spawn_local_app(|c| c.model_dir = Some(dir)).await;
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["components"]["speaker_model"], "installed (CAM++, loaded on first use)", "{ready}");
+    // Start-up checked the file; it changes before the first job loads it.
+    let file = models.path().join("campplus/campplus_cn_en_common.pt");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, b"not the pinned model").unwrap();
+    let (wav, _) = two_voices();
+    let url = app.host_file("/call.wav", wav, "audio/wav").await;
+    let body = json!({"urls": [url], "models": {"language": {"granularity": "utterance", "identify_speakers": true}}});
+    let (job, predictions) = run_v0(&app, body.clone()).await;
+    assert_eq!(job["state"]["status"], "COMPLETED", "the words are still scored: {job}");
+    let errors = predictions[0]["results"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("call.wav")
+            && message.contains("did not load")
+            && message.contains("scripts/models/speakers.sh"),
+        "{message}"
+    );
+    assert!(!message.contains(&models.path().display().to_string()), "no server path in a caller's error: {message}");
+    assert_eq!(ids(&predictions[0]["results"]["predictions"][0]["models"]["language"]), ["unknown"]);
+    // The failure is kept: the next job says the same, without loading again.
+    let (_, again) = run_v0(&app, body).await;
+    assert_eq!(again[0]["results"]["errors"][0]["message"], message, "{again}");
 }

@@ -73,12 +73,8 @@ impl Yamnet {
     /// Loads the model from `dir` (e.g. `data/models/burst`), checking each file's sha256 first.
     pub fn load(dir: &Path) -> Result<Self, BurstModelError> {
         let (model_path, onnx) = read_pinned(&dir.join(MODEL_FILE), MODEL_SHA256)?;
-        let (map_path, map) = read_pinned(&dir.join(CLASS_MAP_FILE), CLASS_MAP_SHA256)?;
+        let names = read_class_map(dir)?;
         let load_error = |path: &Path, message: String| BurstModelError::Load { path: path.to_owned(), message };
-        let names = class_names(&map).map_err(|m| load_error(&map_path, m))?;
-        if let Some((i, name)) = BURST_CLASSES.iter().find(|(i, name)| names[*i] != *name) {
-            return Err(load_error(&map_path, format!("class {i} is {:?}, expected {name:?}", names[*i])));
-        }
         let plan = tract_onnx::onnx()
             .model_for_read(&mut Cursor::new(onnx))
             .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, PATCH_FRAMES, MEL_BANDS]).into()))
@@ -86,6 +82,19 @@ impl Yamnet {
             .and_then(|m| m.into_runnable())
             .map_err(|e| load_error(&model_path, format!("{e:#}")))?;
         Ok(Self { plan, front: LogMel::new(), names })
+    }
+
+    /// Checks, without loading the graph, that both files in `dir` are installed and are the
+    /// pinned ones, and that the class map names YAMNet's classes (for a server that loads the
+    /// model on first use).
+    pub fn check(dir: &Path) -> Result<(), BurstModelError> {
+        let path = dir.join(MODEL_FILE);
+        let actual = crate::models::sha256_of_file(&path)
+            .map_err(|source| BurstModelError::Read { path: path.clone(), source })?;
+        if actual != MODEL_SHA256 {
+            return Err(BurstModelError::Checksum { path, actual, expected: MODEL_SHA256 });
+        }
+        read_class_map(dir).map(drop)
     }
 
     /// AudioSet's name of class `index`.
@@ -117,6 +126,18 @@ impl Yamnet {
         let scores = self.scores(samples)?;
         Ok(detect::stretches(&scores, samples.len() as f64 / features::SAMPLE_RATE as f64, THRESHOLD))
     }
+}
+
+/// The display names of the class map in `dir`, pinned and checked to be YAMNet's, with the
+/// burst classes where [`BURST_CLASSES`] expects them.
+fn read_class_map(dir: &Path) -> Result<Vec<String>, BurstModelError> {
+    let (path, map) = read_pinned(&dir.join(CLASS_MAP_FILE), CLASS_MAP_SHA256)?;
+    let load_error = |message: String| BurstModelError::Load { path: path.clone(), message };
+    let names = class_names(&map).map_err(load_error)?;
+    if let Some((i, name)) = BURST_CLASSES.iter().find(|(i, name)| names[*i] != *name) {
+        return Err(load_error(format!("class {i} is {:?}, expected {name:?}", names[*i])));
+    }
+    Ok(names)
 }
 
 /// The display names of YAMNet's class map, checked to be its 521 classes in order.

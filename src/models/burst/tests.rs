@@ -27,6 +27,20 @@ fn a_file_that_is_not_the_pinned_one_is_refused() {
     assert!(err.to_string().contains("--with-burst"), "{err}");
     let missing = Yamnet::load(&dir.path().join("nowhere")).err().unwrap();
     assert!(matches!(missing, BurstModelError::Read { .. }), "{missing}");
+    // The start-up check (the model loads on first use) refuses the same files the same way.
+    let checked = Yamnet::check(dir.path()).unwrap_err();
+    assert!(matches!(checked, BurstModelError::Checksum { .. }), "{checked}");
+    assert!(matches!(Yamnet::check(&dir.path().join("nowhere")), Err(BurstModelError::Read { .. })));
+}
+
+#[test]
+fn the_installed_files_pass_the_start_up_check() {
+    Yamnet::check(&model_dir()).unwrap_or_else(|e| panic!("{e}"));
+    // The class map is checked too: one that is not the pinned file is refused.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(model_dir().join(MODEL_FILE), dir.path().join(MODEL_FILE)).unwrap();
+    std::fs::write(dir.path().join(CLASS_MAP_FILE), "index,mid,display_name\n0,/m/x,Speech\n").unwrap();
+    assert!(matches!(Yamnet::check(dir.path()), Err(BurstModelError::Checksum { .. })));
 }
 
 #[test]

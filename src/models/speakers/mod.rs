@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use sha2::{Digest, Sha256};
 
 use crate::media::audio::Pcm;
 use crate::models::speech::{self, vad, SpeechError};
@@ -101,20 +100,17 @@ impl Diarizer {
     /// Loads the speaker model from `models_dir/campplus` and the VAD from `models_dir`,
     /// checking both files' sha256.
     pub fn load(models_dir: &Path) -> Result<Self, SpeakerError> {
-        let path = models_dir.join(DIR_NAME).join(MODEL_FILE.0);
-        let bytes = std::fs::read(&path).map_err(|source| SpeakerError::Missing {
-            path: path.clone(),
-            dir: models_dir.to_owned(),
-            source,
-        })?;
-        let actual = hex::encode(Sha256::digest(&bytes));
-        if actual != MODEL_FILE.1 {
-            return Err(SpeakerError::Checksum { path, dir: models_dir.to_owned(), actual, expected: MODEL_FILE.1 });
-        }
-        drop(bytes);
+        let path = check_model_file(models_dir)?;
         let vb = VarBuilder::from_pth(&path, DType::F32, &Device::Cpu)?;
         let model = campplus::CamPlusPlus::load(vb)?;
         Ok(Self { vad: speech::load_vad(models_dir)?, model, fbank: fbank::Fbank::new() })
+    }
+
+    /// Checks, without loading anything, that both files [`Self::load`] reads are installed
+    /// and are the pinned ones (for a server that loads the model on first use).
+    pub fn check(models_dir: &Path) -> Result<(), SpeakerError> {
+        check_model_file(models_dir)?;
+        Ok(speech::check_vad(models_dir)?)
     }
 
     /// The network, for comparisons with the reference implementation.
@@ -175,6 +171,20 @@ impl Diarizer {
             speakers: labels.iter().max().map_or(0, |m| m + 1),
         })
     }
+}
+
+/// The path of CAM++'s file in `models_dir`, once its sha256 is the pinned one.
+fn check_model_file(models_dir: &Path) -> Result<PathBuf, SpeakerError> {
+    let path = models_dir.join(DIR_NAME).join(MODEL_FILE.0);
+    let actual = crate::models::sha256_of_file(&path).map_err(|source| SpeakerError::Missing {
+        path: path.clone(),
+        dir: models_dir.to_owned(),
+        source,
+    })?;
+    if actual != MODEL_FILE.1 {
+        return Err(SpeakerError::Checksum { path, dir: models_dir.to_owned(), actual, expected: MODEL_FILE.1 });
+    }
+    Ok(path)
 }
 
 /// First frame of each window of a region of `frames` frames: every [`HOP_FRAMES`], the last

@@ -83,4 +83,16 @@ fn a_missing_model_names_the_install_command() {
     let err = Diarizer::load(dir.path()).err().expect("no model there").to_string();
     assert!(err.contains("scripts/models/speakers.sh"), "{err}");
     assert!(err.contains("campplus_cn_en_common.pt"), "{err}");
+    // The start-up check (the model loads on first use) says the same.
+    let checked = Diarizer::check(dir.path()).unwrap_err().to_string();
+    assert_eq!(checked, err);
+}
+
+#[test]
+fn the_installed_files_pass_the_start_up_check() {
+    Diarizer::check(&model_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(model_dir().join(DIR_NAME), dir.path().join(DIR_NAME)).unwrap();
+    let err = Diarizer::check(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("voice activity"), "the VAD is checked too: {err}");
 }

@@ -105,6 +105,26 @@ fn read_pinned(models_dir: &Path, rel: &Path, expected: &str) -> Result<Vec<u8>,
     Ok(bytes)
 }
 
+/// Checks Silero VAD's file in `models_dir` against its pinned sha256 without loading it (for a
+/// model loaded on first use that runs its own copy: the speaker model).
+pub fn check_vad(models_dir: &Path) -> Result<(), SpeechError> {
+    let path = models_dir.join(VAD_DIR).join(VAD_FILE.0);
+    let actual = crate::models::sha256_of_file(&path).map_err(|source| SpeechError::Missing {
+        path: path.clone(),
+        dir: models_dir.to_owned(),
+        source,
+    })?;
+    if actual != VAD_FILE.1 {
+        return Err(SpeechError::Checksum {
+            path,
+            dir: models_dir.to_owned(),
+            actual,
+            expected: VAD_FILE.1.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Silero VAD from `models_dir`, its sha256 checked (the speaker model runs its own copy).
 pub fn load_vad(models_dir: &Path) -> Result<vad::Vad, SpeechError> {
     let onnx = read_pinned(models_dir, &Path::new(VAD_DIR).join(VAD_FILE.0), VAD_FILE.1)?;
