@@ -1,11 +1,15 @@
 //! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
-//! sections `models`, `voice`, `burst`, `memory`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! sections `models`, `loads`, `voice`, `burst`, `memory`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
 //! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh --with-burst`).
 //!
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
 //!   analysis (detection + expression) in frames per second on a 60 s 640x480 video with a face,
 //!   transcription as a multiple of real time on a 5-minute recording, and the language model's
 //!   sentences per second beside the figure recorded in docs/benchmarks.md (82.8 batched, 50.2 single);
+//! - loads: in this process, each model loaded in the server's start-up order (language, speech,
+//!   face) and then the two it loads on first use (speakers, burst): the time each load takes and
+//!   the RSS and high-water (VmHWM) after it, to weigh what a lazy load would save against what
+//!   its first job would wait;
 //! - voice: the voice measures (pitch, loudness, speaking rate per utterance) of a 10-minute
 //!   recording of sentences, timed as seconds per minute of audio, with this process's RSS
 //!   before and its peak after (run the section alone for a peak of its own);
@@ -175,6 +179,36 @@ fn models(dir: &Path) {
     println!("language: {batched:.1} sentences/s in batches of 32, {single:.1} one at a time (docs/benchmarks.md: 82.8 and 50.2)");
     let (rss, peak) = memory_of("self");
     println!("RSS at the end of this section: {rss:.0} MB (peak {peak:.0} MB, including the test media)");
+}
+
+/// Loads every model in the server's order, printing each load's time and the memory after it.
+fn loads() {
+    let root = model_root();
+    let (rss, peak) = memory_of("self");
+    println!("loads: RSS {rss:.0} MB before any model (high-water {peak:.0} MB)");
+    let timed = |what: &str, load: &dyn Fn() -> Box<dyn std::any::Any>| {
+        let start = Instant::now();
+        let model = load();
+        let took = start.elapsed().as_secs_f64();
+        let (rss, peak) = memory_of("self");
+        println!("  + {what}: {took:.2} s; RSS {rss:.0} MB, high-water {peak:.0} MB");
+        model
+    };
+    let _language = timed("language (MiniLM)", &|| {
+        Box::new(LanguageModel::load(&root.join(MODEL_DIR_NAME)).expect("language model installed"))
+    });
+    let _speech = timed("speech (Silero VAD, Whisper base)", &|| {
+        Box::new(SpeechModels::load(&root).expect("speech models installed"))
+    });
+    let _face = timed("face (CenterFace, mini-Xception)", &|| {
+        Box::new(FaceModels::load(&root.join(FACE_DIR_NAME)).expect("face models installed"))
+    });
+    let _speakers = timed("speakers (CAM++, its own VAD)", &|| {
+        Box::new(hume_action::models::speakers::Diarizer::load(&root).expect("speaker model installed"))
+    });
+    let _burst = timed("burst (YAMNet)", &|| {
+        Box::new(Yamnet::load(&root.join(BURST_DIR_NAME)).expect("burst model installed (--with-burst)"))
+    });
 }
 
 /// The voice measures of a 10-minute recording whose word times are known (each sentence's
@@ -406,6 +440,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     if wants("models") {
         models(dir.path());
+    }
+    if wants("loads") {
+        loads();
     }
     if wants("voice") {
         voice_measures();
