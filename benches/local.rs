@@ -20,7 +20,8 @@
 //! - memory: the real server binary on the `local` backend with every model installed: its RSS
 //!   idle after start-up and its start-up high-water (VmHWM), then a job on a 17 s two-voice
 //!   dialogue (language, transcribed), the same with `identify_speakers` twice (the first loads the
-//!   speaker model), and a burst job on a laugh twice (the first loads the burst model): each
+//!   speaker model), a burst job on a laugh twice (the first loads the burst model) and a face job
+//!   on a photo twice (the first loads the face models): each
 //!   job's time (started to ended, from the job's own timestamps) and the RSS after it, so the
 //!   lazily loaded models' RSS and first-use latency read as differences;
 //! - call: the real server binary on the `local` backend is sent a 10-minute call recording with
@@ -54,7 +55,7 @@ use serde_json::{json, Value};
 
 mod support;
 
-use support::{memory_of, model_root, server, wait_for_end};
+use support::{memory_of, model_root, rss_parts, server, wait_for_end};
 
 const SENTENCES: &str = include_str!("../assets/speech/sentences.txt");
 
@@ -335,10 +336,13 @@ async fn memory() {
     .expect("espeak-ng and ffmpeg");
     let laugh = std::fs::read(burst_eval::hedgewars_clip("Default", "Laugh"))
         .expect("hedgewars-data (scripts/install-system.sh --tests)");
+    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/face/astronaut.jpg")).unwrap();
     let files = wiremock::MockServer::start().await;
-    for (path, bytes, kind) in
-        [("/dialogue.wav", pcm.to_wav(0..pcm.samples.len()), "audio/wav"), ("/laugh.ogg", laugh, "audio/ogg")]
-    {
+    for (path, bytes, kind) in [
+        ("/dialogue.wav", pcm.to_wav(0..pcm.samples.len()), "audio/wav"),
+        ("/laugh.ogg", laugh, "audio/ogg"),
+        ("/face.jpg", photo, "image/jpeg"),
+    ] {
         wiremock::Mock::given(wiremock::matchers::path(path))
             .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(bytes, kind))
             .mount(&files)
@@ -351,9 +355,13 @@ async fn memory() {
     let ready: Value = client.get(format!("{address}/readyz")).send().await.unwrap().json().await.unwrap();
     println!("memory: server ready, components {}", ready["components"]);
     let (idle, high_water) = memory_of(&pid);
-    println!("  idle RSS after start-up: {idle:.0} MB; start-up high-water (VmHWM): {high_water:.0} MB");
+    let (anon, file) = rss_parts(&pid);
+    println!(
+        "  idle RSS after start-up: {idle:.0} MB ({anon:.0} MB anonymous, {file:.0} MB file-backed: the binary and mapped libraries); start-up high-water (VmHWM): {high_water:.0} MB"
+    );
     let dialogue = format!("{}/dialogue.wav", files.uri());
     let laugh = format!("{}/laugh.ogg", files.uri());
+    let face = format!("{}/face.jpg", files.uri());
     let jobs = [
         (
             "language on a 17 s dialogue (transcribed)",
@@ -369,6 +377,8 @@ async fn memory() {
         ),
         ("burst on a 1 s laugh, first (loads the burst model)", json!({"urls": [laugh], "models": {"burst": {}}})),
         ("burst on a 1 s laugh, second", json!({"urls": [laugh], "models": {"burst": {}}})),
+        ("face on a photo, first (loads the face models)", json!({"urls": [face], "models": {"face": {}}})),
+        ("face on a photo, second", json!({"urls": [face], "models": {"face": {}}})),
     ];
     let mut before = idle;
     for (what, body) in &jobs {
