@@ -1,11 +1,15 @@
 //! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
-//! sections `models`, `voice`, `burst`, `memory`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! sections `models`, `loads`, `voice`, `burst`, `memory`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
 //! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh --with-burst`).
 //!
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
 //!   analysis (detection + expression) in frames per second on a 60 s 640x480 video with a face,
 //!   transcription as a multiple of real time on a 5-minute recording, and the language model's
 //!   sentences per second beside the figure recorded in docs/benchmarks.md (82.8 batched, 50.2 single);
+//! - loads: in this process, each model loaded in the server's start-up order (language, speech,
+//!   face) and then the two it loads on first use (speakers, burst): the time each load takes and
+//!   the RSS and high-water (VmHWM) after it, to weigh what a lazy load would save against what
+//!   its first job would wait;
 //! - voice: the voice measures (pitch, loudness, speaking rate per utterance) of a 10-minute
 //!   recording of sentences, timed as seconds per minute of audio, with this process's RSS
 //!   before and its peak after (run the section alone for a peak of its own);
@@ -16,7 +20,8 @@
 //! - memory: the real server binary on the `local` backend with every model installed: its RSS
 //!   idle after start-up and its start-up high-water (VmHWM), then a job on a 17 s two-voice
 //!   dialogue (language, transcribed), the same with `identify_speakers` twice (the first loads the
-//!   speaker model), and a burst job on a laugh twice (the first loads the burst model): each
+//!   speaker model), a burst job on a laugh twice (the first loads the burst model) and a face job
+//!   on a photo twice (the first loads the face models): each
 //!   job's time (started to ended, from the job's own timestamps) and the RSS after it, so the
 //!   lazily loaded models' RSS and first-use latency read as differences;
 //! - call: the real server binary on the `local` backend is sent a 10-minute call recording with
@@ -50,7 +55,7 @@ use serde_json::{json, Value};
 
 mod support;
 
-use support::{memory_of, model_root, server, wait_for_end};
+use support::{memory_of, model_root, rss_parts, server, wait_for_end};
 
 const SENTENCES: &str = include_str!("../assets/speech/sentences.txt");
 
@@ -177,6 +182,36 @@ fn models(dir: &Path) {
     println!("RSS at the end of this section: {rss:.0} MB (peak {peak:.0} MB, including the test media)");
 }
 
+/// Loads every model in the server's order, printing each load's time and the memory after it.
+fn loads() {
+    let root = model_root();
+    let (rss, peak) = memory_of("self");
+    println!("loads: RSS {rss:.0} MB before any model (high-water {peak:.0} MB)");
+    let timed = |what: &str, load: &dyn Fn() -> Box<dyn std::any::Any>| {
+        let start = Instant::now();
+        let model = load();
+        let took = start.elapsed().as_secs_f64();
+        let (rss, peak) = memory_of("self");
+        println!("  + {what}: {took:.2} s; RSS {rss:.0} MB, high-water {peak:.0} MB");
+        model
+    };
+    let _language = timed("language (MiniLM)", &|| {
+        Box::new(LanguageModel::load(&root.join(MODEL_DIR_NAME)).expect("language model installed"))
+    });
+    let _speech = timed("speech (Silero VAD, Whisper base)", &|| {
+        Box::new(SpeechModels::load(&root).expect("speech models installed"))
+    });
+    let _face = timed("face (CenterFace, mini-Xception)", &|| {
+        Box::new(FaceModels::load(&root.join(FACE_DIR_NAME)).expect("face models installed"))
+    });
+    let _speakers = timed("speakers (CAM++, its own VAD)", &|| {
+        Box::new(hume_action::models::speakers::Diarizer::load(&root).expect("speaker model installed"))
+    });
+    let _burst = timed("burst (YAMNet)", &|| {
+        Box::new(Yamnet::load(&root.join(BURST_DIR_NAME)).expect("burst model installed (--with-burst)"))
+    });
+}
+
 /// The voice measures of a 10-minute recording whose word times are known (each sentence's
 /// words share its span: the measures need times, not a transcriber, to be timed).
 fn voice_measures() {
@@ -301,10 +336,13 @@ async fn memory() {
     .expect("espeak-ng and ffmpeg");
     let laugh = std::fs::read(burst_eval::hedgewars_clip("Default", "Laugh"))
         .expect("hedgewars-data (scripts/install-system.sh --tests)");
+    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/face/astronaut.jpg")).unwrap();
     let files = wiremock::MockServer::start().await;
-    for (path, bytes, kind) in
-        [("/dialogue.wav", pcm.to_wav(0..pcm.samples.len()), "audio/wav"), ("/laugh.ogg", laugh, "audio/ogg")]
-    {
+    for (path, bytes, kind) in [
+        ("/dialogue.wav", pcm.to_wav(0..pcm.samples.len()), "audio/wav"),
+        ("/laugh.ogg", laugh, "audio/ogg"),
+        ("/face.jpg", photo, "image/jpeg"),
+    ] {
         wiremock::Mock::given(wiremock::matchers::path(path))
             .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(bytes, kind))
             .mount(&files)
@@ -317,9 +355,13 @@ async fn memory() {
     let ready: Value = client.get(format!("{address}/readyz")).send().await.unwrap().json().await.unwrap();
     println!("memory: server ready, components {}", ready["components"]);
     let (idle, high_water) = memory_of(&pid);
-    println!("  idle RSS after start-up: {idle:.0} MB; start-up high-water (VmHWM): {high_water:.0} MB");
+    let (anon, file) = rss_parts(&pid);
+    println!(
+        "  idle RSS after start-up: {idle:.0} MB ({anon:.0} MB anonymous, {file:.0} MB file-backed: the binary and mapped libraries); start-up high-water (VmHWM): {high_water:.0} MB"
+    );
     let dialogue = format!("{}/dialogue.wav", files.uri());
     let laugh = format!("{}/laugh.ogg", files.uri());
+    let face = format!("{}/face.jpg", files.uri());
     let jobs = [
         (
             "language on a 17 s dialogue (transcribed)",
@@ -335,6 +377,8 @@ async fn memory() {
         ),
         ("burst on a 1 s laugh, first (loads the burst model)", json!({"urls": [laugh], "models": {"burst": {}}})),
         ("burst on a 1 s laugh, second", json!({"urls": [laugh], "models": {"burst": {}}})),
+        ("face on a photo, first (loads the face models)", json!({"urls": [face], "models": {"face": {}}})),
+        ("face on a photo, second", json!({"urls": [face], "models": {"face": {}}})),
     ];
     let mut before = idle;
     for (what, body) in &jobs {
@@ -406,6 +450,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     if wants("models") {
         models(dir.path());
+    }
+    if wants("loads") {
+        loads();
     }
     if wants("voice") {
         voice_measures();

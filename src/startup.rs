@@ -35,7 +35,7 @@ use crate::intake::Intake;
 use crate::media::ffmpeg::{check_tools, Tools};
 use crate::media::prepare::{MediaLimits, Preparer};
 use crate::models::burst::{Yamnet, DIR_NAME as BURST_DIR_NAME, MODEL_FILE as BURST_MODEL_FILE};
-use crate::models::face::DIR_NAME as FACE_DIR_NAME;
+use crate::models::face::{FaceModels, DIR_NAME as FACE_DIR_NAME};
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
 use crate::models::speakers::Diarizer;
 use crate::models::speech::SpeechModels;
@@ -145,19 +145,7 @@ async fn engine_backend(
             (Analyzers::hume(language, face, voice), Some(sealer.clone()))
         }
         _ => {
-            let face_dir = config.model_dir().join(FACE_DIR_NAME);
-            let face = match tokio::task::spawn_blocking(move || LocalFace::load(&face_dir)).await {
-                Ok(Ok(face)) => {
-                    components.insert("face_models", "loaded".into());
-                    Some(Arc::new(face) as Arc<dyn Analyzer>)
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "the local face models are not loaded; run scripts/install-models.sh");
-                    components.insert("face_models", format!("not loaded: {e}"));
-                    None
-                }
-                Err(e) => return Err(e).context("loading the face models"),
-            };
+            let face = local_face(config, &mut components).await?;
             (Analyzers::local(language, face).with_local_burst(local_burst(config, &mut components).await?), None)
         }
     };
@@ -189,6 +177,29 @@ async fn engine_backend(
     let workers = WorkerPool::new(store.clone(), engine, callbacks);
     workers.start(config.workers()).await.context("starting the workers")?;
     Ok((Arc::new(EngineBackend::new(store, workers, lock, key_sealer, components, summary)), idempotency))
+}
+
+/// The embedded face runner when the face models' files are installed and pinned, else `None`
+/// (the route says how to install them). The models (about 40 MB of RSS, see docs/benchmarks.md)
+/// load on the first file measured for faces ([`crate::analyzers::lazy`]): the action's default
+/// leaves face off.
+async fn local_face(config: &Config, components: &mut Components) -> anyhow::Result<Option<Arc<dyn Analyzer>>> {
+    let dir = config.model_dir().join(FACE_DIR_NAME);
+    let checked = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || FaceModels::check(&dir)).await.context("checking the face models")?
+    };
+    match checked {
+        Ok(()) => {
+            components.insert("face_models", "installed (CenterFace + mini-Xception, loaded on first use)".into());
+            Ok(Some(Arc::new(LocalFace::on_first_use(dir)) as Arc<dyn Analyzer>))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the local face models are not loaded; run scripts/install-models.sh");
+            components.insert("face_models", format!("not loaded: {e}"));
+            Ok(None)
+        }
+    }
 }
 
 /// The embedded speaker finder when the speaker model's files are installed and pinned, else

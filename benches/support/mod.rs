@@ -19,14 +19,23 @@ pub fn model_root() -> PathBuf {
 /// `(VmRSS, VmHWM)` of a process (`self` or a pid) in MB.
 pub fn memory_of(pid: &str) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (status_mb(&status, "VmRSS:"), status_mb(&status, "VmHWM:"))
+}
+
+/// `(RssAnon, RssFile)` of a process in MB: its own memory, and the pages of files it maps (its
+/// binary's code among them).
+pub fn rss_parts(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    (status_mb(&status, "RssAnon:"), status_mb(&status, "RssFile:"))
+}
+
+/// A `/proc/<pid>/status` field given in kB, in MB (0 when absent).
+fn status_mb(status: &str, name: &str) -> f64 {
+    status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// The release server binary on `local` with `data` as its data directory and `env` on top of

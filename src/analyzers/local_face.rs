@@ -16,16 +16,17 @@
 //!   IoU ≥ [`TRACK_IOU`] with a face seen within the last [`TRACK_MAX_GAP`] sampled frames), not
 //!   recognised: a face that leaves and comes back, or jumps between frames, gets a new id.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use image::{ImageFormat, RgbImage};
 
 use crate::analyzers::hume::mapping::group_faces;
+use crate::analyzers::lazy::LazyModel;
 use crate::analyzers::{Analyzer, MeasureError, Missing, Step, Task};
 use crate::job::models::FaceSettings;
 use crate::media::prepare::Frame;
-use crate::models::face::{Detection, FaceModelError, FaceModels};
+use crate::models::face::{Detection, FaceModels};
 use crate::predictions::names::EMOTIONS;
 use crate::predictions::{BoundingBox, FacePrediction, ModelOutput, ModelsPredictions, Score};
 
@@ -78,20 +79,26 @@ pub fn emotions(probabilities: &[f32; 7]) -> Vec<Score> {
     Score::list(&EMOTIONS, &values)
 }
 
-/// The local face runner: the face models, loaded once and shared.
+/// What a caller reads when the face models did not load on first use (the server's log has
+/// the cause, which may name server paths).
+pub const DID_NOT_LOAD: &str = "the face models did not load on this server (its log says why); reinstall them with scripts/install-models.sh and restart the server";
+
+/// The local face runner: the face models, loaded on their first use and shared by every worker
+/// (see [`super::lazy`]; the `action`'s default leaves face off, so many servers never need them).
 pub struct LocalFace {
-    models: Arc<FaceModels>,
+    models: LazyModel<FaceModels>,
 }
 
 impl LocalFace {
     /// A runner over loaded models.
     pub fn new(models: Arc<FaceModels>) -> Self {
-        Self { models }
+        Self { models: LazyModel::loaded("face", models) }
     }
 
-    /// Loads the models from `dir` (the `face` folder of the model directory).
-    pub fn load(dir: &Path) -> Result<Self, FaceModelError> {
-        Ok(Self::new(Arc::new(FaceModels::load(dir)?)))
+    /// A runner over the models in `dir` (the `face` folder of the model directory), loaded by
+    /// the first file measured for faces; its files should have passed [`FaceModels::check`].
+    pub fn on_first_use(dir: PathBuf) -> Self {
+        Self { models: LazyModel::new("face", move || FaceModels::load(&dir)) }
     }
 }
 
@@ -105,7 +112,11 @@ impl Analyzer for LocalFace {
         if frames.is_empty() {
             return Err(MeasureError::nothing(&file, Missing::Picture));
         }
-        let models = self.models.clone();
+        let models = self
+            .models
+            .get()
+            .await
+            .map_err(|_| MeasureError::failed(subject.file, Step::FaceDetection, DID_NOT_LOAD))?;
         let identify = face.identify_faces;
         let min_face_size = face.min_face_size;
         let found = tokio::task::spawn_blocking(move || measure(&models, &file, &frames, &face))
@@ -293,7 +304,7 @@ mod tests {
     }
 
     fn asset(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/face").join(name)
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/face").join(name)
     }
 
     fn frame(index: u64, jpeg: Vec<u8>, scale: f64) -> Frame {

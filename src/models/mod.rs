@@ -6,6 +6,7 @@ pub mod language;
 pub mod segment;
 pub mod speakers;
 pub mod speech;
+pub mod weights;
 
 use std::path::Path;
 

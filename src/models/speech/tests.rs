@@ -107,3 +107,28 @@ fn windows_group_nearby_speech_up_to_the_limit() {
     assert_eq!(w, vec![0..20, 25..45]);
     assert_eq!(group_windows(&[0..50, 51..52], 20), vec![0..50, 51..52]);
 }
+
+#[test]
+fn weights_that_are_truncated_or_missing_name_the_install_command() {
+    let installed =
+        std::env::var_os("HUME_ACTION_MODEL_DIR").map_or_else(|| PathBuf::from("data/models"), PathBuf::from);
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(installed.join(VAD_DIR), dir.path().join(VAD_DIR)).unwrap();
+    let whisper = dir.path().join(WhisperVariant::Base.dir_name());
+    std::fs::create_dir(&whisper).unwrap();
+    for file in ["config.json", "tokenizer.json"] {
+        std::os::unix::fs::symlink(installed.join(WhisperVariant::Base.dir_name()).join(file), whisper.join(file))
+            .unwrap();
+    }
+    let missing = SpeechModels::load(dir.path()).err().expect("no weights").to_string();
+    assert!(
+        missing.contains("model.safetensors is missing") && missing.contains("scripts/models/speech.sh"),
+        "{missing}"
+    );
+    // The first megabyte of the real file: it reads until it ends early, and is not the pinned file.
+    let mut start = std::fs::read(installed.join(WhisperVariant::Base.dir_name()).join("model.safetensors")).unwrap();
+    start.truncate(1 << 20);
+    std::fs::write(whisper.join("model.safetensors"), start).unwrap();
+    let truncated = SpeechModels::load(dir.path()).err().expect("a truncated file").to_string();
+    assert!(truncated.contains("has sha256") && truncated.contains("scripts/models/speech.sh"), "{truncated}");
+}

@@ -88,18 +88,19 @@ pub struct Whisper {
 }
 
 impl Whisper {
-    /// Builds the model from `config.json`, `tokenizer.json` and the bytes of `model.safetensors`
-    /// (float16 as converted; widened to f32, so no copy of the file stays in memory).
-    pub fn load(config_json: &str, tokenizer_json: &[u8], weights: &[u8]) -> Result<Self, SpeechError> {
+    /// Builds the model from `config.json`, `tokenizer.json` and the tensors of
+    /// `model.safetensors` widened to f32 (it is float16 as converted; see
+    /// [`crate::models::weights`], which reads it without holding the file).
+    pub fn load(
+        config_json: &str,
+        tokenizer_json: &[u8],
+        tensors: HashMap<String, Tensor>,
+    ) -> Result<Self, SpeechError> {
         let invalid = |e: String| SpeechError::InvalidModel(e);
         let config: Config = serde_json::from_str(config_json).map_err(|e| invalid(format!("config.json: {e}")))?;
         let extra: Extra = serde_json::from_str(config_json).map_err(|e| invalid(format!("config.json: {e}")))?;
         let tokenizer = Tokenizer::from_bytes(tokenizer_json).map_err(|e| invalid(format!("tokenizer.json: {e}")))?;
         let device = Device::Cpu;
-        let tensors = candle_core::safetensors::load_buffer(weights, &device)?
-            .into_iter()
-            .map(|(name, t)| Ok((name, t.to_dtype(DType::F32)?)))
-            .collect::<candle_core::Result<HashMap<_, _>>>()?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         // candle's encoder as is; its decoder is replaced by one that caches self-attention.
         let Model { encoder, config, .. } = Model::load(&vb, config)?;
