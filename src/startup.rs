@@ -185,18 +185,14 @@ async fn engine_backend(
 /// leaves face off.
 async fn local_face(config: &Config, components: &mut Components) -> anyhow::Result<Option<Arc<dyn Analyzer>>> {
     let dir = config.model_dir().join(FACE_DIR_NAME);
-    let checked = {
+    let check = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || FaceModels::check(&dir)).await.context("checking the face models")?
+        move || FaceModels::check(&dir)
     };
-    match checked {
-        Ok(()) => {
-            components.insert("face_models", "installed (CenterFace + mini-Xception, loaded on first use)".into());
-            Ok(Some(Arc::new(LocalFace::on_first_use(dir)) as Arc<dyn Analyzer>))
-        }
+    match check_model_files(components, "face_models", "CenterFace + mini-Xception", check).await? {
+        Ok(()) => Ok(Some(Arc::new(LocalFace::on_first_use(dir)) as Arc<dyn Analyzer>)),
         Err(e) => {
             tracing::warn!(error = %e, "the local face models are not loaded; run scripts/install-models.sh");
-            components.insert("face_models", format!("not loaded: {e}"));
             Ok(None)
         }
     }
@@ -210,18 +206,14 @@ async fn speaker_finder(
     components: &mut Components,
 ) -> anyhow::Result<Result<Arc<dyn SpeakerFinder>, String>> {
     let root = config.model_dir();
-    let checked = {
+    let check = {
         let root = root.clone();
-        tokio::task::spawn_blocking(move || Diarizer::check(&root)).await.context("checking the speaker model")?
+        move || Diarizer::check(&root)
     };
-    match checked {
-        Ok(()) => {
-            components.insert("speaker_model", "installed (CAM++, loaded on first use)".into());
-            Ok(Ok(Arc::new(LocalSpeakers::on_first_use(root)) as Arc<dyn SpeakerFinder>))
-        }
+    match check_model_files(components, "speaker_model", "CAM++", check).await? {
+        Ok(()) => Ok(Ok(Arc::new(LocalSpeakers::on_first_use(root)) as Arc<dyn SpeakerFinder>)),
         Err(e) => {
             tracing::warn!(error = %e, "identify_speakers cannot run: the speaker model is not loaded");
-            components.insert("speaker_model", format!("not loaded: {e}"));
             Ok(Err(e.to_string()))
         }
     }
@@ -239,21 +231,35 @@ async fn local_burst(
         components.insert("burst_model", format!("not installed (no {})", dir.join(BURST_MODEL_FILE).display()));
         return Ok(Err("is not installed"));
     }
-    let checked = {
+    let check = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || Yamnet::check(&dir)).await.context("checking the burst model")?
+        move || Yamnet::check(&dir)
     };
-    match checked {
-        Ok(()) => {
-            components.insert("burst_model", "installed (YAMNet, loaded on first use)".into());
-            Ok(Ok(Arc::new(LocalBurst::on_first_use(dir)) as Arc<dyn Analyzer>))
-        }
+    match check_model_files(components, "burst_model", "YAMNet", check).await? {
+        Ok(()) => Ok(Ok(Arc::new(LocalBurst::on_first_use(dir)) as Arc<dyn Analyzer>)),
         Err(e) => {
             tracing::warn!(error = %e, "vocal bursts cannot be found: the burst model is not loaded");
-            components.insert("burst_model", format!("not loaded: {e}"));
             Ok(Err("did not load (the server's log says why)"))
         }
     }
+}
+
+/// Checks the files of a model loaded on first use (`what`), off the runtime, and records the
+/// outcome as `/readyz`'s `component`: `installed (<what>, loaded on first use)` or `not loaded:
+/// <why>`.
+async fn check_model_files<E: std::fmt::Display + Send + 'static>(
+    components: &mut Components,
+    component: &'static str,
+    what: &str,
+    check: impl FnOnce() -> Result<(), E> + Send + 'static,
+) -> anyhow::Result<Result<(), E>> {
+    let checked = tokio::task::spawn_blocking(check).await.with_context(|| format!("checking {component}"))?;
+    let state = match &checked {
+        Ok(()) => format!("installed ({what}, loaded on first use)"),
+        Err(e) => format!("not loaded: {e}"),
+    };
+    components.insert(component, state);
+    Ok(checked)
 }
 
 /// The PostgreSQL store of `HUME_ACTION_DATABASE_URL`, reached within [`DATABASE_PATIENCE`].
