@@ -38,5 +38,5 @@ export HUME_ACTION_BROWSER_PYTHON="$PWD/data/browser-venv/bin/python"
 # Formatting and lints first: they take seconds and fail the run as surely as a test.
 cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 || rustup component add rustfmt clippy
 cargo fmt --check
-cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked "$@"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo test --locked --workspace "$@"

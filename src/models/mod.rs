@@ -2,6 +2,7 @@
 
 pub mod burst;
 pub mod face;
+pub mod half;
 pub mod language;
 pub mod segment;
 pub mod speakers;

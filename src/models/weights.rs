@@ -1,11 +1,11 @@
-//! A safetensors file read one tensor at a time, each widened to f32 as it is read, with the
+//! A safetensors file read one tensor at a time, straight into each tensor's storage, with the
 //! file's sha256 computed on the same pass.
 //!
-//! Why: Whisper base ships as 145 MB of float16 and runs as 290 MB of float32. Read whole, then
-//! parsed (a copy) and widened, its file, the copy and the widened weights were all alive at
-//! once: the server's start-up high-water stood about 150 MB above its idle RSS because of it
-//! (docs/benchmarks.md). Here only one tensor's bytes (at most 53 MB for Whisper base's token
-//! embedding) are held beside the widened weights, and the file is read once: what is loaded is
+//! Why: Whisper base ships as 145 MB of float16. Read whole, then parsed (a copy) and widened,
+//! its file, the copy and the widened weights were all alive at once: the server's start-up
+//! high-water stood about 150 MB above its idle RSS because of it (docs/benchmarks.md). Here each
+//! tensor is read once into the storage it keeps ([`read`], for models that run float16 weights as
+//! they are) or widened as it is read ([`read_f32`]), and the file is read once: what is loaded is
 //! exactly what was hashed.
 
 use std::collections::HashMap;
@@ -47,6 +47,17 @@ struct Entry {
 /// Every tensor of the safetensors file at `path` as f32 on the CPU, and the file's sha256 in
 /// hex. Float16, bfloat16 and float32 tensors are read; any other type is refused.
 pub fn read_f32(path: &Path) -> Result<(HashMap<String, Tensor>, String), WeightsError> {
+    read_as(path, Some(DType::F32))
+}
+
+/// Every tensor of the safetensors file at `path` in the float type it is stored in, on the CPU,
+/// and the file's sha256 in hex.
+pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, String), WeightsError> {
+    read_as(path, None)
+}
+
+/// The tensors, each widened to `dtype` when one is given.
+fn read_as(path: &Path, dtype: Option<DType>) -> Result<(HashMap<String, Tensor>, String), WeightsError> {
     let mut reader = Hashed { file: std::io::BufReader::new(std::fs::File::open(path)?), hasher: Sha256::new() };
     let mut len = [0u8; 8];
     reader.read(&mut len)?;
@@ -71,7 +82,11 @@ pub fn read_f32(path: &Path) -> Result<(HashMap<String, Tensor>, String), Weight
             other => return Err(WeightsError::Invalid(format!("tensor {} is {other}, not a float", entry.name))),
         };
         at = entry.end;
-        tensors.insert(entry.name, tensor.to_dtype(DType::F32)?);
+        let tensor = match dtype {
+            Some(dtype) => tensor.to_dtype(dtype)?,
+            None => tensor,
+        };
+        tensors.insert(entry.name, tensor);
     }
     // Anything after the last tensor is part of the file too.
     let mut rest = Vec::new();
@@ -172,6 +187,13 @@ mod tests {
             let diff = (ours - &theirs).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
             assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{name}");
         }
+        let (stored, stored_sha) = read(&path).unwrap();
+        assert_eq!(stored_sha, sha);
+        assert_eq!((stored["a"].dtype(), stored["b"].dtype()), (DType::F16, DType::BF16));
+        assert_eq!(
+            stored["a"].to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap(),
+            tensors["a"].to_vec2::<f32>().unwrap()
+        );
     }
 
     #[test]

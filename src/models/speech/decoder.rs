@@ -10,16 +10,18 @@
 //! [`Decoder::cross_attention`] runs a whole token sequence at once and keeps the cross-attention
 //! scores of chosen heads, which word timing ([`super::whisper`]) aligns to the audio.
 
-use candle_core::{IndexOp, Result, Tensor};
-use candle_nn::{embedding, layer_norm, linear, linear_no_bias, Embedding, LayerNorm, Linear, Module, VarBuilder};
+use candle_core::{DType, IndexOp, Result, Tensor};
+use candle_nn::{layer_norm, LayerNorm, Module, VarBuilder};
 use candle_transformers::models::whisper::Config;
+
+use crate::models::half::HalfLinear;
 
 /// One multi-head attention with its cached keys and values.
 struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    out: Linear,
+    query: HalfLinear,
+    key: HalfLinear,
+    value: HalfLinear,
+    out: HalfLinear,
     n_head: usize,
     /// Self-attention: the `(keys, values)` seen so far, `(1, tokens, state)`; cross-attention:
     /// the audio's keys and values as [`Attention::attend`] takes them.
@@ -32,10 +34,10 @@ struct Attention {
 impl Attention {
     fn load(n_state: usize, n_head: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            query: linear(n_state, n_state, vb.pp("q_proj"))?,
-            key: linear_no_bias(n_state, n_state, vb.pp("k_proj"))?,
-            value: linear(n_state, n_state, vb.pp("v_proj"))?,
-            out: linear(n_state, n_state, vb.pp("out_proj"))?,
+            query: HalfLinear::load(n_state, n_state, true, vb.pp("q_proj"))?,
+            key: HalfLinear::load(n_state, n_state, false, vb.pp("k_proj"))?,
+            value: HalfLinear::load(n_state, n_state, true, vb.pp("v_proj"))?,
+            out: HalfLinear::load(n_state, n_state, true, vb.pp("out_proj"))?,
             n_head,
             cache: None,
             scores: None,
@@ -119,8 +121,8 @@ struct Block {
     attn_ln: LayerNorm,
     cross_attn: Attention,
     cross_attn_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: HalfLinear,
+    fc2: HalfLinear,
     mlp_ln: LayerNorm,
 }
 
@@ -131,8 +133,8 @@ impl Block {
             attn_ln: layer_norm(n_state, 1e-5, vb.pp("self_attn_layer_norm"))?,
             cross_attn: Attention::load(n_state, n_head, vb.pp("encoder_attn"))?,
             cross_attn_ln: layer_norm(n_state, 1e-5, vb.pp("encoder_attn_layer_norm"))?,
-            fc1: linear(n_state, 4 * n_state, vb.pp("fc1"))?,
-            fc2: linear(4 * n_state, n_state, vb.pp("fc2"))?,
+            fc1: HalfLinear::load(n_state, 4 * n_state, true, vb.pp("fc1"))?,
+            fc2: HalfLinear::load(4 * n_state, n_state, true, vb.pp("fc2"))?,
             mlp_ln: layer_norm(n_state, 1e-5, vb.pp("final_layer_norm"))?,
         })
     }
@@ -147,7 +149,8 @@ impl Block {
 
 /// The text decoder; [`Decoder::reset`] starts a new window.
 pub struct Decoder {
-    token_embedding: Embedding,
+    /// `(vocab, state)`: looked up for the tokens fed, and (tied) the output projection.
+    token_embedding: HalfLinear,
     positional_embedding: Tensor,
     blocks: Vec<Block>,
     ln: LayerNorm,
@@ -163,7 +166,7 @@ impl Decoder {
             .map(|i| Block::load(n_state, config.decoder_attention_heads, vb.pp(format!("layers.{i}"))))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            token_embedding: embedding(config.vocab_size, n_state, vb.pp("embed_tokens"))?,
+            token_embedding: HalfLinear::load(n_state, config.vocab_size, false, vb.pp("embed_tokens"))?,
             positional_embedding: vb.get((config.max_target_positions, n_state), "embed_positions.weight")?,
             blocks,
             ln: layer_norm(n_state, 1e-5, vb.pp("layer_norm"))?,
@@ -184,9 +187,7 @@ impl Decoder {
     /// encoder's output for this window, and returns the logits after each: `(tokens, vocab)`.
     pub fn feed(&mut self, tokens: &[u32], audio: &Tensor) -> Result<Tensor> {
         let hidden = self.hidden(tokens, audio)?;
-        // (vocab, state) x (state, tokens): the embedding matrix is read in its stored layout
-        // (a transposed right-hand side would be copied, 100 MB, on every step).
-        self.token_embedding.embeddings().matmul(&hidden.t()?.contiguous()?)?.t()?.contiguous()
+        self.token_embedding.forward(&hidden)
     }
 
     /// The final hidden state after each of `tokens`, `(tokens, state)`, before the vocabulary.
@@ -195,7 +196,8 @@ impl Decoder {
         let n = tokens.len();
         let input = Tensor::new(tokens, device)?.unsqueeze(0)?;
         let positions = self.positional_embedding.narrow(0, self.seen, n)?;
-        let mut x = self.token_embedding.forward(&input)?.broadcast_add(&positions)?;
+        let embedded = self.token_embedding.weight().index_select(&input.squeeze(0)?, 0)?.to_dtype(DType::F32)?;
+        let mut x = embedded.unsqueeze(0)?.broadcast_add(&positions)?;
         let mask = (n > 1).then(|| causal_mask(n, self.seen, device)).transpose()?;
         for block in &mut self.blocks {
             x = block.forward(&x, audio, mask.as_ref())?;

@@ -16,7 +16,9 @@
 
 pub mod align;
 mod decoder;
+mod encoder;
 pub mod eval;
+pub mod mel;
 pub mod vad;
 pub mod whisper;
 
@@ -109,9 +111,9 @@ fn read_pinned(models_dir: &Path, rel: &Path, expected: &str) -> Result<Vec<u8>,
     Ok(bytes)
 }
 
-/// The tensors of a pinned safetensors file, widened to f32 as they are read, one at a time, so
+/// The tensors of a pinned safetensors file in their stored float type, read one at a time, so
 /// the file is never held whole beside them ([`crate::models::weights`]).
-fn read_pinned_f32(models_dir: &Path, rel: &Path, expected: &str) -> Result<HashMap<String, Tensor>, SpeechError> {
+fn read_pinned_tensors(models_dir: &Path, rel: &Path, expected: &str) -> Result<HashMap<String, Tensor>, SpeechError> {
     let path = models_dir.join(rel);
     let checksum = |actual: String| SpeechError::Checksum {
         path: path.clone(),
@@ -119,7 +121,7 @@ fn read_pinned_f32(models_dir: &Path, rel: &Path, expected: &str) -> Result<Hash
         actual,
         expected: expected.to_owned(),
     };
-    let (tensors, actual) = weights::read_f32(&path).map_err(|e| match crate::models::sha256_of_file(&path) {
+    let (tensors, actual) = weights::read(&path).map_err(|e| match crate::models::sha256_of_file(&path) {
         // A file that is there but does not read is best told as what it is: not the pinned one.
         Ok(actual) if actual != expected => checksum(actual),
         Ok(_) => SpeechError::InvalidModel(format!("{}: {e}", path.display())),
@@ -179,7 +181,7 @@ impl SpeechModels {
         let config = read_pinned(models_dir, &dir.join(config.0), config.1)?;
         let config = String::from_utf8(config).map_err(|e| SpeechError::InvalidModel(format!("config.json: {e}")))?;
         let tokenizer = read_pinned(models_dir, &dir.join(tokenizer.0), tokenizer.1)?;
-        let weights = read_pinned_f32(models_dir, &dir.join(weights), weights_sha)?;
+        let weights = read_pinned_tensors(models_dir, &dir.join(weights), weights_sha)?;
         let whisper = whisper::Whisper::load(&config, &tokenizer, weights)?;
         Ok(Self { vad, whisper: Mutex::new(whisper), variant })
     }
@@ -228,11 +230,8 @@ impl SpeechModels {
         for window in windows {
             // Only the window is widened to f32, so a long recording is never copied whole.
             let audio: Vec<f32> = pcm.samples[window.clone()].iter().map(|&s| f32::from(s) / 32768.0).collect();
-            if multilingual && language_token.is_none() {
-                language_token = Some(whisper.detect_language(&audio[..audio.len().min(WINDOW)])?);
-            }
             let offset = window.start as f64 / f64::from(Pcm::RATE);
-            for segment in whisper.transcribe(&audio, offset, language_token)? {
+            for segment in whisper.transcribe(&audio, offset, &mut language_token)? {
                 for word in segment.words {
                     // Keep times increasing across segments and windows.
                     let floor = transcript.words.last().map_or(0.0, |w: &Word| w.end);

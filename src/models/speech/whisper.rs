@@ -1,5 +1,6 @@
-//! Whisper speech recognition on the CPU with candle's `whisper` model, and the decoding rules
-//! candle's model leaves to its caller.
+//! Whisper speech recognition on the CPU: candle's `whisper` network, run by this module's own
+//! encoder and decoder (float16 weights kept as stored, a cached decoder, see [`super::encoder`]
+//! and [`super::decoder`]), and the decoding rules candle's model leaves to its caller.
 //!
 //! Decoding is OpenAI's greedy path (temperature 0, no beam search, no temperature fallback) with
 //! timestamp tokens: the prompt is `<|startoftranscript|>` (+ language and `<|transcribe|>` for
@@ -19,12 +20,14 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{self as m, audio, model::AudioEncoder, model::Whisper as Model, Config};
+use candle_transformers::models::whisper::{self as m, Config};
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
 use super::align::{self, Timed};
 use super::decoder::Decoder;
+use super::encoder::Encoder;
+use super::mel::{self, LogMel};
 use super::SpeechError;
 
 /// Seconds per timestamp token step.
@@ -68,11 +71,11 @@ pub struct TimedWord {
 
 /// The loaded Whisper model with its tokenizer and the token ids decoding needs.
 pub struct Whisper {
-    encoder: AudioEncoder,
+    encoder: Encoder,
     decoder: Decoder,
     config: Config,
     tokenizer: Tokenizer,
-    mel_filters: Vec<f32>,
+    log_mel: LogMel,
     /// Additive mask: `-inf` for tokens never emitted.
     suppress: Vec<f32>,
     suppress_begin: Vec<u32>,
@@ -89,8 +92,8 @@ pub struct Whisper {
 
 impl Whisper {
     /// Builds the model from `config.json`, `tokenizer.json` and the tensors of
-    /// `model.safetensors` widened to f32 (it is float16 as converted; see
-    /// [`crate::models::weights`], which reads it without holding the file).
+    /// `model.safetensors` (float16 as converted, and kept so by the linear layers: see
+    /// [`crate::models::half`]; [`crate::models::weights`] reads them without holding the file).
     pub fn load(
         config_json: &str,
         tokenizer_json: &[u8],
@@ -102,8 +105,9 @@ impl Whisper {
         let tokenizer = Tokenizer::from_bytes(tokenizer_json).map_err(|e| invalid(format!("tokenizer.json: {e}")))?;
         let device = Device::Cpu;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        // candle's encoder as is; its decoder is replaced by one that caches self-attention.
-        let Model { encoder, config, .. } = Model::load(&vb, config)?;
+        // candle's network, in layers that keep float16 weights; the decoder also caches
+        // self-attention.
+        let encoder = Encoder::load(vb.pp("model.encoder"), &config)?;
         let decoder = Decoder::load(vb.pp("model.decoder"), &config)?;
         drop(vb);
 
@@ -119,7 +123,7 @@ impl Whisper {
             }
         }
         Ok(Self {
-            mel_filters: mel_filters(config.num_mel_bins, m::N_FFT, m::SAMPLE_RATE),
+            log_mel: LogMel::new(config.num_mel_bins),
             sot: id(m::SOT_TOKEN)?,
             eot: id(m::EOT_TOKEN)?,
             transcribe: id(m::TRANSCRIBE_TOKEN)?,
@@ -167,18 +171,14 @@ impl Whisper {
 
     /// Log-mel features of up to 30 s of audio, as the encoder wants them: (1, mels, 3000).
     fn mel(&self, samples: &[f32]) -> Result<Tensor, SpeechError> {
-        let cfg = &self.config;
-        let mel = audio::pcm_to_mel(cfg, samples, &self.mel_filters);
-        let frames = mel.len() / cfg.num_mel_bins;
-        let mel = Tensor::from_vec(mel, (1, cfg.num_mel_bins, frames), &Device::Cpu)?;
-        Ok(mel.narrow(2, 0, m::N_FRAMES)?)
+        let features = self.log_mel.features(samples);
+        Ok(Tensor::from_vec(features, (1, self.config.num_mel_bins, mel::FRAMES), &Device::Cpu)?)
     }
 
-    /// Detects the spoken language of up to 30 s of audio: the most likely language token.
-    pub fn detect_language(&mut self, samples: &[f32]) -> Result<u32, SpeechError> {
-        let features = self.encoder.forward(&self.mel(samples)?, true)?;
+    /// The most likely language token for a window's encoded `features`.
+    fn detect_language(&mut self, features: &Tensor) -> Result<u32, SpeechError> {
         self.decoder.reset();
-        let logits: Vec<f32> = self.decoder.feed(&[self.sot], &features)?.i(0)?.to_vec1()?;
+        let logits: Vec<f32> = self.decoder.feed(&[self.sot], features)?.i(0)?.to_vec1()?;
         self.lang_ids
             .iter()
             .copied()
@@ -187,12 +187,14 @@ impl Whisper {
     }
 
     /// Transcribes `samples` (16 kHz mono in -1..1, any length) in consecutive windows of at most
-    /// 30 s; segment times are seconds from the start of `samples` plus `offset`.
+    /// 30 s; segment times are seconds from the start of `samples` plus `offset`. A multilingual
+    /// model with no `language` detects it on the first window (whose features it reuses) and
+    /// sets it.
     pub fn transcribe(
         &mut self,
         samples: &[f32],
         offset: f64,
-        language: Option<u32>,
+        language: &mut Option<u32>,
     ) -> Result<Vec<Segment>, SpeechError> {
         let mut segments = Vec::new();
         let mut seek = 0;
@@ -203,7 +205,11 @@ impl Whisper {
             let window_secs = window.len() as f64 / m::SAMPLE_RATE as f64;
             let start_secs = offset + seek as f64 / m::SAMPLE_RATE as f64;
             let mut advance = window.len();
-            let features = self.encoder.forward(&self.mel(window)?, true)?;
+            let features = self.encoder.forward(&self.mel(window)?)?;
+            if self.multilingual && language.is_none() {
+                *language = Some(self.detect_language(&features)?);
+            }
+            let language = *language;
             if let Some(decoded) = self.decode_window(&features, language)? {
                 let (mut found, open) = split_segments(&decoded, self.timestamp_begin);
                 match open {
@@ -474,60 +480,9 @@ fn log_sum_exp(x: &[f32]) -> f32 {
     max + x.iter().map(|&v| (v - max).exp()).sum::<f32>().ln()
 }
 
-/// The mel filterbank Whisper was trained with: librosa's `filters.mel(sr, n_fft, n_mels)`
-/// (Slaney mel scale, Slaney area normalisation, 0 Hz to Nyquist), row-major `(n_mels, 1 + n_fft / 2)`.
-pub fn mel_filters(n_mels: usize, n_fft: usize, sample_rate: usize) -> Vec<f32> {
-    const F_SP: f64 = 200.0 / 3.0;
-    const MIN_LOG_HZ: f64 = 1000.0;
-    const MIN_LOG_MEL: f64 = MIN_LOG_HZ / F_SP;
-    let log_step = 6.4f64.ln() / 27.0;
-    let hz_to_mel = |f: f64| {
-        if f >= MIN_LOG_HZ {
-            MIN_LOG_MEL + (f / MIN_LOG_HZ).ln() / log_step
-        } else {
-            f / F_SP
-        }
-    };
-    let mel_to_hz = |m: f64| {
-        if m >= MIN_LOG_MEL {
-            MIN_LOG_HZ * (log_step * (m - MIN_LOG_MEL)).exp()
-        } else {
-            m * F_SP
-        }
-    };
-    let bins = 1 + n_fft / 2;
-    let nyquist = sample_rate as f64 / 2.0;
-    let fft_freqs: Vec<f64> = (0..bins).map(|i| nyquist * i as f64 / (bins - 1) as f64).collect();
-    let max_mel = hz_to_mel(nyquist);
-    let mel_f: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz(max_mel * i as f64 / (n_mels + 1) as f64)).collect();
-    let mut weights = vec![0f32; n_mels * bins];
-    for i in 0..n_mels {
-        let (lo, mid, hi) = (mel_f[i], mel_f[i + 1], mel_f[i + 2]);
-        let norm = 2.0 / (hi - lo);
-        for (k, &f) in fft_freqs.iter().enumerate() {
-            let lower = (f - lo) / (mid - lo);
-            let upper = (hi - f) / (hi - mid);
-            weights[i * bins + k] = (lower.min(upper).max(0.0) * norm) as f32;
-        }
-    }
-    weights
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mel_filters_match_librosa_slaney() {
-        // Values from librosa 0.10 `filters.mel(sr=16000, n_fft=400, n_mels=80)` (as in OpenAI's
-        // mel_filters.npz): row 0 peaks at bin 1, row 79 covers the top bins.
-        let f = mel_filters(80, 400, 16_000);
-        assert_eq!(f.len(), 80 * 201);
-        assert!((f[1] - 0.024_862_593).abs() < 1e-6, "{}", f[1]);
-        assert_eq!(f[0], 0.0);
-        let row79: f32 = f[79 * 201..].iter().sum();
-        assert!(row79 > 0.0);
-    }
 
     #[test]
     fn segments_split_at_timestamps() {
