@@ -1,11 +1,11 @@
 //! Speech transcription run locally in pure Rust, so a user without a Hume key still gets the
 //! words (and the language model's scores on them) of a call or video.
 //!
-//! Pipeline: Silero VAD ([`vad`], tract) finds where someone speaks; nearby speech regions are
-//! grouped into windows of at most 30 s (Whisper's context) so the encoder runs as few times as
-//! possible and never on long silences; Whisper ([`whisper`], candle) decodes each window greedily
-//! with timestamp tokens, windows over 30 s continuing where the last closed segment ended. Times
-//! are on the source's timeline. Word times are measured from Whisper's cross-attention (alignment
+//! Pipeline: Silero VAD ([`vad`], tract) finds where someone speaks; the speech regions are packed
+//! back to back without the silences between them ([`pack_speech`], as faster-whisper's VAD filter
+//! does), so the encoder runs as few times as possible and never on silence; Whisper ([`whisper`],
+//! candle) decodes the packed audio greedily with timestamp tokens in 30 s windows, each
+//! continuing where the last closed segment ended. Times are mapped back to the source's timeline. Word times are measured from Whisper's cross-attention (alignment
 //! heads and dynamic time warping, as OpenAI's `word_timestamps`; see [`align`]); a word's
 //! confidence is the mean probability of its tokens.
 //!
@@ -41,8 +41,9 @@ pub const VAD_DIR: &str = "silero-vad";
 pub const VAD_FILE: (&str, &str) =
     ("silero_vad_16k_sequence.onnx", "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85");
 
-/// Longest stretch given to Whisper at once (its context), in samples.
-const WINDOW: usize = 30 * Pcm::RATE as usize;
+/// Most speech packed into one run of Whisper's 30 s windows, in samples (5 minutes: 19 MB as
+/// f32), so a long recording is never widened whole.
+const PACK: usize = 300 * Pcm::RATE as usize;
 
 /// Which Whisper the transcriber runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +201,7 @@ impl SpeechModels {
     /// such as `en`) forces the language, else the multilingual model detects it on the first
     /// speech window. Audio with no speech gives an empty transcript.
     pub fn transcribe(&self, pcm: &Pcm, language: Option<&str>) -> Result<Transcript, SpeechError> {
-        let windows = group_windows(&self.speech_regions(&pcm.samples)?, WINDOW);
+        let packs = pack_speech(&self.speech_regions(&pcm.samples)?, PACK);
         let mut whisper = self.whisper.lock().unwrap_or_else(|e| e.into_inner());
         let multilingual = whisper.is_multilingual();
         let mut language_token = match language.map(|l| l.trim()).filter(|l| !l.is_empty()) {
@@ -227,20 +228,20 @@ impl SpeechModels {
             ..Transcript::default()
         };
         let mut probability_sum = 0.0;
-        for window in windows {
-            // Only the window is widened to f32, so a long recording is never copied whole.
-            let audio: Vec<f32> = pcm.samples[window.clone()].iter().map(|&s| f32::from(s) / 32768.0).collect();
-            let offset = window.start as f64 / f64::from(Pcm::RATE);
-            for segment in whisper.transcribe(&audio, offset, &mut language_token)? {
+        for pack in packs {
+            // Only this pack's speech is widened to f32, so a long recording is never copied whole.
+            let audio: Vec<f32> =
+                pack.pieces.iter().flat_map(|r| &pcm.samples[r.clone()]).map(|&s| f32::from(s) / 32768.0).collect();
+            for segment in whisper.transcribe(&audio, 0.0, &mut language_token)? {
                 for word in segment.words {
-                    // Keep times increasing across segments and windows.
+                    // Keep times increasing across segments and packs.
                     let floor = transcript.words.last().map_or(0.0, |w: &Word| w.end);
-                    let begin = word.start.max(floor);
+                    let begin = pack.source_time(word.start, false).max(floor);
                     probability_sum += word.confidence;
                     transcript.words.push(Word {
                         text: word.text,
                         begin,
-                        end: word.end.max(begin),
+                        end: pack.source_time(word.end, true).max(begin),
                         confidence: word.confidence,
                         speaker: None,
                         speaker_confidence: None,
@@ -258,18 +259,49 @@ impl SpeechModels {
     }
 }
 
-/// Groups speech regions into windows of at most `max` samples (a region longer than `max` is its
-/// own window; Whisper continues through it), so Whisper sees nearby speech together and never
-/// runs on long silences.
-pub fn group_windows(regions: &[Range<usize>], max: usize) -> Vec<Range<usize>> {
-    let mut windows: Vec<Range<usize>> = Vec::new();
-    for r in regions {
-        match windows.last_mut() {
-            Some(w) if r.end - w.start <= max && w.end - w.start <= max => w.end = r.end,
-            _ => windows.push(r.clone()),
+/// Speech regions packed back to back, as Whisper hears them: the silences between regions (each
+/// keeps the VAD's 200 ms padding) are left out, so every 30 s window is full of speech (as
+/// faster-whisper's VAD filter does), and times are mapped back to the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pack {
+    /// Sample ranges of the source, in order.
+    pub pieces: Vec<Range<usize>>,
+}
+
+impl Pack {
+    /// The source's time (seconds) of `packed` seconds into this pack's audio. A time exactly at
+    /// the join of two pieces is the end of the first when `is_end` (a word ending there), else
+    /// the start of the second.
+    pub fn source_time(&self, packed: f64, is_end: bool) -> f64 {
+        let rate = f64::from(Pcm::RATE);
+        let at = (packed * rate).max(0.0);
+        let mut before = 0.0;
+        for (i, piece) in self.pieces.iter().enumerate() {
+            let len = piece.len() as f64;
+            let last = i + 1 == self.pieces.len();
+            if at < before + len || (is_end && at <= before + len) || last {
+                return (piece.start as f64 + (at - before).min(len)) / rate;
+            }
+            before += len;
+        }
+        packed
+    }
+}
+
+/// Packs speech regions (in order) into packs of at most `max` samples of speech; a region
+/// longer than `max` is a pack of its own (Whisper continues through it window by window).
+pub fn pack_speech(regions: &[Range<usize>], max: usize) -> Vec<Pack> {
+    let mut packs: Vec<(Pack, usize)> = Vec::new();
+    for r in regions.iter().filter(|r| !r.is_empty()) {
+        match packs.last_mut() {
+            Some((pack, len)) if *len + r.len() <= max => {
+                pack.pieces.push(r.clone());
+                *len += r.len();
+            }
+            _ => packs.push((Pack { pieces: vec![r.clone()] }, r.len())),
         }
     }
-    windows
+    packs.into_iter().map(|(pack, _)| pack).collect()
 }
 
 #[cfg(test)]

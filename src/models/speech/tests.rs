@@ -102,10 +102,26 @@ fn unknown_language_is_an_error() {
 }
 
 #[test]
-fn windows_group_nearby_speech_up_to_the_limit() {
-    let w = group_windows(&[0..10, 12..20, 25..40, 41..45], 20);
-    assert_eq!(w, vec![0..20, 25..45]);
-    assert_eq!(group_windows(&[0..50, 51..52], 20), vec![0..50, 51..52]);
+fn speech_is_packed_without_the_silences_up_to_the_limit() {
+    let packs = pack_speech(&[0..10, 12..20, 25..40, 41..45], 20);
+    assert_eq!(
+        packs.iter().map(|p| p.pieces.clone()).collect::<Vec<_>>(),
+        vec![vec![0..10, 12..20], vec![25..40, 41..45]]
+    );
+    let long = pack_speech(&[0..50, 51..52], 20);
+    assert_eq!(long.iter().map(|p| p.pieces.clone()).collect::<Vec<_>>(), vec![vec![0..50], vec![51..52]]);
+}
+
+#[test]
+fn packed_times_map_back_to_the_source() {
+    let rate = f64::from(Pcm::RATE);
+    // One second of speech at 10 s, then one at 20 s: packed, they are 0-1 s and 1-2 s.
+    let pack = Pack { pieces: vec![160_000..176_000, 320_000..336_000] };
+    assert_eq!(pack.source_time(0.5, false), 10.5);
+    assert_eq!(pack.source_time(1.0, false), 20.0, "a start at the join is the second piece's");
+    assert_eq!(pack.source_time(1.0, true), 11.0, "an end at the join is the first piece's");
+    assert_eq!(pack.source_time(1.25, true), 20.25);
+    assert_eq!(pack.source_time(5.0, true), 336_000.0 / rate, "past the end: the last piece's end");
 }
 
 #[test]
