@@ -24,7 +24,8 @@
 //!   on a photo twice (the first loads the face models): each
 //!   job's time (started to ended, from the job's own timestamps) and the RSS after it, so the
 //!   lazily loaded models' RSS and first-use latency read as differences;
-//! - call: the real server binary on the `local` backend is sent a 10-minute call recording with
+//! - call: the real server binary on the `local` backend is sent a 10-minute call recording
+//!   (`HUME_ACTION_CALL_MINUTES` sets another length) with
 //!   `models_language` and `models_prosody`; prints its RSS once the models are loaded (every
 //!   local model), its peak during the job, and after it; the job's end, time, transcript
 //!   segments, voice rows and the prosody source error;
@@ -392,8 +393,9 @@ async fn memory() {
 }
 
 async fn call(dir: &Path) {
+    let minutes: f64 = std::env::var("HUME_ACTION_CALL_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(10.0);
     let wav = dir.join("call.wav");
-    write_wav(&wav, &recording(600.0));
+    write_wav(&wav, &recording(minutes * 60.0));
     let mp3 = dir.join("call.mp3");
     ffmpeg(&["-i", &wav.to_string_lossy(), "-b:a", "64k", &mp3.to_string_lossy()]);
     let files = wiremock::MockServer::start().await;
@@ -432,9 +434,9 @@ async fn call(dir: &Path) {
         .as_array()
         .map_or(0, Vec::len);
     println!(
-        "10-minute call, local, language + prosody: {} in {took:.1} s ({:.1}x real time); {segments} language segments from the transcript",
+        "{minutes}-minute call, local, language + prosody: {} in {took:.1} s ({:.1}x real time); {segments} language segments from the transcript",
         job["state"]["status"],
-        600.0 / took
+        minutes * 60.0 / took
     );
     let voice_rows = source["predictions"][0]["voice"].as_array().map_or(0, Vec::len);
     println!("  voice measures: {voice_rows} utterances");

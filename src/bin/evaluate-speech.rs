@@ -9,6 +9,9 @@
 //!        [--skip-onsets]      (no word-time evaluation)
 //!        [--onsets-only]      (only the word-time evaluation)
 //!        [--save-onset-clips DIR]  (also write each onset clip as WAV with its onsets as JSON)
+//!        [--music DIR]        (only: the first minute of each .ogg/.mp3/.wav in DIR, music with no
+//!                              words, transcribed as a user would, language detected: the words
+//!                              Whisper invents per minute; e.g. /usr/share/games/hedgewars/Data/Music)
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -58,6 +61,7 @@ fn run() -> Result<(), String> {
     let mut skip_sentences = false;
     let mut onsets = true;
     let mut save_clips: Option<PathBuf> = None;
+    let mut music: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -77,6 +81,7 @@ fn run() -> Result<(), String> {
                 long_minutes = 0.0;
             }
             "--save-onset-clips" => save_clips = Some(PathBuf::from(value()?)),
+            "--music" => music = Some(PathBuf::from(value()?)),
             "--long-minutes" => long_minutes = value()?.parse().map_err(|e| format!("--long-minutes: {e}"))?,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -92,6 +97,10 @@ fn run() -> Result<(), String> {
         started.elapsed().as_secs_f64(),
         rss_bytes().unwrap_or(0) as f64 / 1e6
     );
+
+    if let Some(music) = music {
+        return evaluate_music(&models, &music);
+    }
 
     println!("\n{:>4} {:>6} {:>6}  reference | hypothesis", "wpm", "WER", "xRT");
     let (mut all_errors, mut all_words, mut all_audio, mut all_cpu) = (0, 0, 0.0, 0.0);
@@ -234,6 +243,45 @@ fn evaluate_onsets(models: &SpeechModels, sentences: &[&str], save: Option<&std:
         all.len(),
         100.0 * within(0.1),
         100.0 * within(0.2)
+    );
+    Ok(())
+}
+
+/// The words Whisper writes on music without words: the first minute of each track in `dir`.
+fn evaluate_music(models: &SpeechModels, dir: &std::path::Path) -> Result<(), String> {
+    let mut tracks: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ogg" || e == "mp3" || e == "wav"))
+        .collect();
+    tracks.sort();
+    let (mut words, mut minutes, mut with_words) = (0, 0.0, 0);
+    for track in &tracks {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-t", "60", "-i"])
+            .arg(track)
+            .args(["-f", "s16le", "-ac", "1", "-ar", "16000", "-"])
+            .output()
+            .map_err(|e| format!("ffmpeg: {e}"))?;
+        let samples: Vec<i16> = out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+        let pcm = Pcm { samples };
+        let transcript = models.transcribe(&pcm, None).map_err(|e| e.to_string())?;
+        let text = transcript.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+        let name = track.file_name().unwrap_or_default().to_string_lossy();
+        println!(
+            "{name}: {:.0} s, {} words [{}] {text}",
+            pcm.duration_secs(),
+            transcript.words.len(),
+            transcript.language
+        );
+        words += transcript.words.len();
+        minutes += pcm.duration_secs() / 60.0;
+        with_words += usize::from(!transcript.words.is_empty());
+    }
+    println!(
+        "\nmusic: {} tracks, {minutes:.1} min; {with_words} tracks with words; {words} words in all = {:.1} invented words per minute",
+        tracks.len(),
+        words as f64 / minutes.max(1e-9)
     );
     Ok(())
 }
