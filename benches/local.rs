@@ -1,5 +1,5 @@
 //! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
-//! sections `models`, `loads`, `voice`, `burst`, `memory`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! sections `models`, `loads`, `voice`, `burst`, `memory`, `peaks`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
 //! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh --with-burst`).
 //!
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
@@ -24,6 +24,8 @@
 //!   on a photo twice (the first loads the face models): each
 //!   job's time (started to ended, from the job's own timestamps) and the RSS after it, so the
 //!   lazily loaded models' RSS and first-use latency read as differences;
+//! - peaks: a fresh server per job, its high-water in the largest jobs of their kind: a 10-minute
+//!   640x480 video with a face at `fps_pred` 3, and the largest JSON text job the default limits take;
 //! - call: the real server binary on the `local` backend is sent a 10-minute call recording
 //!   (`HUME_ACTION_CALL_MINUTES` sets another length) with
 //!   `models_language` and `models_prosody`; prints its RSS once the models are loaded (every
@@ -322,6 +324,54 @@ async fn timed_job(client: &reqwest::Client, address: &str, body: &Value) -> (f6
     )
 }
 
+/// The server's high-water in the largest jobs of each kind, each on a fresh server (so VmHWM is
+/// that job's): a 10-minute 640x480 video with a face at `fps_pred` 3 (1,800 frames), and the
+/// largest text job a JSON body takes under the default limits (18,800 sentences in 8 items: the
+/// 1 MiB body cap binds before the 20,000-segment budget).
+/// The 1-hour call is `call` with `HUME_ACTION_CALL_MINUTES=59.9`.
+async fn peaks(dir: &Path) {
+    let video = dir.join("face-10min.mp4");
+    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/face/astronaut.jpg");
+    ffmpeg(&[
+        "-loop", "1", "-i", image, "-t", "600", "-vf", "scale=800:-2,crop=640:480:x='80+60*sin(t)':y='0',fps=25",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", &video.to_string_lossy(),
+    ]);
+    let files = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/face-10min.mp4"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(std::fs::read(&video).unwrap(), "video/mp4"))
+        .mount(&files)
+        .await;
+    let sentences: Vec<&str> = SENTENCES.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
+    // 8 × 2,350 sentences: about 1.04 MB, the most a JSON body takes (1 MiB by default) without
+    // reaching the 20,000-segment budget.
+    let item = |n: usize| sentences.iter().cycle().skip(n).take(2_350).copied().collect::<Vec<_>>().join(" ");
+    let texts: Vec<String> = (0..8).map(|i| item(i * 7)).collect();
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let jobs = [
+        (
+            format!("largest text job: 18,800 sentences ({:.2} MB) in 8 items, language by sentence", bytes as f64 / 1e6),
+            json!({"text": texts, "models": {"language": {"granularity": "sentence"}}}),
+        ),
+        (
+            "10-minute 640x480 video, face at fps_pred 3 (1,800 frames)".to_owned(),
+            json!({"urls": [format!("{}/face-10min.mp4", files.uri())], "models": {"face": {"fps_pred": 3}}}),
+        ),
+    ];
+    for (what, body) in &jobs {
+        let data = tempfile::tempdir().unwrap();
+        let (mut child, address) = server(data.path(), &[]);
+        let pid = child.id().to_string();
+        let client = reqwest::Client::new();
+        client.get(format!("{address}/readyz")).send().await.unwrap();
+        let (idle, _) = memory_of(&pid);
+        let (secs, status, errors) = timed_job(&client, &address, body).await;
+        let (rss, peak) = memory_of(&pid);
+        println!("peaks: {what}: {status} in {secs:.1} s; RSS idle {idle:.0} MB, high-water {peak:.0} MB, {rss:.0} MB after; errors {errors}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// The server's memory with every model installed: idle, start-up high-water, and what the
 /// speaker and burst models cost in RSS and time when their first job loads them.
 async fn memory() {
@@ -464,6 +514,9 @@ fn main() {
     }
     if wants("memory") {
         tokio::runtime::Runtime::new().unwrap().block_on(memory());
+    }
+    if wants("peaks") {
+        tokio::runtime::Runtime::new().unwrap().block_on(peaks(dir.path()));
     }
     if wants("whisper") {
         whisper_side_by_side(dir.path());
