@@ -333,8 +333,21 @@ async fn peaks(dir: &Path) {
     let video = dir.join("face-10min.mp4");
     let image = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/face/astronaut.jpg");
     ffmpeg(&[
-        "-loop", "1", "-i", image, "-t", "600", "-vf", "scale=800:-2,crop=640:480:x='80+60*sin(t)':y='0',fps=25",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", &video.to_string_lossy(),
+        "-loop",
+        "1",
+        "-i",
+        image,
+        "-t",
+        "600",
+        "-vf",
+        "scale=800:-2,crop=640:480:x='80+60*sin(t)':y='0',fps=25",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        &video.to_string_lossy(),
     ]);
     let files = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::path("/face-10min.mp4"))
@@ -349,7 +362,10 @@ async fn peaks(dir: &Path) {
     let bytes: usize = texts.iter().map(String::len).sum();
     let jobs = [
         (
-            format!("largest text job: 18,800 sentences ({:.2} MB) in 8 items, language by sentence", bytes as f64 / 1e6),
+            format!(
+                "largest text job: 18,800 sentences ({:.2} MB) in 8 items, language by sentence",
+                bytes as f64 / 1e6
+            ),
             json!({"text": texts, "models": {"language": {"granularity": "sentence"}}}),
         ),
         (
