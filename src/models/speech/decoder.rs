@@ -261,19 +261,10 @@ mod tests {
     /// the installed Whisper base.
     #[test]
     fn cached_steps_match_candles_full_prefix_decoder() {
-        use candle_core::{DType, Device, IndexOp};
+        use candle_core::{Device, IndexOp};
         use candle_transformers::models::whisper::model::Whisper;
 
-        let dir = std::env::var_os("HUME_ACTION_MODEL_DIR")
-            .map_or_else(|| std::path::PathBuf::from("data/models"), std::path::PathBuf::from)
-            .join("whisper-base");
-        let config: Config = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
-            .unwrap()
-            .into_iter()
-            .map(|(name, t)| (name, t.to_dtype(DType::F32).unwrap()))
-            .collect();
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        let (config, vb) = super::super::installed_whisper_base();
         let mut reference = Whisper::load(&vb, config.clone()).unwrap();
         let mut cached = Decoder::load(vb.pp("model.decoder"), &config).unwrap();
         let audio = Tensor::randn(0f32, 1.0, (1, 1500, config.d_model), &Device::Cpu).unwrap();

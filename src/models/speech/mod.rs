@@ -304,5 +304,18 @@ pub fn pack_speech(regions: &[Range<usize>], max: usize) -> Vec<Pack> {
     packs.into_iter().map(|(pack, _)| pack).collect()
 }
 
+/// candle's view of the installed Whisper base (its config, and its float16 tensors read as f32),
+/// for the tests that hold this module's encoder and decoder to candle's own.
+#[cfg(test)]
+fn installed_whisper_base() -> (candle_transformers::models::whisper::Config, candle_nn::VarBuilder<'static>) {
+    let dir = std::env::var_os("HUME_ACTION_MODEL_DIR")
+        .map_or_else(|| PathBuf::from("data/models"), PathBuf::from)
+        .join(WhisperVariant::Base.dir_name());
+    let config = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let device = candle_core::Device::Cpu;
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &device).unwrap();
+    (config, candle_nn::VarBuilder::from_tensors(tensors, candle_core::DType::F32, &device))
+}
+
 #[cfg(test)]
 mod tests;
