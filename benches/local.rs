@@ -69,6 +69,20 @@ fn ffmpeg(args: &[&str]) {
     assert!(status.success(), "ffmpeg {args:?}");
 }
 
+/// A 640x480 25 fps video of `seconds` of the astronaut's face moving across the frame.
+fn face_video(path: &Path, seconds: u32) {
+    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/face/astronaut.jpg");
+    let seconds = seconds.to_string();
+    let crop = "scale=800:-2,crop=640:480:x='80+60*sin(t)':y='0',fps=25";
+    let out = path.to_string_lossy();
+    ffmpeg(
+        &["-loop", "1", "-i", image, "-t", &seconds, "-vf", crop, "-c:v", "libx264", "-preset", "ultrafast"]
+            .into_iter()
+            .chain(["-pix_fmt", "yuv420p", &out])
+            .collect::<Vec<_>>(),
+    );
+}
+
 /// The evaluation sentences spoken with pauses, looped to `seconds` of 16 kHz audio.
 fn recording(seconds: f64) -> Pcm {
     let sentences: Vec<&str> = SENTENCES.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -101,24 +115,7 @@ fn models(dir: &Path) {
 
     // Faces: a 640x480 video of a face moving across the frame, prepared as the server does.
     let video = dir.join("face-640x480.mp4");
-    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/face/astronaut.jpg");
-    ffmpeg(&[
-        "-loop",
-        "1",
-        "-i",
-        image,
-        "-t",
-        "60",
-        "-vf",
-        "scale=800:-2,crop=640:480:x='80+60*sin(t)':y='0',fps=25",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        &video.to_string_lossy(),
-    ]);
+    face_video(&video, 60);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let preparer = Preparer::new(Tools::default(), MediaLimits::default());
     let bytes = std::fs::read(&video).unwrap();
@@ -331,24 +328,7 @@ async fn timed_job(client: &reqwest::Client, address: &str, body: &Value) -> (f6
 /// The 1-hour call is `call` with `HUME_ACTION_CALL_MINUTES=59.9`.
 async fn peaks(dir: &Path) {
     let video = dir.join("face-10min.mp4");
-    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/face/astronaut.jpg");
-    ffmpeg(&[
-        "-loop",
-        "1",
-        "-i",
-        image,
-        "-t",
-        "600",
-        "-vf",
-        "scale=800:-2,crop=640:480:x='80+60*sin(t)':y='0',fps=25",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        &video.to_string_lossy(),
-    ]);
+    face_video(&video, 600);
     let files = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::path("/face-10min.mp4"))
         .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(std::fs::read(&video).unwrap(), "video/mp4"))
