@@ -1,5 +1,5 @@
 //! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
-//! sections `models`, `loads`, `voice`, `burst`, `memory`, `peaks`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! sections `models`, `loads`, `voice`, `burst`, `speakers`, `memory`, `peaks`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
 //! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh --with-burst`).
 //!
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
@@ -17,6 +17,9 @@
 //!   adds when it loads, then burst detection (log-mel front end + YAMNet + stretches) on a
 //!   10-minute recording of sentences with a hedgewars laugh every minute (when `hedgewars-data`
 //!   is installed), as seconds per minute of audio, and the stretches found;
+//! - speakers: diarization (Silero VAD + CAM++ + spectral clustering) of a 5-minute two-voice
+//!   espeak-ng dialogue in this process, in seconds per minute of audio, with its DER (the same
+//!   measurement as `cargo bench --bench speakers`);
 //! - memory: the real server binary on the `local` backend with every model installed: its RSS
 //!   idle after start-up and its start-up high-water (VmHWM), then a job on a 17 s two-voice
 //!   dialogue (language, transcribed), the same with `identify_speakers` twice (the first loads the
@@ -510,6 +513,9 @@ fn main() {
     }
     if wants("memory") {
         tokio::runtime::Runtime::new().unwrap().block_on(memory());
+    }
+    if wants("speakers") {
+        support::diarization(&[5.0]);
     }
     if wants("peaks") {
         tokio::runtime::Runtime::new().unwrap().block_on(peaks(dir.path()));

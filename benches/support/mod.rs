@@ -1,5 +1,5 @@
-//! What the hand-run benchmarks share: the real server binary started on a port of its own, and
-//! a process's memory read from `/proc`.
+//! What the hand-run benchmarks share: the real server binary started on a port of its own, a
+//! process's memory read from `/proc`, and the diarization measurement (`speakers`, `local`).
 
 #![allow(dead_code)]
 
@@ -8,7 +8,66 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use std::time::Instant;
+
+use hume_action::media::audio::Pcm;
+use hume_action::models::speakers::eval::{der, dialogue, Reference};
+use hume_action::models::speakers::Diarizer;
+use hume_action::models::speech::eval::rss_bytes;
 use serde_json::Value;
+
+const SCRIPT: &str = include_str!("../../assets/speakers/call.txt");
+
+/// For each length in `minutes`, a dialogue of two espeak-ng voices (`en-us`, `en-us+Annie`)
+/// speaking `assets/speakers/call.txt` in turn, repeated at other speeds up to that length, is
+/// diarized in this process: prints a table of seconds per minute of audio, speakers found and
+/// DER (0.25 s collar), after the RSS the speaker model adds at load.
+pub fn diarization(minutes: &[f64]) {
+    let dir = model_root();
+    let before = rss_bytes().unwrap_or(0);
+    let diarizer = Diarizer::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let after = rss_bytes().unwrap_or(0);
+    println!("speaker model (CAM++ + VAD) load: +{:.0} MB RSS", (after.saturating_sub(before)) as f64 / 1e6);
+    let lines: Vec<&str> = SCRIPT.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    // Each pass through the script at another speed, so no window repeats another exactly
+    // (exact copies make every window's nearest neighbours its own copies).
+    let pass = |c: usize| {
+        let turns: Vec<(&str, &str)> =
+            lines.iter().enumerate().map(|(i, l)| (if i % 2 == 0 { "en-us" } else { "en-us+Annie" }, *l)).collect();
+        dialogue(&turns, 0.4, 140 + 12 * (c as u32 % 8)).expect("espeak-ng and ffmpeg")
+    };
+    println!("| audio | diarization | s per minute of audio | x real time | speakers | DER |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for &m in minutes {
+        let mut samples: Vec<i16> = Vec::new();
+        let mut truth: Vec<Reference> = Vec::new();
+        let mut c = 0;
+        while (samples.len() as f64) < m * 60.0 * f64::from(Pcm::RATE) {
+            let (one, reference) = pass(c);
+            let shift = samples.len() as f64 / f64::from(Pcm::RATE);
+            truth.extend(reference.iter().map(|r| Reference {
+                begin: r.begin + shift,
+                end: r.end + shift,
+                speaker: r.speaker,
+            }));
+            samples.extend_from_slice(&one.samples);
+            c += 1;
+        }
+        let pcm = Pcm { samples };
+        let audio = pcm.duration_secs();
+        let started = Instant::now();
+        let found = diarizer.diarize(&pcm).unwrap_or_else(|e| panic!("{e}"));
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "| {:.1} min | {secs:.2} s | {:.2} | {:.1}x | {} | {:.3} |",
+            audio / 60.0,
+            secs / audio * 60.0,
+            audio / secs,
+            found.speakers,
+            der(&truth, &found.turns, 0.25).rate()
+        );
+    }
+}
 
 /// `HUME_ACTION_MODEL_DIR`, else the checkout's `data/models`.
 pub fn model_root() -> PathBuf {
