@@ -57,9 +57,10 @@ impl HalfLinear {
         let mut out_dims = dims.clone();
         *out_dims.last_mut().ok_or_else(|| candle_core::Error::Msg("a scalar input".into()))? = outputs;
         let y = if rows <= FEW_ROWS {
-            let x: Vec<f32> = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
-            let y = with_weights(&self.weight, |w| hume_kernels::float16::rows_times_transposed(w, &x, rows, inputs))?;
-            Tensor::from_vec(y, out_dims, x_device())?
+            let values: Vec<f32> = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            let y =
+                with_weights(&self.weight, |w| hume_kernels::float16::rows_times_transposed(w, &values, rows, inputs))?;
+            Tensor::from_vec(y, out_dims, x.device())?
         } else {
             let w = self.weight.to_dtype(DType::F32)?;
             let w = match dims.len() {
@@ -74,10 +75,6 @@ impl HalfLinear {
             None => Ok(y),
         }
     }
-}
-
-fn x_device() -> &'static candle_core::Device {
-    &candle_core::Device::Cpu
 }
 
 /// Runs `f` on the weight's float16 values.

@@ -10,7 +10,7 @@
 //! are candle's (a test compares them on the installed model); the scale that candle applies to
 //! queries and keys on every call is folded into the query's weights at load.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{layer_norm, Conv1d, Conv1dConfig, LayerNorm, Module, VarBuilder};
 use candle_transformers::models::whisper::Config;
 
@@ -36,9 +36,9 @@ impl Layer {
         // weight and bias: 1/8 for Whisper's 64-wide heads, a power of two, so the float16
         // weights stay exact and q · kᵀ is the same.
         let scale = ((n_state / n_head) as f64).powf(-0.5);
-        let query = HalfLinear::load(n_state, n_state, true, attention.pp("q_proj"))?;
-        let query_bias = attention.pp("q_proj").get(n_state, "bias")?;
-        let query = HalfLinear::new((query.weight().to_dtype(DType::F32)? * scale)?, Some((query_bias * scale)?))?;
+        let q = attention.pp("q_proj");
+        let query =
+            HalfLinear::new((q.get((n_state, n_state), "weight")? * scale)?, Some((q.get(n_state, "bias")? * scale)?))?;
         Ok(Self {
             query,
             key: HalfLinear::load(n_state, n_state, false, attention.pp("k_proj"))?,
