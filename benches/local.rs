@@ -324,6 +324,34 @@ async fn timed_job(client: &reqwest::Client, address: &str, body: &Value) -> (f6
     )
 }
 
+/// The server binary on `local` in a data directory of its own, answered `/readyz`; killed when
+/// dropped, so a section that panics leaves no server behind.
+struct Running {
+    child: std::process::Child,
+    address: String,
+    pid: String,
+    client: reqwest::Client,
+    readyz: Value,
+    _data: tempfile::TempDir,
+}
+
+impl Running {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let (child, address) = server(data.path(), &[]);
+        let client = reqwest::Client::new();
+        let readyz = client.get(format!("{address}/readyz")).send().await.unwrap().json().await.unwrap();
+        Self { pid: child.id().to_string(), child, address, client, readyz, _data: data }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The server's high-water in the largest jobs of each kind, each on a fresh server (so VmHWM is
 /// that job's): a 10-minute 640x480 video with a face at `fps_pred` 3 (1,800 frames), and the
 /// largest text job a JSON body takes under the default limits (18,800 sentences in 8 items: the
@@ -357,17 +385,11 @@ async fn peaks(dir: &Path) {
         ),
     ];
     for (what, body) in &jobs {
-        let data = tempfile::tempdir().unwrap();
-        let (mut child, address) = server(data.path(), &[]);
-        let pid = child.id().to_string();
-        let client = reqwest::Client::new();
-        client.get(format!("{address}/readyz")).send().await.unwrap();
-        let (idle, _) = memory_of(&pid);
-        let (secs, status, errors) = timed_job(&client, &address, body).await;
-        let (rss, peak) = memory_of(&pid);
+        let server = Running::start().await;
+        let (idle, _) = memory_of(&server.pid);
+        let (secs, status, errors) = timed_job(&server.client, &server.address, body).await;
+        let (rss, peak) = memory_of(&server.pid);
         println!("peaks: {what}: {status} in {secs:.1} s; RSS idle {idle:.0} MB, high-water {peak:.0} MB, {rss:.0} MB after; errors {errors}");
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
@@ -398,14 +420,11 @@ async fn memory() {
             .mount(&files)
             .await;
     }
-    let data = tempfile::tempdir().unwrap();
-    let (mut child, address) = server(data.path(), &[]);
-    let pid = child.id().to_string();
-    let client = reqwest::Client::new();
-    let ready: Value = client.get(format!("{address}/readyz")).send().await.unwrap().json().await.unwrap();
-    println!("memory: server ready, components {}", ready["components"]);
-    let (idle, high_water) = memory_of(&pid);
-    let (anon, file) = rss_parts(&pid);
+    let server = Running::start().await;
+    let (pid, client, address) = (&server.pid, &server.client, &server.address);
+    println!("memory: server ready, components {}", server.readyz["components"]);
+    let (idle, high_water) = memory_of(pid);
+    let (anon, file) = rss_parts(pid);
     println!(
         "  idle RSS after start-up: {idle:.0} MB ({anon:.0} MB anonymous, {file:.0} MB file-backed: the binary and mapped libraries); start-up high-water (VmHWM): {high_water:.0} MB"
     );
@@ -432,13 +451,11 @@ async fn memory() {
     ];
     let mut before = idle;
     for (what, body) in &jobs {
-        let (secs, status, errors) = timed_job(&client, &address, body).await;
-        let (rss, peak) = memory_of(&pid);
+        let (secs, status, errors) = timed_job(client, address, body).await;
+        let (rss, peak) = memory_of(pid);
         println!("  {what}: {status} in {secs:.2} s; RSS {rss:.0} MB after ({:+.0} MB), high-water {peak:.0} MB; errors {errors}", rss - before);
         before = rss;
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 async fn call(dir: &Path) {
@@ -453,13 +470,10 @@ async fn call(dir: &Path) {
         .mount(&files)
         .await;
 
-    let data = tempfile::tempdir().unwrap();
-    let (mut child, address) = server(data.path(), &[]);
-    let pid = child.id().to_string();
-    let client = reqwest::Client::new();
-    let ready = client.get(format!("{address}/readyz")).send().await.unwrap();
-    println!("server ready: {} {}", ready.status(), ready.text().await.unwrap_or_default());
-    println!("server RSS with every local model loaded, idle: {:.0} MB", memory_of(&pid).0);
+    let server = Running::start().await;
+    let (pid, client, address) = (&server.pid, &server.client, &server.address);
+    println!("server ready: {}", server.readyz);
+    println!("server RSS with every local model loaded, idle: {:.0} MB", memory_of(pid).0);
 
     let start = Instant::now();
     let body = json!({"urls": format!("{}/call.mp3", files.uri()), "models_language": "Yes", "models_prosody": "Yes"});
@@ -473,9 +487,9 @@ async fn call(dir: &Path) {
         .await
         .unwrap();
     let id = answer["job_id"].as_str().expect("a job id").to_owned();
-    let job = wait_for_end(&client, &address, &id).await;
+    let job = wait_for_end(client, address, &id).await;
     let took = start.elapsed().as_secs_f64();
-    let (_, peak) = memory_of(&pid);
+    let (_, peak) = memory_of(pid);
     let predictions: Value =
         client.get(format!("{address}/v0/batch/jobs/{id}/predictions")).send().await.unwrap().json().await.unwrap();
     let source = &predictions[0]["results"];
@@ -490,9 +504,7 @@ async fn call(dir: &Path) {
     let voice_rows = source["predictions"][0]["voice"].as_array().map_or(0, Vec::len);
     println!("  voice measures: {voice_rows} utterances");
     println!("  source errors: {}", source["errors"]);
-    println!("  server RSS: peak {peak:.0} MB during the job, {:.0} MB after it", memory_of(&pid).0);
-    let _ = child.kill();
-    let _ = child.wait();
+    println!("  server RSS: peak {peak:.0} MB during the job, {:.0} MB after it", memory_of(pid).0);
 }
 
 fn main() {
