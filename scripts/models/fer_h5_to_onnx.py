@@ -89,6 +89,8 @@ def convert(h5_path, onnx_path):
         [helper.make_tensor_value_info(last, TensorProto.FLOAT, [1, 7])],
         initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="fer_h5_to_onnx")
+    # The IR version of opset 13, not the onnx package's newest (which onnxruntime 1.31 refuses).
+    model.ir_version = 7
     onnx.checker.check_model(model)
     onnx.save(model, onnx_path)
 

@@ -27,6 +27,7 @@ use crate::analyzers::{Analyzer, MeasureError, Missing, Step, Task};
 use crate::job::models::FaceSettings;
 use crate::media::prepare::Frame;
 use crate::models::face::{Detection, FaceModels};
+use crate::models::onnx::Runtime;
 use crate::predictions::names::EMOTIONS;
 use crate::predictions::{BoundingBox, FacePrediction, ModelOutput, ModelsPredictions, Score};
 
@@ -97,8 +98,8 @@ impl LocalFace {
 
     /// A runner over the models in `dir` (the `face` folder of the model directory), loaded by
     /// the first file measured for faces; its files should have passed [`FaceModels::check`].
-    pub fn on_first_use(dir: PathBuf) -> Self {
-        Self { models: LazyModel::new("face", move || FaceModels::load(&dir)) }
+    pub fn on_first_use(dir: PathBuf, runtime: Runtime) -> Self {
+        Self { models: LazyModel::new("face", move || FaceModels::load_on(&dir, runtime)) }
     }
 }
 

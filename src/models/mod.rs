@@ -4,6 +4,7 @@ pub mod burst;
 pub mod face;
 pub mod half;
 pub mod language;
+pub mod onnx;
 pub mod segment;
 pub mod speakers;
 pub mod speech;

