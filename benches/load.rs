@@ -280,7 +280,10 @@ fn rss() {
 async fn tiny() {
     let upstream = MockServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let address = spawn(config(BackendKind::Local, &upstream, dir.path())).await;
+    let mut config = config(BackendKind::Local, &upstream, dir.path());
+    config.workers = std::env::var("HUME_ACTION_WORKERS").ok().and_then(|w| w.parse().ok());
+    let workers = config.workers();
+    let address = spawn(config).await;
     let client = reqwest::Client::new();
     let texts = sentences();
     let run = |i: usize| {
@@ -303,6 +306,10 @@ async fn tiny() {
     };
     // Warm-up: the first jobs open the database's pages and the model's buffers.
     futures::stream::iter(0..20).map(run).buffer_unordered(10).collect::<Vec<_>>().await;
+    // One at a time first: a job's latency with no queue in front of it.
+    let (mut alone, _): (Vec<Duration>, Vec<Duration>) =
+        futures::stream::iter(0..50).map(run).buffer_unordered(1).collect::<Vec<_>>().await.into_iter().unzip();
+    alone.sort();
     let started = Instant::now();
     let (mut own, mut waited): (Vec<Duration>, Vec<Duration>) =
         futures::stream::iter(0..200).map(run).buffer_unordered(10).collect::<Vec<_>>().await.into_iter().unzip();
@@ -310,7 +317,8 @@ async fn tiny() {
     own.sort();
     waited.sort();
     println!(
-        "tiny: 200 one-sentence text jobs (v0 `text`, language at sentence granularity), 10 in flight, local, SQLite"
+        "tiny: 200 one-sentence text jobs (v0 `text`, language at sentence granularity), 10 in flight, local, SQLite, \
+         {workers} workers (HUME_ACTION_WORKERS)"
     );
     println!(
         "  {rate:.0} jobs/s; created to COMPLETED (the job's timestamps): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
@@ -322,6 +330,11 @@ async fn tiny() {
         "  the caller's POST + summary?wait until the end: p50 {:.0} ms, p99 {:.0} ms",
         pct(&waited, 0.5),
         pct(&waited, 0.99)
+    );
+    println!(
+        "  one job at a time (50 jobs), created to COMPLETED: p50 {:.0} ms, p99 {:.0} ms",
+        pct(&alone, 0.5),
+        pct(&alone, 0.99)
     );
 }
 

@@ -3,9 +3,8 @@
 //! `cargo run --release --bin train-language-head -- <model_dir> [assets_dir]`
 //! `cargo run --release --bin train-language-head -- --words <model_dir> [assets_dir]`
 //!
-//! Reads `expressions.jsonl` (the original sentences), `expressions_more.jsonl` and
-//! `expressions_third.jsonl` (sentences added later by other writers) and `toxicity.jsonl` from
-//! `assets_dir` (default `assets/language`),
+//! Reads `expressions.jsonl` (the original sentences), `expressions_more.jsonl` (sentences added
+//! later by another writer) and `toxicity.jsonl` from `assets_dir` (default `assets/language`),
 //! embeds every sentence with all-MiniLM-L6-v2 from `model_dir`, holds out every 5th sentence of
 //! each expression in each expression file (so the original file keeps the split it always had)
 //! and every 5th toxicity line, leaves added sentences that nearly repeat one across a split out
@@ -32,9 +31,6 @@ use std::path::{Path, PathBuf};
 
 const EXPRESSIONS_FILE: &str = "expressions.jsonl";
 const MORE_FILE: &str = "expressions_more.jsonl";
-const THIRD_FILE: &str = "expressions_third.jsonl";
-/// The added sentences' files, after the original ones; each has a split of its own.
-const ADDED_FILES: [&str; 2] = [MORE_FILE, THIRD_FILE];
 const TOXICITY_FILE: &str = "toxicity.jsonl";
 const WORDS_FILE: &str = "word_carriers.jsonl";
 /// Every `HOLD_OUT`-th sentence of each group is held out for evaluation.
@@ -131,17 +127,11 @@ fn main() -> Res<()> {
     }
 
     let (expr_bytes, tox_bytes) = (read(&assets.join(EXPRESSIONS_FILE))?, read(&assets.join(TOXICITY_FILE))?);
-    let added_bytes = ADDED_FILES.map(|file| read(&assets.join(file)));
-    let [more_bytes, third_bytes] = added_bytes;
-    let (more_bytes, third_bytes) = (more_bytes?, third_bytes?);
+    let more_bytes = read(&assets.join(MORE_FILE))?;
     let original: Vec<ExpressionRow> = parse_lines(&expr_bytes)?;
     let n_original = original.len();
-    let more: Vec<ExpressionRow> = parse_lines(&more_bytes)?;
-    let n_more = more.len();
     // The original sentences first, then the added ones; each file has its own split.
-    let expr: Vec<ExpressionRow> =
-        original.into_iter().chain(more).chain(parse_lines::<ExpressionRow>(&third_bytes)?).collect();
-    let file_of = |i: usize| usize::from(i >= n_original) + usize::from(i >= n_original + n_more);
+    let expr: Vec<ExpressionRow> = original.into_iter().chain(parse_lines(&more_bytes)?).collect();
     let tox: Vec<ToxicityRow> = parse_lines(&tox_bytes)?;
 
     eprintln!("embedding {} + {} sentences", expr.len(), tox.len());
@@ -150,7 +140,7 @@ fn main() -> Res<()> {
     let tox_x = embed(tox.iter().map(|r| r.text.as_str()).collect())?;
     let label_x = embed(EXPRESSIONS.to_vec())?;
 
-    let mut seen = BTreeMap::<(usize, &str), usize>::new();
+    let mut seen = BTreeMap::<(bool, &str), usize>::new();
     let mut expr_fold = Vec::new();
     let mut label_of = Vec::new();
     for (i, row) in expr.iter().enumerate() {
@@ -159,7 +149,7 @@ fn main() -> Res<()> {
         if !(1.0..=9.0).contains(&row.sentiment) {
             return Err(format!("sentiment {} of {:?} is outside 1..9", row.sentiment, row.text).into());
         }
-        let n = seen.entry((file_of(i), &row.label)).or_default();
+        let n = seen.entry((i >= n_original, &row.label)).or_default();
         expr_fold.push(*n % HOLD_OUT);
         *n += 1;
         label_of.push(label);
@@ -263,19 +253,13 @@ fn main() -> Res<()> {
         "cv_folds": FOLDS,
         "l2_grid": L2_GRID,
         "l2": { "emotions": emotions_l2, "sentiment": sentiment_l2, "toxicity": toxicity_l2 },
-        "sentences": {
-            "expressions": n_original,
-            "expressions_more": n_more,
-            "expressions_third": expr.len() - n_original - n_more,
-            "toxicity": tox.len(),
-        },
+        "sentences": { "expressions": n_original, "expressions_more": expr.len() - n_original, "toxicity": tox.len() },
     });
     let heads = HeadFile {
         model_sha256: MODEL_SHA256.to_owned(),
         datasets: BTreeMap::from([
             (EXPRESSIONS_FILE.to_owned(), sha256_hex(&expr_bytes)),
             (MORE_FILE.to_owned(), sha256_hex(&more_bytes)),
-            (THIRD_FILE.to_owned(), sha256_hex(&third_bytes)),
             (TOXICITY_FILE.to_owned(), sha256_hex(&tox_bytes)),
         ]),
         emotions: rounded(emotions_head),
@@ -476,8 +460,7 @@ Training: L2-regularised cross-entropy, Nesterov-accelerated full-batch gradient
 cross-validation on the training part only (chosen: emotions {l2e}, sentiment {l2s},
 toxicity {l2t}). Every 5th sentence of each expression (every 5th toxicity line) is held
 out for the numbers below, in each expression file separately: the original split is the one
-every earlier evaluation used, unchanged, and each added file has a split of its own (the
-"added" rows hold out both added files' splits together). An added
+every earlier evaluation used, unchanged, and the added file has a split of its own. An added
 sentence whose embedding has cosine >= {leak} with a sentence on the other side of either split
 is left out of the evaluation fits ({n_leak} of them), so that no paraphrase of a held-out
 sentence is trained on. The shipped heads are then retrained on all data.
@@ -487,7 +470,6 @@ sentence is trained on. The shipped heads are then retrained on all data.
 | `model.safetensors` | all-MiniLM-L6-v2 | `{model}` |
 | `expressions.jsonl` | {n_expr} sentences, 53 expressions (the original set) | `{sha_expr}` |
 | `expressions_more.jsonl` | {n_more} sentences, 53 expressions (added, another writer) | `{sha_more}` |
-| `expressions_third.jsonl` | {n_third} sentences, 53 expressions (added, a third writer) | `{sha_third}` |
 | `toxicity.jsonl` | {n_tox} lines | `{sha_tox}` |
 
 ## Held-out results
@@ -534,7 +516,7 @@ first 0.493, label top-1 0.787, top-3 0.92; occlusion by `[MASK]` instead of rem
 - These are **not Hume's models**: the scores imitate the shape of Hume's "Emotional
   language" output (53 expressions, sentiment, toxicity) but are not calibrated to it and
   will differ from the hosted API's numbers.
-- The training set is **small and hand-written** (20 + 20 + 20 sentences per expression): it shows
+- The training set is **small and hand-written** (20 + 20 sentences per expression): it shows
   that the heads separate clear cases, not that they generalise to real-world text. The
   held-out sentences come from the same writers and style as the training ones, so the
   numbers above are optimistic; toxicity labels with few positives have unreliable F1.
@@ -556,8 +538,6 @@ first 0.493, label top-1 0.787, top-3 0.92; occlusion by `[MASK]` instead of rem
         sha_expr = heads.datasets[EXPRESSIONS_FILE],
         sha_more = heads.datasets[MORE_FILE],
         n_more = t["sentences"]["expressions_more"],
-        sha_third = heads.datasets[THIRD_FILE],
-        n_third = t["sentences"]["expressions_third"],
         leak = LEAK_COSINE,
         n_leak = e["added_sentences_left_out_of_evaluation_fits"],
         sha_tox = heads.datasets[TOXICITY_FILE],
