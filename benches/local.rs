@@ -170,12 +170,7 @@ fn models(dir: &Path) {
     );
 
     // Language: the same 256 sentences as `cargo bench --bench load -- language`.
-    let texts: Vec<String> = include_str!("../assets/language/expressions.jsonl")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["text"].as_str().map(str::to_owned))
-        .take(256)
-        .collect();
+    let texts = bench_sentences();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     language.score(&refs[..32]).unwrap();
     let start = Instant::now();
@@ -822,7 +817,8 @@ fn runtimes(dir: &Path) {
     let (mut ours_boxes, mut anchor_boxes) = (Vec::new(), Value::Null);
     for _ in 0..3 {
         let (fps, boxes) = measure(&face_on_ort);
-        (ort_fps.push(fps), ours_boxes = boxes);
+        ort_fps.push(fps);
+        ours_boxes = boxes;
         tract_fps.push(measure(&face_on_tract).0);
         let theirs = piped(
             Command::new(&python).arg(script).arg("faces").arg(&face_dir).arg(&frames_dir).arg(threshold.to_string()),

@@ -115,7 +115,7 @@ pub struct Embedder {
 /// The transformer, on the runtime it was loaded for.
 enum Encoder {
     /// `model.safetensors` on candle.
-    Candle(BertModel),
+    Candle(Box<BertModel>),
     /// `model.onnx` on onnxruntime: token ids and mask in, the pooled, normalised embedding out.
     Onnx(OrtModel),
 }
@@ -151,7 +151,7 @@ impl Embedder {
                     .map_err(|e| LanguageModelError::InvalidModel(format!("config.json: {e}")))?;
                 let weights = read_verified(model_dir, weights.0, weights.1)?;
                 let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)?;
-                Encoder::Candle(BertModel::load(vb, &config)?)
+                Encoder::Candle(Box::new(BertModel::load(vb, &config)?))
             }
         };
         Ok(Self { encoder, tokenizer })
