@@ -3,8 +3,8 @@
 //! `cargo run --release --bin train-language-head -- <model_dir> [assets_dir]`
 //! `cargo run --release --bin train-language-head -- --words <model_dir> [assets_dir]`
 //!
-//! Reads `expressions.jsonl` (the original sentences), `expressions_more.jsonl` (sentences added
-//! later by another writer) and `toxicity.jsonl` from `assets_dir` (default `assets/language`),
+//! Reads `expressions.jsonl` (the original sentences), the added sentences of [`ADDED_FILES`]
+//! (later, by other writers) and `toxicity.jsonl` from `assets_dir` (default `assets/language`),
 //! embeds every sentence with all-MiniLM-L6-v2 from `model_dir`, holds out every 5th sentence of
 //! each expression in each expression file (so the original file keeps the split it always had)
 //! and every 5th toxicity line, leaves added sentences that nearly repeat one across a split out
@@ -30,7 +30,11 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 const EXPRESSIONS_FILE: &str = "expressions.jsonl";
-const MORE_FILE: &str = "expressions_more.jsonl";
+/// The files of added sentences, each with what it is; each has a split of its own.
+const ADDED_FILES: [(&str, &str); 2] = [
+    ("expressions_more.jsonl", "added, another writer"),
+    ("expressions_third.jsonl", "added, a third writer (2026-12-04)"),
+];
 const TOXICITY_FILE: &str = "toxicity.jsonl";
 const WORDS_FILE: &str = "word_carriers.jsonl";
 /// Every `HOLD_OUT`-th sentence of each group is held out for evaluation.
@@ -127,11 +131,19 @@ fn main() -> Res<()> {
     }
 
     let (expr_bytes, tox_bytes) = (read(&assets.join(EXPRESSIONS_FILE))?, read(&assets.join(TOXICITY_FILE))?);
-    let more_bytes = read(&assets.join(MORE_FILE))?;
     let original: Vec<ExpressionRow> = parse_lines(&expr_bytes)?;
     let n_original = original.len();
     // The original sentences first, then the added ones; each file has its own split.
-    let expr: Vec<ExpressionRow> = original.into_iter().chain(parse_lines(&more_bytes)?).collect();
+    let (mut expr, mut file_of) = (Vec::new(), vec![0; n_original]);
+    expr.extend(original);
+    let mut added = Vec::new();
+    for (k, (name, _)) in ADDED_FILES.iter().enumerate() {
+        let bytes = read(&assets.join(name))?;
+        let rows: Vec<ExpressionRow> = parse_lines(&bytes)?;
+        file_of.extend(std::iter::repeat_n(k + 1, rows.len()));
+        added.push((*name, rows.len(), sha256_hex(&bytes)));
+        expr.extend(rows);
+    }
     let tox: Vec<ToxicityRow> = parse_lines(&tox_bytes)?;
 
     eprintln!("embedding {} + {} sentences", expr.len(), tox.len());
@@ -140,7 +152,7 @@ fn main() -> Res<()> {
     let tox_x = embed(tox.iter().map(|r| r.text.as_str()).collect())?;
     let label_x = embed(EXPRESSIONS.to_vec())?;
 
-    let mut seen = BTreeMap::<(bool, &str), usize>::new();
+    let mut seen = BTreeMap::<(usize, &str), usize>::new();
     let mut expr_fold = Vec::new();
     let mut label_of = Vec::new();
     for (i, row) in expr.iter().enumerate() {
@@ -149,7 +161,7 @@ fn main() -> Res<()> {
         if !(1.0..=9.0).contains(&row.sentiment) {
             return Err(format!("sentiment {} of {:?} is outside 1..9", row.sentiment, row.text).into());
         }
-        let n = seen.entry((i >= n_original, &row.label)).or_default();
+        let n = seen.entry((file_of[i], &row.label)).or_default();
         expr_fold.push(*n % HOLD_OUT);
         *n += 1;
         label_of.push(label);
@@ -253,15 +265,19 @@ fn main() -> Res<()> {
         "cv_folds": FOLDS,
         "l2_grid": L2_GRID,
         "l2": { "emotions": emotions_l2, "sentiment": sentiment_l2, "toxicity": toxicity_l2 },
-        "sentences": { "expressions": n_original, "expressions_more": expr.len() - n_original, "toxicity": tox.len() },
+        "sentences": {
+            "expressions": n_original,
+            "added": added.iter().map(|(name, n, _)| (name.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "toxicity": tox.len(),
+        },
     });
     let heads = HeadFile {
         model_sha256: MODEL_SHA256.to_owned(),
-        datasets: BTreeMap::from([
-            (EXPRESSIONS_FILE.to_owned(), sha256_hex(&expr_bytes)),
-            (MORE_FILE.to_owned(), sha256_hex(&more_bytes)),
-            (TOXICITY_FILE.to_owned(), sha256_hex(&tox_bytes)),
-        ]),
+        datasets: [(EXPRESSIONS_FILE, sha256_hex(&expr_bytes)), (TOXICITY_FILE, sha256_hex(&tox_bytes))]
+            .into_iter()
+            .chain(added.iter().map(|(name, _, sha)| (*name, sha.clone())))
+            .map(|(name, sha)| (name.to_owned(), sha))
+            .collect(),
         emotions: rounded(emotions_head),
         sentiment: rounded(sentiment_head),
         toxicity: rounded(toxicity_head),
@@ -429,6 +445,13 @@ fn evaluation_md(heads: &HeadFile) -> String {
             split["baseline_mae_train_mean"]
         );
     }
+    let added_rows: String = ADDED_FILES
+        .iter()
+        .map(|(name, what)| {
+            let n = &t["sentences"]["added"][name];
+            format!("| `{name}` | {n} sentences, 53 expressions ({what}) | `{}` |\n", heads.datasets[*name])
+        })
+        .collect();
     let mut tox_rows = String::new();
     for label in TOXICITY {
         let m = &e["toxicity"]["per_label_threshold_0_5"][label];
@@ -460,7 +483,8 @@ Training: L2-regularised cross-entropy, Nesterov-accelerated full-batch gradient
 cross-validation on the training part only (chosen: emotions {l2e}, sentiment {l2s},
 toxicity {l2t}). Every 5th sentence of each expression (every 5th toxicity line) is held
 out for the numbers below, in each expression file separately: the original split is the one
-every earlier evaluation used, unchanged, and the added file has a split of its own. An added
+every earlier evaluation used, unchanged, and each added file has a split of its own (the
+"added" rows are their held-out sentences together). An added
 sentence whose embedding has cosine >= {leak} with a sentence on the other side of either split
 is left out of the evaluation fits ({n_leak} of them), so that no paraphrase of a held-out
 sentence is trained on. The shipped heads are then retrained on all data.
@@ -469,8 +493,7 @@ sentence is trained on. The shipped heads are then retrained on all data.
 | --- | --- | --- |
 | `model.safetensors` | all-MiniLM-L6-v2 | `{model}` |
 | `expressions.jsonl` | {n_expr} sentences, 53 expressions (the original set) | `{sha_expr}` |
-| `expressions_more.jsonl` | {n_more} sentences, 53 expressions (added, another writer) | `{sha_more}` |
-| `toxicity.jsonl` | {n_tox} lines | `{sha_tox}` |
+{added_rows}| `toxicity.jsonl` | {n_tox} lines | `{sha_tox}` |
 
 ## Held-out results
 
@@ -516,7 +539,7 @@ first 0.493, label top-1 0.787, top-3 0.92; occlusion by `[MASK]` instead of rem
 - These are **not Hume's models**: the scores imitate the shape of Hume's "Emotional
   language" output (53 expressions, sentiment, toxicity) but are not calibrated to it and
   will differ from the hosted API's numbers.
-- The training set is **small and hand-written** (20 + 20 sentences per expression): it shows
+- The training set is **small and hand-written** (20 + 20 + 20 sentences per expression): it shows
   that the heads separate clear cases, not that they generalise to real-world text. The
   held-out sentences come from the same writers and style as the training ones, so the
   numbers above are optimistic; toxicity labels with few positives have unreliable F1.
@@ -536,8 +559,6 @@ first 0.493, label top-1 0.787, top-3 0.92; occlusion by `[MASK]` instead of rem
         n_expr = t["sentences"]["expressions"],
         n_tox = t["sentences"]["toxicity"],
         sha_expr = heads.datasets[EXPRESSIONS_FILE],
-        sha_more = heads.datasets[MORE_FILE],
-        n_more = t["sentences"]["expressions_more"],
         leak = LEAK_COSINE,
         n_leak = e["added_sentences_left_out_of_evaluation_fits"],
         sha_tox = heads.datasets[TOXICITY_FILE],
